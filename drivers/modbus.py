@@ -1,0 +1,335 @@
+"""A small, strict Modbus client link on top of pymodbus 3.16's *sync* clients.
+
+What it adds to pymodbus:
+
+- ``connect()`` keeps the OS's reason (``connection refused``) instead of
+  pymodbus's bare ``False``, sets TCP_NODELAY, and is probed by the driver.
+- One ``threading.RLock`` per link; composite operations hold it across requests.
+- Every pymodbus/OS failure becomes :class:`~drivers.errors.CommsError`; a
+  Modbus exception response becomes :class:`~drivers.errors.ToolRejected` with
+  the manual's meaning of the code. A reply of the wrong function code or
+  length is a CommsError (garbled), never silently used.
+- pymodbus's own retries are off (``retries=0``): a timed-out START must never be
+  re-sent behind our back. Queries are retried once here, and only after a
+  *lost connection* (reconnect first); a timeout is not retried, so a mute tool
+  costs one timeout, not two.
+- After a timeout or a garbled reply the connection is closed, so a late reply
+  can never be read as the answer to the next request; the next call reconnects.
+  Before each request an idle TCP socket is checked for a peer close (the tool
+  dropped us), and reopened before anything is sent — so a command after a
+  drop goes out on a fresh connection instead of failing.
+
+RTU: pymodbus's sync serial client polls ``in_waiting`` every 4 character
+times (≈ 2.1 ms at 19200 baud) and ends a frame after one quiet poll; that
+quiet time is close to Modbus's own 3.5-character frame gap, so the polling
+is what frames the reply. On a real 19200-baud line a 16-register reply takes
+≈ 21 ms on the wire, so the ≤ 2 polls of overhead are small; on a pty (no wire
+time) a round trip measured ≈ 4–6 ms. The async client would save those few
+milliseconds but needs an event loop thread per driver; not worth it here.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+import structlog
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+
+from .errors import CommsError, ToolRejected
+
+# pymodbus logs connection failures at ERROR through stdlib logging; with no
+# handler configured Python's last-resort handler would print them on stderr
+# (e.g. under the CLI). We report those failures ourselves.
+logging.getLogger("pymodbus").addHandler(logging.NullHandler())
+
+log = structlog.get_logger("drivers.modbus")
+
+FC_NAMES = {1: "read coils", 2: "read discrete inputs", 3: "read holding registers",
+            4: "read input registers", 5: "write single coil", 6: "write single register",
+            16: "write multiple registers"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the tool is: TCP ``host:port`` or an RTU serial port (19200 8E1)."""
+
+    transport: str  # "tcp" | "rtu"
+    host: str = "127.0.0.1"
+    port: int = 502
+    serial_port: str | None = None
+    baudrate: int = 19200
+    unit: int = 1
+    timeout_s: float = 2.0
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}" if self.transport == "tcp" else str(self.serial_port)
+
+
+class _Tcp(ModbusTcpClient):
+    """Keeps the reason a connect failed; sets TCP_NODELAY."""
+
+    last_error: OSError | None = None
+
+    def connect(self) -> bool:
+        if self.socket:
+            return True
+        try:
+            sock = socket.create_connection(
+                (self.comm_params.host, self.comm_params.port),
+                timeout=self.comm_params.timeout_connect,
+            )
+        except OSError as exc:
+            self.last_error = exc
+            return False
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.socket = sock
+        return True
+
+    def peer_gone(self) -> bool:
+        """True if the idle socket has been closed by the peer or holds stale bytes."""
+        if self.socket is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.socket], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)  # an idle Modbus link has nothing to read: EOF or junk
+
+
+class _Rtu(ModbusSerialClient):
+    """Keeps the reason an open failed; starts with an empty input buffer."""
+
+    last_error: Exception | None = None
+
+    def connect(self) -> bool:
+        if self.socket:
+            return True
+        try:
+            port = serial.serial_for_url(
+                self.comm_params.host,
+                timeout=self.comm_params.timeout_connect,
+                write_timeout=self.comm_params.timeout_connect,
+                bytesize=self.comm_params.bytesize,
+                stopbits=self.comm_params.stopbits,
+                baudrate=self.comm_params.baudrate,
+                parity=self.comm_params.parity,
+                exclusive=True,
+            )
+            port.inter_byte_timeout = self.inter_byte_timeout
+            port.reset_input_buffer()
+        except Exception as exc:  # pyserial raises termios/OSError/SerialException
+            self.last_error = exc
+            return False
+        self.socket = port
+        return True
+
+    def peer_gone(self) -> bool:
+        return False
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no reply"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+class ModbusLink:
+    """One connection to one Modbus device, used by one driver instance."""
+
+    def __init__(self, endpoint: Endpoint, *, tool: str) -> None:
+        self.endpoint = endpoint
+        self.tool = tool
+        self.lock = threading.RLock()
+        self._client: _Tcp | _Rtu | None = None
+        self._log = log.bind(tool=tool)
+
+    # ------------------------------------------------------------ connection
+    def _new_client(self) -> _Tcp | _Rtu:
+        ep = self.endpoint
+        if ep.transport == "tcp":
+            return _Tcp(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0)
+        return _Rtu(str(ep.serial_port), baudrate=ep.baudrate, bytesize=8, parity="E",
+                    stopbits=1, timeout=ep.timeout_s, retries=0)
+
+    def open(self) -> None:
+        """Open the transport (no request is sent); CommsError with the OS's reason."""
+        with self.lock:
+            if self._client is not None and self._client.connected:
+                return
+            client = self._new_client()
+            if not client.connect():
+                raise CommsError(f"cannot connect to {self.endpoint}: "
+                                 f"{_reason(client.last_error)}", tool=self.tool)
+            self._client = client
+
+    def close(self) -> None:
+        with self.lock:
+            if self._client is not None:
+                try:
+                    self._client.close()
+                except Exception:  # closing a broken transport must not raise
+                    pass
+                self._client = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None
+
+    # ------------------------------------------------------------ requests
+    def read_input(self, address: int, count: int) -> list[int]:
+        return self._request(4, address, count=count).registers[:count]
+
+    def read_holding(self, address: int, count: int) -> list[int]:
+        return self._request(3, address, count=count).registers[:count]
+
+    def read_coils(self, address: int, count: int) -> list[bool]:
+        return list(self._request(1, address, count=count).bits[:count])
+
+    def read_discrete(self, address: int, count: int) -> list[bool]:
+        return list(self._request(2, address, count=count).bits[:count])
+
+    def write_register(self, address: int, value: int, *, what: str = "") -> None:
+        self._request(6, address, values=[value], what=what)
+
+    def write_registers(self, address: int, values: list[int] | tuple[int, ...]) -> None:
+        self._request(16, address, values=list(values))
+
+    def write_coil(self, address: int, value: bool, *, what: str = "") -> None:
+        self._request(5, address, values=[bool(value)], what=what)
+
+    def _call(self, client: _Tcp | _Rtu, fc: int, address: int, count: int,
+              values: list[Any]) -> ModbusPDU:
+        unit = self.endpoint.unit
+        if fc == 1:
+            return client.read_coils(address, count=count, device_id=unit)
+        if fc == 2:
+            return client.read_discrete_inputs(address, count=count, device_id=unit)
+        if fc == 3:
+            return client.read_holding_registers(address, count=count, device_id=unit)
+        if fc == 4:
+            return client.read_input_registers(address, count=count, device_id=unit)
+        if fc == 5:
+            return client.write_coil(address, values[0], device_id=unit)
+        if fc == 6:
+            return client.write_register(address, values[0], device_id=unit)
+        return client.write_registers(address, values, device_id=unit)
+
+    def _request(self, fc: int, address: int, *, count: int = 0,
+                 values: list[Any] | None = None, what: str = "") -> ModbusPDU:
+        """One request; queries (FC 1–4) are retried once after a lost connection."""
+        values = values or []
+        attempts = 2 if fc <= 4 else 1
+        with self.lock:
+            for attempt in range(attempts):
+                retry = attempt + 1 < attempts
+                try:
+                    return self._once(fc, address, count, values, what)
+                except _Lost as lost:
+                    if not retry:
+                        raise lost.error from None
+                    self._log.debug("modbus retry", fc=fc, address=address, reason=str(lost.error))
+            raise AssertionError("unreachable")
+
+    def _once(self, fc: int, address: int, count: int, values: list[Any],
+              what: str) -> ModbusPDU:
+        client = self._client
+        if client is not None and client.peer_gone():
+            self._log.debug("modbus reconnect", reason="peer closed the idle connection")
+            self.close()
+            client = None
+        if client is None:
+            self.open()
+            client = self._client
+            assert client is not None
+        shown = values if fc > 4 else [f"count={count}"]
+        t0 = time.perf_counter()
+
+        def done(outcome: str, level: str = "debug", **extra: Any) -> None:
+            getattr(self._log, level)("modbus", fc=fc, address=address, values=shown,
+                                      duration_ms=round((time.perf_counter() - t0) * 1e3, 2),
+                                      outcome=outcome, **extra)
+
+        try:
+            reply = self._call(client, fc, address, count, values)
+        except (ModbusException, OSError, serial.SerialException, ValueError) as exc:
+            # Lost connection, timeout, undecodable frame: close so nothing stale is read later.
+            self.close()
+            lost = _is_lost(exc)
+            text = "connection lost" if lost else (
+                f"no valid reply within {self.endpoint.timeout_s:g} s")
+            done(f"comms: {text}")
+            err = CommsError(f"{FC_NAMES.get(fc, fc)} at {address} on {self.endpoint}: {text}",
+                             tool=self.tool)
+            if lost:
+                raise _Lost(err) from exc
+            raise err from exc
+        if isinstance(reply, ExceptionResponse) or reply.isError():
+            code = int(getattr(reply, "exception_code", 0))
+            text = EXC_TEXT.get(code, f"exception {code:02d}")
+            done(f"exception {code:02d}", "warning", code=code, text=text)
+            raise ToolRejected(code, text, tool=self.tool,
+                               command=what or f"FC{fc:02d} @{address}")
+        problem = _shape_problem(reply, fc, address, count, values)
+        if problem:
+            self.close()
+            done(f"comms: garbled reply ({problem})")
+            raise CommsError(f"{FC_NAMES[fc]} at {address} on {self.endpoint}: garbled reply "
+                             f"({problem})", tool=self.tool)
+        got = reply.registers[:count] if fc in (3, 4) else (
+            [int(b) for b in reply.bits[:count]] if fc in (1, 2) else None)
+        done("ok", **({"reply": got} if got is not None else {}))
+        return reply
+
+
+class _Lost(Exception):
+    """Internal: the connection was lost (the one case a query is retried)."""
+
+    def __init__(self, error: CommsError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _is_lost(exc: BaseException) -> bool:
+    """A closed/reset connection (retry after reconnecting), as opposed to a timeout."""
+    return isinstance(exc, ConnectionException | ConnectionError)
+
+
+def _shape_problem(reply: ModbusPDU, fc: int, address: int, count: int,
+                   values: list[Any]) -> str | None:
+    """Why a non-exception reply does not answer this request (None if it does)."""
+    if reply.function_code != fc:
+        return f"function code {reply.function_code} for request {fc}"
+    if fc in (3, 4) and len(reply.registers) != count:
+        return f"{len(reply.registers)} registers for {count} requested"
+    if fc in (1, 2) and len(reply.bits) < count:
+        return f"{len(reply.bits)} bits for {count} requested"
+    if fc in (5, 6, 16) and reply.address != address:
+        return f"echo of address {reply.address}"
+    if fc == 16 and getattr(reply, "count", len(values)) != len(values):
+        return f"echo of count {reply.count}"
+    return None
+
+
+EXC_TEXT: dict[int, str] = {
+    1: "illegal function",
+    2: "illegal address (an address in the request is unmapped)",
+    3: "illegal value (out of range, or register 100 in a multi-register write)",
+    4: "device failure (refused in this state, or the command's precondition fails)",
+}
+
+__all__ = ["EXC_TEXT", "Endpoint", "ModbusLink"]

@@ -1,0 +1,63 @@
+"""Alarm records and raising: journaled, logged, and sent to the progress display."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from .journal import Journal
+
+log = structlog.get_logger("viaform.alarms")
+
+
+@dataclass(frozen=True)
+class Event:
+    """What the live display hears: ``kind`` is ``wafer`` (state change), ``job``,
+    ``step_start``, ``step_end``, ``alarm``, ``tool`` (UNKNOWN/OK) or ``batch``."""
+
+    kind: str
+    t: float
+    lot_id: str | None = None
+    wafer_id: str | None = None
+    tool: str | None = None
+    step: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EventSink = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class AlarmRecord:
+    id: int
+    tool: str
+    kind: str
+    text: str
+    lot_id: str | None
+    wafer_ids: tuple[str, ...]
+
+
+class Alarms:
+    """Raises alarms: one journal row, one warning log line, one ``alarm`` event."""
+
+    def __init__(self, journal: Journal, emit: EventSink) -> None:
+        self.journal = journal
+        self.emit = emit
+        self.raised: list[AlarmRecord] = []
+
+    def raise_(self, tool: str, kind: str, text: str, *, lot_id: str | None = None,
+               wafer_ids: Iterable[str] = ()) -> AlarmRecord:
+        ids = tuple(wafer_ids)
+        aid = self.journal.alarm(tool, kind, text, lot_id, ids)
+        rec = AlarmRecord(aid, tool, kind, text, lot_id, ids)
+        self.raised.append(rec)
+        log.warning("alarm", tool=tool, kind=kind, text=text, wafers=list(ids))
+        self.emit(Event("alarm", self.journal.now(), lot_id=lot_id, tool=tool,
+                        data={"kind": kind, "text": text, "wafers": list(ids)}))
+        return rec
+
+    def clear(self, rec: AlarmRecord) -> None:
+        self.journal.clear_alarm(rec.id)

@@ -1,0 +1,7 @@
+"""`viaform tool` (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="tool commands", no_args_is_help=True)
