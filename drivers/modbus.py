@@ -31,6 +31,7 @@ milliseconds but needs an event loop thread per driver; not worth it here.
 from __future__ import annotations
 
 import logging
+import os
 import select
 import socket
 import threading
@@ -113,15 +114,16 @@ class _Rtu(ModbusSerialClient):
     def connect(self) -> bool:
         if self.socket:
             return True
+        path = str(self.comm_params.host)
         try:
             port = serial.serial_for_url(
-                self.comm_params.host,
+                path,
                 timeout=self.comm_params.timeout_connect,
                 write_timeout=self.comm_params.timeout_connect,
                 bytesize=self.comm_params.bytesize,
                 stopbits=self.comm_params.stopbits,
                 baudrate=self.comm_params.baudrate,
-                parity=self.comm_params.parity,
+                parity=serial.PARITY_NONE if _is_pty(path) else self.comm_params.parity,
                 exclusive=True,
             )
             port.inter_byte_timeout = self.inter_byte_timeout
@@ -134,6 +136,13 @@ class _Rtu(ModbusSerialClient):
 
     def peer_gone(self) -> bool:
         return False
+
+
+def _is_pty(path: str) -> bool:
+    """A pseudo-terminal has no parity bit to send. Linux 6.x refuses PARENB on a pty
+    (``tcsetattr`` → EINVAL once nothing else changes, i.e. on every open but the first),
+    so on a pty the 8E1 of the manual is opened as 8N1: the bytes are the same."""
+    return os.path.realpath(path).startswith("/dev/pts/")
 
 
 def _reason(exc: BaseException | None) -> str:
@@ -278,6 +287,13 @@ class ModbusLink:
             if lost:
                 raise _Lost(err) from exc
             raise err from exc
+        if (isinstance(reply, ExceptionResponse) or reply.isError()) and (
+            reply.function_code != fc | 0x80
+        ):
+            self.close()
+            done("comms: garbled reply (exception for another function)")
+            raise CommsError(f"{FC_NAMES[fc]} at {address} on {self.endpoint}: garbled reply",
+                             tool=self.tool)
         if isinstance(reply, ExceptionResponse) or reply.isError():
             code = int(getattr(reply, "exception_code", 0))
             text = EXC_TEXT.get(code, f"exception {code:02d}")

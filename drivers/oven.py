@@ -164,12 +164,11 @@ class CureOven:
     def set(self, name: str, value: object) -> None:
         """Write one setting (checked first; FC 06, FC 16 for u32, FC 05 for the lock)."""
         reg = _setting(name)
-        if reg.read_only:
-            raise ValidationError(reg.name, value, "nothing: read-only", tool=TOOL)
+        checked = reg.validate(value)
         if reg is DOOR_LOCK:
-            self.lock_door(bool(reg.check(value)))
+            self.lock_door(bool(checked))
             return
-        words = reg.encode(value)
+        words = reg.encode(checked)
         with self._link.lock:
             try:
                 if len(words) == 1:

@@ -175,8 +175,16 @@ class Register:
             return int(value)
         return round(float(value) * self.scale) / self.scale
 
-    def parse(self, text: str) -> float | int | bool:
-        """A value typed by a person (CLI), checked: ``"150.5"``, ``"on"``, ``"9.0E1"``."""
+    def validate(self, value: object) -> float | int | bool:
+        """Like :meth:`check`, also for text typed by a person (``"150.5"``, ``"on"``,
+        ``"9.0E1"``), and refusing read-only rows. Same call as the SCPI ``Setting``'s."""
+        if self.read_only:
+            raise ValidationError(self.name, value, f"nothing: {self.name} is read-only",
+                                  tool=TOOL)
+        return self.from_text(value) if isinstance(value, str) else self.check(value)
+
+    def from_text(self, text: str) -> float | int | bool:
+        """A value typed by a person, checked."""
         t = text.strip().lower()
         if self.is_bool and t in _BOOL_WORDS:
             return self.check(_BOOL_WORDS[t])

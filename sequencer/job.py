@@ -5,7 +5,7 @@
     QUEUED -setup-> SETTING_UP -ready-> WAITING_FOR_START -begin-> PROCESSING
     PROCESSING -finish-> PROCESS_COMPLETE
     PROCESSING -pause-> PAUSING -paused-> PAUSED -resume-> PROCESSING
-    QUEUED|SETTING_UP|WAITING_FOR_START|PROCESSING|PAUSING|PAUSED -stop-> STOPPING -stopped-> STOPPED
+    (any active) -stop-> STOPPING -stopped-> STOPPED
     any non-final -abort_job-> ABORTING -aborted-> ABORTED
 
 The job pauses while a tool it has a wafer on is UNKNOWN (comms lost) and resumes

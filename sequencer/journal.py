@@ -146,6 +146,10 @@ class Journal:
         return [self._intent(r) for r in self._x(
             "SELECT * FROM commands WHERE outcome IS NULL ORDER BY id").fetchall()]
 
+    def get_intent(self, intent_id: int) -> Intent:
+        return self._intent(self._x("SELECT * FROM commands WHERE id=?",
+                                    (intent_id,)).fetchone())
+
     def commands(self, tool: str | None = None) -> list[Intent]:
         sql, args = "SELECT * FROM commands ORDER BY id", ()
         if tool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .recipe_fields import Field, fmt, range_problem, read_document, read_fields
+from .recipe_fields import Field, fmt, read_document, read_fields
 from .recipes import (
     DEFAULT_RECIPES_DIR,
     ETCH_TIME_MAX_S,
@@ -105,7 +105,8 @@ def dose_problem(rec: ExposureRecipe, variant: str | None) -> str | None:
 
 
 def parse_exposure(raw: object, place: str = "exposure",
-                   variant: str | None = None) -> tuple[ExposureRecipe, list[Problem]]:
+                   variant: str | None = None) -> tuple[ExposureRecipe | None, list[Problem]]:
+    """The recipe (None when a key is missing or mistyped) and every problem."""
     problems: list[Problem] = []
     vals, bad = read_fields(raw, EXPOSURE_FIELDS, place, problems)
     rec = ExposureRecipe(**{"name": "?", **vals})
@@ -113,7 +114,7 @@ def parse_exposure(raw: object, place: str = "exposure",
         msg = dose_problem(rec, variant)
         if msg:
             problems.append(Problem(f"{place}.dose_mj_cm2", msg))
-    return rec, problems
+    return (None if bad else rec), problems
 
 
 def _parse_segments(raw: list[Any], place: str,
@@ -141,7 +142,7 @@ def _parse_segments(raw: list[Any], place: str,
     return tuple(segments), complete
 
 
-def parse_cure(raw: object, place: str = "cure") -> tuple[CureRecipe, list[Problem]]:
+def parse_cure(raw: object, place: str = "cure") -> tuple[CureRecipe | None, list[Problem]]:
     problems: list[Problem] = []
     vals, bad = read_fields(raw, CURE_FIELDS, place, problems)
     seg_raw = vals.pop("segments", [])
@@ -161,10 +162,10 @@ def parse_cure(raw: object, place: str = "cure") -> tuple[CureRecipe, list[Probl
         elif rec.high_limit_c is None and limit > 400:
             problems.append(Problem(f"{place}.high_limit_c",
                                     f"the default {fmt(limit)} °C is above the CV-25's 400 °C"))
-    return rec, problems
+    return (rec if complete and not bad else None), problems
 
 
-def parse_etch(raw: object, place: str = "etch") -> tuple[EtchRecipe, list[Problem]]:
+def parse_etch(raw: object, place: str = "etch") -> tuple[EtchRecipe | None, list[Problem]]:
     problems: list[Problem] = []
     vals, bad = read_fields(raw, ETCH_FIELDS, place, problems)
     rec = EtchRecipe(**{"name": "?", **vals})
@@ -173,21 +174,22 @@ def parse_etch(raw: object, place: str = "etch") -> tuple[EtchRecipe, list[Probl
             f"{place}.cf4_sccm",
             f"CF4 fraction {rec.cf4_fraction():.1%} (CF4 / (O2 + CF4)) is above 25 % "
             f"(the PE-200 refuses it)"))
-    return rec, problems
+    return (None if bad else rec), problems
 
 
 PARSERS = {"exposure": parse_exposure, "cure": parse_cure, "etch": parse_etch}
 
 
 def _parse_recipe(kind: str, body: object, place: str,
-                  variant: str | None) -> tuple[Recipe, list[Problem]]:
+                  variant: str | None) -> tuple[Recipe | None, list[Problem]]:
     if kind == "exposure":
         return parse_exposure(body, place, variant)
     return PARSERS[kind](body, place)
 
 
-def _name_problem(obj_name: str, path: Path, kind: str) -> list[Problem]:
-    if obj_name not in ("?", path.stem):
+def _name_problem(obj: Recipe | Flow | None, path: Path, kind: str) -> list[Problem]:
+    obj_name = obj.name if obj is not None else path.stem
+    if obj_name != path.stem:
         return [Problem(f"{kind}.name", f"{obj_name!r} does not match the file name "
                                         f"{path.name!r} (flows find recipes by file name)")]
     return []
@@ -286,11 +288,11 @@ def parse_flow(raw: object, recipes_dir: Path) -> tuple[Flow | None, list[Proble
         name = svals["recipe"]
         rec, rprobs = _step_recipe(name, proc, recipes_dir, f"flow.steps[{i}]", variant)
         problems.extend(rprobs)
-        if rec is not None and not rprobs and proc and proc not in found:
+        if rec is not None and proc and proc not in found:
             found[proc], places[proc] = rec, f"flow.steps[{i}]({name})."
-    if "steps" not in bad:
-        problems.extend(order_problems(processes))
-    if problems or variant is None or len(found) != 3:
+    order = order_problems(processes) if "steps" not in bad else []
+    problems.extend(order)
+    if order or variant is None or len(found) != 3 or "name" in bad:
         return None, problems
     flow = Flow(vals["name"], variant, found["exposure"], found["cure"], found["etch"])
     problems.extend(_variant_problems(flow, places))
@@ -312,7 +314,7 @@ def _step_recipe(name: str, proc: str | None, recipes_dir: Path, at: str,
         return None, [Problem(f"{at}.recipe", f"{name} is a {kind} recipe; this step is "
                                               f"{proc}")]
     rec, problems = _parse_recipe(kind, body, kind, variant)
-    problems += _name_problem(rec.name, path, kind)
+    problems += _name_problem(rec, path, kind)
     return rec, [p.under(prefix) for p in problems]
 
 
@@ -343,10 +345,10 @@ def inspect_file(path: Path | str,
         flow, flow_problems = parse_flow(body, Path(recipes_dir or path.parent))
         problems += flow_problems
         if flow is not None:
-            problems += _name_problem(flow.name, path, "flow")
+            problems += _name_problem(flow, path, "flow")
         return (None if problems else flow), problems
     rec, rec_problems = _parse_recipe(kind, body, kind, None)
-    problems += rec_problems + _name_problem(rec.name, path, kind)
+    problems += rec_problems + _name_problem(rec, path, kind)
     return (None if problems else rec), problems
 
 

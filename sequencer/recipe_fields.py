@@ -120,8 +120,8 @@ def read_fields(raw: object, fields: tuple[Field, ...], place: str,
         where = f"{place}.{f.key}"
         if f.key not in raw:
             if f.required:
-                problems.append(Problem(where, f"missing ({_KIND_WORDS[f.kind]}"
-                                               f"{', ' + f.allowed() if f.lo is not None else ''})"))
+                span = f", {f.allowed()}" if f.lo is not None else ""
+                problems.append(Problem(where, f"missing ({_KIND_WORDS[f.kind]}{span})"))
                 bad.add(f.key)
             continue
         value = raw[f.key]

@@ -49,9 +49,11 @@ class Problem:
 class RecipeError(ValueError):
     """A recipe, flow or lot file with problems; ``problems`` lists every one of them."""
 
-    def __init__(self, source: str, problems: list[Problem]) -> None:
+    def __init__(self, source: str | list[Problem], problems: list[Problem] | None = None) -> None:
+        if not isinstance(source, str):  # RecipeError(problems) also works
+            source, problems = "recipe", source
         self.source = source
-        self.problems = list(problems)
+        self.problems = list(problems or [])
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s)\n{lines}")
 

@@ -1,7 +1,214 @@
-"""`viaform tool` (being written)."""
+"""`viaform tool TOOL ACTION …`: technicians' manual commands, straight to one tool.
+
+    viaform tool exposure|oven|etcher status|idn|errors|alarms|clear-alarms|reset
+    viaform tool TOOL set NAME VALUE      viaform tool TOOL get NAME
+    viaform tool exposure|etcher raw 'SCPI…'
+    … [--config tools.yaml]
+
+Exit codes: 0 done; 2 bad input (unknown tool, action or setting, a value out of
+range, a bad tools file) — caught *before* connecting, so nothing is sent;
+1 the tool could not be reached or refused (its own code and text are shown).
+Every failure is one readable line on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
-app = typer.Typer(help="tool commands", no_args_is_help=True)
+import typer
+import typer.core
+
+from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
+from sequencer.config import TOOLS, ConfigError, load_tools
+
+from .tool_render import compact_names, fmt, print_table
+
+#: tool → (module, class); imported only when used, so one broken driver cannot stop the others.
+DRIVERS: dict[str, tuple[str, str]] = {
+    "exposure": ("drivers.exposure", "ExposureTool"),
+    "oven": ("drivers.oven", "CureOven"),
+    "etcher": ("drivers.etcher", "PlasmaEtcher"),
+}
+SCPI_TOOLS = ("exposure", "etcher")
+ACTIONS = ("status", "idn", "errors", "alarms", "clear-alarms", "reset", "set", "get", "raw")
+
+EXIT_TOOL = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+class _OneLineGroup(typer.core.TyperGroup):
+    """An unknown sub-command is one line naming the allowed ones (exit 2), not a usage box."""
+
+    what = "command"
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            where = f"{ctx.info_name}: " if self.what == "action" else ""
+            fail(f"{where}unknown {self.what} {name!r}; known: "
+                 f"{', '.join(self.list_commands(ctx))}", EXIT_USAGE)
+        return super().resolve_command(ctx, args)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        order = TOOLS if self.what == "tool" else ACTIONS
+        return [c for c in order if c in self.commands]
+
+
+class _ToolGroup(_OneLineGroup):
+    what = "tool"
+
+
+class _ActionGroup(_OneLineGroup):
+    what = "action"
+
+
+app = typer.Typer(
+    help="Technicians' manual commands, straight to one tool.",
+    no_args_is_help=True,
+    cls=_ToolGroup,
+)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="tools file (default: configs/tools.yaml or "
+                 "$VIAFORM_TOOLS)", dir_okay=False),
+]
+#: `set focus -5.0` must reach us as a value, not as an unknown option.
+_VALUE_ARGS = {"ignore_unknown_options": True}
+
+
+# ------------------------------------------------------------------ plumbing
+def build(tool: str, config: Path | None) -> Any:
+    """The tool's driver from the tools file, not connected. Bad file → exit 2."""
+    try:
+        entry = load_tools(config).entry(tool)
+        module, cls_name = DRIVERS[tool]
+        cls = getattr(importlib.import_module(module), cls_name)
+        return cls.from_config(entry)
+    except (ConfigError, ValidationError, ValueError, KeyError, TypeError) as exc:
+        fail(f"{tool}: bad configuration: {exc}", EXIT_USAGE)
+
+
+@contextmanager
+def session(tool: str, driver: Any) -> Iterator[Any]:
+    """Connected driver; every tool error becomes one line and an exit code."""
+    try:
+        driver.connect()
+        try:
+            yield driver
+        finally:
+            driver.close()
+    except ValidationError as exc:  # a check only the tool can make (e.g. reticle catalogue)
+        fail(_line(tool, exc), EXIT_USAGE)
+    except ToolRejected as exc:
+        to = f" {exc.command}" if exc.command else ""
+        fail(f"{tool}: the tool refused{to}: code {exc.code}: {exc.text}", EXIT_TOOL)
+    except CommsError as exc:
+        fail(_line(tool, exc), EXIT_TOOL)
+    except ToolError as exc:
+        fail(_line(tool, exc), EXIT_TOOL)
+    except OSError as exc:  # a driver that let one through: still one line
+        fail(f"{tool}: {exc.strerror or exc}", EXIT_TOOL)
+
+
+def _line(tool: str, exc: Exception) -> str:
+    text = str(exc)
+    return text if text.startswith(f"{tool}:") else f"{tool}: {text}"
+
+
+def setting_of(tool: str, driver: Any, name: str) -> Any:
+    settings = driver.settings
+    if name not in settings:
+        fail(f"{tool}: unknown setting {name!r}; settings: {compact_names(settings)}",
+             EXIT_USAGE)
+    return settings[name]
+
+
+def unit(setting: Any) -> str:
+    u = getattr(setting, "unit", "")
+    return f" {u}" if u else ""
+
+
+# ------------------------------------------------------------------ commands
+def _register(tool: str) -> None:
+    """One sub-group per tool, so `viaform tool oven --help` lists what the oven takes."""
+    sub = typer.Typer(help=f"manual commands for the {tool}", no_args_is_help=True,
+                      cls=_ActionGroup)
+
+    def simple(action: str, doc: str, run: Callable[[Any], None]) -> None:
+        @sub.command(action, help=doc)
+        def _cmd(config: ConfigOpt = None) -> None:
+            driver = build(tool, config)
+            with session(tool, driver) as d:
+                run(d)
+
+    simple("status", "the tool's complete status, as a table",
+           lambda d: print_table(f"{tool} status", d.status()))
+    simple("idn", "maker, model, serial, firmware",
+           lambda d: print_table(f"{tool} identity", d.idn()))
+    simple("errors", "drain the tool's error queue",
+           lambda d: _print_errors(tool, d.errors()))
+    simple("alarms", "active alarms", lambda d: typer.echo(f"{tool} alarms: {fmt(d.alarms())}"))
+    simple("clear-alarms", "clear alarms whose cause is gone", lambda d: _clear(tool, d))
+    simple("reset", "reset (oven: ABORT if running, then ACK ALARMS)",
+           lambda d: (d.reset(), typer.echo(f"{tool}: reset done")))
+
+    @sub.command("set", help="write one setting (checked against the manual's range first)",
+                 context_settings=_VALUE_ARGS)
+    def _set(name: str, value: str, config: ConfigOpt = None) -> None:
+        driver = build(tool, config)
+        setting = setting_of(tool, driver, name)
+        if getattr(setting, "read_only", False):
+            fail(f"{tool}: {name} is read-only", EXIT_USAGE)
+        try:
+            checked = setting.validate(value)
+        except ValidationError as exc:
+            fail(_line(tool, exc), EXIT_USAGE)
+        with session(tool, driver) as d:
+            d.set(name, checked)
+            typer.echo(f"{tool}: {name} = {fmt(d.get(name))}{unit(setting)}")
+
+    @sub.command("get", help="read one setting or reading")
+    def _get(name: str, config: ConfigOpt = None) -> None:
+        driver = build(tool, config)
+        setting = setting_of(tool, driver, name)
+        with session(tool, driver) as d:
+            typer.echo(f"{tool}: {name} = {fmt(d.get(name))}{unit(setting)}")
+
+    @sub.command("raw", help="send one SCPI line; print the reply if it has a query",
+                 context_settings=_VALUE_ARGS)
+    def _raw(line: str, config: ConfigOpt = None) -> None:
+        if tool not in SCPI_TOOLS:
+            fail(f"{tool}: raw takes SCPI lines, and the {tool} speaks Modbus; use "
+                 f"`viaform tool {tool} get/set NAME` instead", EXIT_USAGE)
+        driver = build(tool, config)
+        with session(tool, driver) as d:
+            reply = d.raw(line)
+            typer.echo(reply if reply is not None else f"{tool}: sent (no reply expected)")
+
+    app.add_typer(sub, name=tool)
+
+
+def _print_errors(tool: str, errors: list[tuple[int, str]]) -> None:
+    if not errors:
+        typer.echo(f"{tool}: no errors")
+    for code, text in errors:
+        typer.echo(f"{code:+d} {text}")
+
+
+def _clear(tool: str, d: Any) -> None:
+    d.clear_alarms()
+    typer.echo(f"{tool}: alarms cleared; active now: {fmt(d.alarms())}")
+
+
+for _tool in TOOLS:
+    _register(_tool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -107,9 +108,12 @@ def test_whole_numbers_and_types() -> None:
     with pytest.raises(ValidationError):
         SETTINGS["seg0_target"].check(True)
     with pytest.raises(ValidationError):
-        SETTINGS["seg0_target"].parse("hot")
-    assert SETTINGS["seg0_soak"].parse("9.0E1") == 90
-    assert SETTINGS["door_lock"].parse("on") is True
+        SETTINGS["seg0_target"].validate("hot")
+    with pytest.raises(ValidationError, match="read-only"):
+        SETTINGS["wafer_c"].validate("20")
+    assert SETTINGS["seg0_soak"].validate("9.0E1") == 90
+    assert SETTINGS["seg0_target"].validate(" 150.5 ") == 150.5
+    assert SETTINGS["door_lock"].validate("on") is True
 
 
 def test_alarm_names_in_bit_order() -> None:
@@ -157,6 +161,8 @@ class FakeOven:
         self.coils = [False]
         self.discretes = [True, True, False, False, True]
         self.refuse: dict[tuple[int, int], int] = {}  # (fc, address) -> exception code
+        self.mute: set[int] = set()  # function codes read and never answered
+        self.hang_up_once: set[int] = set()  # function codes that close the connection once
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -182,6 +188,11 @@ class FakeOven:
                 tid, _, length, unit = struct.unpack(">HHHB", head)
                 pdu = _recv(conn, length - 1)
                 self.frames.append(head + pdu)
+                if pdu[0] in self.hang_up_once:
+                    self.hang_up_once.discard(pdu[0])
+                    return
+                if pdu[0] in self.mute:
+                    continue
                 reply = self._answer(pdu)
                 conn.sendall(struct.pack(">HHHB", tid, 0, len(reply) + 1, unit) + reply)
 
@@ -343,3 +354,20 @@ def test_connect_refused_is_comms_error_with_reason() -> None:
     drv = CureOven.from_config({"host": "127.0.0.1", "port": port, "timeout_s": 0.5})
     with pytest.raises(CommsError, match=f"cannot connect to 127.0.0.1:{port}: connection refused"):
         drv.connect()
+
+
+@pytest.mark.timeout(10)
+def test_start_is_never_resent_but_a_query_is_retried_after_a_drop(
+    fake: FakeOven, oven: CureOven
+) -> None:
+    fake.mute.add(6)
+    fake.frames.clear()
+    t0 = time.monotonic()
+    with pytest.raises(CommsError, match="no valid reply within 1 s"):
+        oven.start()
+    assert time.monotonic() - t0 < 1.8
+    assert _pdus(fake) == [bytes([6, 0, 100, 0, 1])]  # exactly one START on the wire
+    fake.hang_up_once.add(4)
+    fake.frames.clear()
+    assert oven.state() is OvenState.IDLE  # first read hung up on; reconnected and retried
+    assert [f[7:] for f in fake.frames] == [bytes([4, 0, 4, 0, 1])] * 2

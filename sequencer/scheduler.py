@@ -1,0 +1,319 @@
+"""The HOW: one worker per tool, all concurrent, keeping the batch oven full.
+
+- Exposure: wafers in lot order, one after another, lot after lot.
+- Oven: a batch starts when ``batch_size`` developed wafers of one cure recipe wait,
+  or when waiting for more would break the oldest one's develop→cure queue time
+  (missing wafers × the exposure cycle, measured), or when no more can arrive.
+- Etcher: wafers as they come out of the oven (cure→etch queue time checked).
+So lots overlap: the next lot exposes while the last cures, its etch runs while
+the next cures; the makespan tends to first exposure + n × cure + last etch.
+
+A tool that stays down (ToolDown) has its remaining work held with the reason;
+the other workers carry on with what they can still do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from .alarms import Alarms, Event, EventSink
+from .clock import SeqClock
+from .job import ProcessJob
+from .journal import Journal
+from .protocols import MaterialHandling, ToolSet
+from .recovery import reconcile_at_start
+from .steps import SequencerConfig, StepContext, ToolDown, ToolHandle, apply_fate
+from .steps.cure import cure_batch, develop_cure_breach
+from .steps.etch import etch_wafer
+from .steps.expose import expose_wafer
+from .substrate import Substrate
+
+log = structlog.get_logger("viaform.scheduler")
+
+
+@dataclass(frozen=True)
+class WaferRow:
+    lot_id: str
+    wafer_id: str
+    dose: float | None
+    depth_um: float | None
+    residual_um: float | None
+    residual_after_cure_um: float | None
+    cure_batch: int | None
+    etch_time_s: int | None
+    open: bool | None
+    state: str
+    reason: str
+
+
+@dataclass
+class RunReport:
+    rows: list[WaferRow]
+    jobs: dict[str, str]
+    busy_s: dict[str, float]
+    utilisation: dict[str, float]
+    makespan_s: float  # tool seconds
+    makespan_wall_s: float
+    batches: list[tuple[int | None, list[str]]] = field(default_factory=list)
+    recovery: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """Runs lots through expose → cure → etch; see the module docstring."""
+
+    def __init__(self, lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,
+                 journal: Journal, clock: SeqClock, config: SequencerConfig,
+                 on_event: EventSink | None = None) -> None:
+        self.lots = list(lots)
+        self.on_event = on_event
+        self.clock = clock
+        alarms = Alarms(journal, self._emit)
+        self.ctx = StepContext(journal=journal, alarms=alarms, clock=clock, config=config,
+                               handling=handling, emit=self._emit,
+                               make_program=tools.make_program)
+        for name in ("exposure", "oven", "etcher"):
+            h = ToolHandle(name, getattr(tools, name), self.ctx)
+            h.on_comms.append(self._comms_changed)
+            self.ctx.tools[name] = h
+        self.flows: dict[str, Any] = {lot.lot_id: lot.flow for lot in self.lots}
+        self.jobs: dict[str, ProcessJob] = {}
+        self.wafers: list[Substrate] = []
+        self.changed = asyncio.Event()
+        self.exposure_done = False
+        self.down: dict[str, str] = {}
+        self.etch_queue: asyncio.Queue[Substrate | None] = asyncio.Queue()
+        self.cycle: list[float] = []  # measured exposure step durations
+        self.batches: list[tuple[int | None, list[str]]] = []
+
+    # ---- events and listeners ------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a display must never stop the line
+                log.exception("event callback failed")
+
+    def _wafer_changed(self, w: Substrate, src: str, dst: str, reason: str) -> None:
+        self.ctx.journal.wafer_transition(w.wafer_id, src, dst, reason, w.data_dict())
+        log.info("wafer state", lot_id=w.lot_id, wafer_id=w.wafer_id, src=src, dst=dst,
+                 reason=reason)
+        self._emit(Event("wafer", self.clock.now(), lot_id=w.lot_id, wafer_id=w.wafer_id,
+                         data={"src": src, "dst": dst, "reason": reason}))
+        self.changed.set()
+        job = self.jobs.get(w.lot_id)
+        if job and w.final and all(x.final for x in self.wafers if x.lot_id == w.lot_id):
+            self._finish(job)
+
+    def _job_changed(self, job: ProcessJob, src: str, dst: str) -> None:
+        self.ctx.journal.set_lot_state(job.lot_id, src, dst)
+        log.info("job state", lot_id=job.lot_id, src=src, dst=dst)
+        self._emit(Event("job", self.clock.now(), lot_id=job.lot_id,
+                         data={"src": src, "dst": dst}))
+
+    def _comms_changed(self, h: ToolHandle, state: str) -> None:
+        job = self.jobs.get(h.current_lot or "")
+        if job is None:
+            return
+        if state == "UNKNOWN":
+            job.hold_for_comms()
+        elif state == "OK":
+            job.comms_back()
+
+    def _finish(self, job: ProcessJob) -> None:
+        job.comms_back()
+        if job.state == "PROCESSING":
+            job.finish()
+
+    # ---- set-up / restore ------------------------------------------------------
+    def _load(self) -> None:
+        j = self.ctx.journal
+        for lot in self.lots:
+            flow = lot.flow
+            j.add_lot(lot.lot_id, flow.name, [(x.slot, x.wafer_id) for x in lot.wafers],
+                      {"variant": flow.variant})
+            job = ProcessJob(lot.lot_id, listener=self._job_changed)
+            job.restore(j.lot_state(lot.lot_id) or "QUEUED")
+            self.jobs[lot.lot_id] = job
+            for wid, slot, state, data in j.wafer_rows(lot.lot_id):
+                w = Substrate(wid, lot.lot_id, slot, listener=self._wafer_changed)
+                w.restore(state, data)
+                self.wafers.append(w)
+
+    # ---- workers ------------------------------------------------------------------
+    def _hold(self, wafers: Iterable[Substrate], reason: str) -> None:
+        for w in wafers:
+            apply_fate(w, "hold", reason)
+
+    async def _exposure_worker(self) -> None:
+        try:
+            for w in self.wafers:
+                if w.final or w.data.developed or w.data.step not in ("", "expose"):
+                    continue
+                if "oven" in self.down:
+                    self._hold([w], f"held for disposition: not exposed, oven down: "
+                                    f"{self.down['oven']}")
+                    continue
+                t0 = self.clock.now()
+                ok = await expose_wafer(self.ctx, w, self.flows[w.lot_id].exposure)
+                self.ctx.tools["exposure"].busy_s += self.clock.now() - t0
+                if ok:
+                    self.cycle.append(self.clock.now() - t0)
+                self.changed.set()
+        except ToolDown as exc:
+            self.down["exposure"] = exc.reason
+            self._hold([w for w in self.wafers if not w.final and not w.data.developed],
+                       f"held for disposition: exposure down: {exc.reason}")
+        finally:
+            self.exposure_done = True
+            self.changed.set()
+
+    def _waiting_for_cure(self) -> list[Substrate]:
+        return [w for w in self.wafers if not w.final and w.data.developed
+                and not w.data.cured and w.data.step == ""]
+
+    def _can_still_come(self, cure_name: str) -> int:
+        if self.exposure_done:
+            return 0
+        return sum(1 for w in self.wafers if not w.final and not w.data.developed
+                   and self.flows[w.lot_id].cure.name == cure_name)
+
+    def _pick_batch(self) -> tuple[list[Substrate], Any] | None:
+        """The batch to start now, or None to wait. Holds wafers past their queue time."""
+        cfg = self.ctx.config
+        for w in self._waiting_for_cure():
+            if why := develop_cure_breach(self.ctx, w):
+                self._hold([w], why)
+        groups: dict[str, list[Substrate]] = {}
+        for w in sorted(self._waiting_for_cure(), key=lambda x: x.data.develop_end or 0):
+            groups.setdefault(self.flows[w.lot_id].cure.name, []).append(w)
+        cycle = sum(self.cycle) / len(self.cycle) if self.cycle else cfg.expose_cycle_s
+        for name, ws in groups.items():
+            recipe = self.flows[ws[0].lot_id].cure
+            size = int(recipe.batch_size)
+            coming = self._can_still_come(name)
+            if len(ws) >= size or coming == 0:
+                return ws[:size], recipe
+            fill_eta = self.clock.now() + min(coming, size - len(ws)) * cycle
+            deadline = (ws[0].data.develop_end or 0) + cfg.q_develop_cure_s
+            if fill_eta + cfg.margin_s + self.ctx.tools["oven"].poll_s >= deadline:
+                log.info("partial batch: queue-time pressure", recipe=name, wafers=len(ws),
+                         deadline_in_s=round(deadline - self.clock.now()))
+                return ws, recipe
+        return None
+
+    async def _oven_worker(self) -> None:
+        try:
+            await self._resume_cures()
+            while True:
+                if not self._waiting_for_cure() and self.exposure_done:
+                    return
+                picked = self._pick_batch()
+                if picked is None:
+                    self.changed.clear()
+                    wait = self.clock.to_wall(self.ctx.tools["oven"].poll_s)
+                    try:
+                        await asyncio.wait_for(self.changed.wait(), timeout=wait)
+                    except TimeoutError:
+                        pass
+                    continue
+                await self._cure(*picked)
+        except ToolDown as exc:
+            self.down["oven"] = exc.reason
+            self._hold([w for w in self.wafers if not w.final and w.data.developed
+                        and not w.data.cured], f"held for disposition: oven down: {exc.reason}")
+        finally:
+            await self.etch_queue.put(None)
+
+    async def _resume_cures(self) -> None:
+        groups: dict[int | None, list[Substrate]] = {}
+        for w in self.wafers:
+            if not w.final and w.data.step == "cure":
+                groups.setdefault(w.data.cure_batch, []).append(w)
+        for ws in groups.values():
+            await self._cure(ws, self.flows[ws[0].lot_id].cure)
+
+    async def _cure(self, ws: list[Substrate], recipe: Any) -> None:
+        t0 = self.clock.now()
+        done = await cure_batch(self.ctx, ws, recipe)
+        self.ctx.tools["oven"].busy_s += self.clock.now() - t0
+        self.batches.append((ws[0].data.cure_batch, [w.wafer_id for w in ws]))
+        self._emit(Event("batch", self.clock.now(), tool="oven",
+                         data={"batch_no": ws[0].data.cure_batch,
+                               "wafers": [w.wafer_id for w in ws],
+                               "cured": [w.wafer_id for w in done]}))
+        for w in done:
+            await self.etch_queue.put(w)
+
+    async def _etch_worker(self) -> None:
+        pending = sorted((w for w in self.wafers if not w.final and w.data.cured
+                          and not w.data.etched or (w.data.step == "etch" and not w.final)),
+                         key=lambda x: (x.data.step != "etch", x.data.cure_end or 0))
+        for w in pending:
+            await self._etch(w)
+        while (w := await self.etch_queue.get()) is not None:
+            await self._etch(w)
+
+    async def _etch(self, w: Substrate) -> None:
+        if w.final:
+            return
+        if "etcher" in self.down:
+            self._hold([w], f"held for disposition: etcher down: {self.down['etcher']}")
+            return
+        t0 = self.clock.now()
+        try:
+            await etch_wafer(self.ctx, w, self.flows[w.lot_id].etch)
+        except ToolDown as exc:
+            self.down["etcher"] = exc.reason
+            self._hold([w], f"held for disposition: etcher down: {exc.reason}")
+        finally:
+            self.ctx.tools["etcher"].busy_s += self.clock.now() - t0
+
+    # ---- the run --------------------------------------------------------------------
+    async def run(self) -> RunReport:
+        t0, wall0 = self.clock.now(), self.clock.wall()
+        self._load()
+        notes = await reconcile_at_start(self.ctx, {w.wafer_id: w for w in self.wafers})
+        for lot_id, job in self.jobs.items():
+            if not job.final:
+                job.start_processing()
+                if all(w.final for w in self.wafers if w.lot_id == lot_id):
+                    self._finish(job)
+        try:
+            await asyncio.gather(self._exposure_worker(), self._oven_worker(),
+                                 self._etch_worker())
+        finally:
+            for h in self.ctx.tools.values():
+                h.close()
+        self._hold([w for w in self.wafers if not w.final],
+                   "held for disposition: not finished when the run ended")
+        return self._report(t0, wall0, notes)
+
+    def _report(self, t0: float, wall0: float, notes: list[str]) -> RunReport:
+        span = max(self.clock.now() - t0, 1e-9)
+        busy = {n: h.busy_s for n, h in self.ctx.tools.items()}
+        rows = [WaferRow(w.lot_id, w.wafer_id, w.data.dose, w.data.depth_um, w.data.residual_um,
+                         w.data.residual_after_cure_um, w.data.cure_batch, w.data.etch_time_s,
+                         w.data.open, w.state, w.data.reason) for w in self.wafers]
+        return RunReport(rows=rows, jobs={k: j.state for k, j in self.jobs.items()},
+                         busy_s=busy, utilisation={n: min(1.0, b / span) for n, b in busy.items()},
+                         makespan_s=span, makespan_wall_s=self.clock.wall() - wall0,
+                         batches=self.batches, recovery=notes)
+
+
+async def run_lots(lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,
+                   journal: Journal, clock: SeqClock, config: SequencerConfig | None = None,
+                   on_event: Callable[[Event], None] | None = None) -> RunReport:
+    """Run ``lots`` (``sequencer.recipes.Lot``) through the line; the CLI's entry point.
+
+    Re-running with the same journal after a crash resumes: wafers are restored
+    from the journal and every command without an outcome is reconciled with its
+    tool before anything is sent.
+    """
+    sched = Scheduler(lots, tools, handling, journal, clock, config or SequencerConfig(),
+                      on_event)
+    return await sched.run()

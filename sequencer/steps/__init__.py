@@ -1,0 +1,360 @@
+"""What the steps share: configuration, a handle per tool, the step context, waiting.
+
+Steps (``expose``, ``cure``, ``etch``) are plain coroutines over the driver
+protocols. They observe completion from the tools' own states (polling every
+``poll_s`` tool seconds) and every wait has a limit derived from the manual's
+durations (× ``limit_factor`` + ``margin_s``) on the scaled clock.
+
+A step advances a wafer through named phases and journals the last one done
+(``WaferData.phase``), so after a crash a step resumes where it stood; see
+:func:`due` / :meth:`StepContext.mark`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from drivers.errors import CommsError, ToolError
+
+from ..alarms import Alarms, Event, EventSink
+from ..clock import SeqClock
+from ..journal import Journal
+from ..protocols import MaterialHandling, state_name
+from ..substrate import Substrate
+from ..toolworker import ToolWorker
+
+log = structlog.get_logger("viaform.sequencer")
+
+
+class StepFailed(Exception):
+    """The step could not finish this wafer (or batch). ``fate`` is ``abort`` (the
+    irreversible process began), ``hold`` (held for disposition) or ``reject``."""
+
+    def __init__(self, fate: str, reason: str) -> None:
+        super().__init__(reason)
+        self.fate = fate
+        self.reason = reason
+
+
+class ToolDown(Exception):
+    """A tool stayed unreachable (or in alarm) past its bounded wait."""
+
+    def __init__(self, tool: str, reason: str) -> None:
+        super().__init__(f"{tool}: {reason}")
+        self.tool = tool
+        self.reason = reason
+
+
+class ToolAlarm(Exception):
+    """The tool went to ALARM / ABORTED while we waited for it."""
+
+    def __init__(self, tool: str, state: str, alarms: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{tool} in {state} ({', '.join(alarms) or 'no alarm named'})")
+        self.tool = tool
+        self.state = state
+        self.alarms = alarms
+
+
+class WaitTimeout(Exception):
+    """A wait passed its limit (manual duration × factor + margin)."""
+
+
+@dataclass
+class SequencerConfig:
+    """Scheduling knobs. Durations in tool seconds unless named ``_wall``."""
+
+    poll_s: dict[str, float] = field(
+        default_factory=lambda: {"exposure": 0.5, "etcher": 0.5, "oven": 5.0})
+    q_develop_cure_s: float = 24 * 3600.0
+    q_cure_etch_s: float = 72 * 3600.0
+    limit_factor: float = 1.5
+    margin_s: float = 30.0
+    tool_down_s: float = 600.0  # how long a tool may stay in alarm / busy before its work is held
+    reconnect_attempts: int = 5
+    reconnect_backoff_wall: float = 0.5  # first back-off, doubling, wall seconds
+    reconnect_backoff_max_wall: float = 5.0
+    expose_cycle_s: float = 155.0  # estimate for the oven's fill decision (PROCESS.md)
+    oven_purge_s: float = 600.0  # estimate of the O2 purge (manual: aborts after 60 min)
+    oven_tau_s: float = 900.0  # chamber time constant (PROCESS.md, est.)
+    ambient_c: float = 25.0
+    band_c: float = 3.0  # "at temperature" = within ±3 °C of the final target
+
+    def limit(self, expected_s: float) -> float:
+        return expected_s * self.limit_factor + self.margin_s
+
+    @classmethod
+    def from_tools(cls, tools: Any, **overrides: Any) -> SequencerConfig:
+        """From a ``sequencer.config.ToolsConfig``: each tool's ``poll_s``."""
+        poll = {t: float(tools.entries.get(t, {}).get("poll_s", d))
+                for t, d in (("exposure", 0.5), ("etcher", 0.5), ("oven", 5.0))}
+        return cls(poll_s=poll, **overrides)
+
+
+class ToolHandle:
+    """One tool: its driver, its worker thread, its comms status (OK / UNKNOWN / DOWN).
+
+    ``q`` runs a query or an idempotent setting: on a CommsError the tool is
+    recovered (reconnect with bounded back-off, then a full read-back) and the
+    call repeated. ``cmd`` runs a command once and lets CommsError through: the
+    caller must reconcile before deciding anything (starts are never retried blind).
+    """
+
+    def __init__(self, name: str, driver: Any, ctx: StepContext) -> None:
+        self.name = name
+        self.driver = driver
+        self.ctx = ctx
+        self.worker = ToolWorker(name)
+        self.comms = "OK"
+        self.current_lot: str | None = None
+        self.busy_s = 0.0
+        self.on_comms: list[Callable[[ToolHandle, str], None]] = []
+
+    @property
+    def poll_s(self) -> float:
+        return self.ctx.config.poll_s.get(self.name, 1.0)
+
+    async def cmd(self, method: str, *args: Any) -> Any:
+        if self.comms == "DOWN":
+            raise ToolDown(self.name, "unreachable")
+        return await self.worker.call(getattr(self.driver, method), *args)
+
+    async def q(self, method: str, *args: Any) -> Any:
+        while True:
+            try:
+                return await self.cmd(method, *args)
+            except CommsError as exc:
+                await self.recover(f"{method}: {exc}")
+
+    async def recover(self, why: str) -> dict[str, Any]:
+        """UNKNOWN → alarm → reconnect (bounded back-off) → read the tool's full state and
+        its job record / batch number before any command. Raises ToolDown when it fails."""
+        cfg = self.ctx.config
+        self._set_comms("UNKNOWN")
+        self.ctx.alarms.raise_(self.name, "COMMS_LOST", why, lot_id=self.current_lot)
+        delay = cfg.reconnect_backoff_wall
+        last: Exception | None = None
+        for _ in range(cfg.reconnect_attempts):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, cfg.reconnect_backoff_max_wall)
+            try:
+                await self.worker.call(self._reconnect)
+                readback = {"status": repr(await self.worker.call(self.driver.status))}
+                job = "batch_no" if self.name == "oven" else "last_job"
+                readback[job] = repr(await self.worker.call(getattr(self.driver, job)))
+            except CommsError as exc:
+                last = exc
+                continue
+            self.ctx.journal.trace(self.name, "readback", readback)
+            log.info("tool read back after comms loss", tool=self.name, **readback)
+            self._set_comms("OK")
+            return readback
+        self._set_comms("DOWN")
+        raise ToolDown(self.name, f"no comms after {cfg.reconnect_attempts} attempts ({last})")
+
+    def _reconnect(self) -> None:
+        try:
+            self.driver.close()
+        except ToolError:
+            pass
+        self.driver.connect()
+
+    def _set_comms(self, state: str) -> None:
+        self.comms = state
+        self.ctx.emit(Event("tool", self.ctx.clock.now(), tool=self.name,
+                            lot_id=self.current_lot, data={"comms": state}))
+        for fn in self.on_comms:
+            fn(self, state)
+
+    async def state(self, method: str = "state") -> str:
+        return state_name(await self.q(method))
+
+    async def wait(self, done: Iterable[str], expected_s: float, what: str, *,
+                   read: Callable[[Any], str] | None = None, method: str = "state",
+                   fail: Iterable[str] = ("ALARM",),
+                   on_poll: Callable[[Any], None] | None = None) -> Any:
+        """Poll ``method`` until its state is in ``done``; ToolAlarm on ``fail``,
+        WaitTimeout after ``limit(expected_s)``. Returns the last reading."""
+        done, fail = set(done), set(fail)
+        deadline = self.ctx.clock.now() + self.ctx.config.limit(expected_s)
+        while True:
+            value = await self.q(method)
+            if on_poll is not None:
+                on_poll(value)
+            st = read(value) if read else state_name(value)
+            if st in done:
+                return value
+            if st in fail:
+                alarms = tuple(await self.q("alarms"))
+                raise ToolAlarm(self.name, st, alarms)
+            if self.ctx.clock.now() > deadline:
+                raise WaitTimeout(f"{self.name}: {what}: still {st} after "
+                                  f"{self.ctx.config.limit(expected_s):.0f} s")
+            await self.ctx.clock.sleep(self.poll_s)
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+@dataclass
+class StepContext:
+    """What a step needs besides its wafer and recipe."""
+
+    journal: Journal
+    alarms: Alarms
+    clock: SeqClock
+    config: SequencerConfig
+    handling: MaterialHandling
+    emit: EventSink
+    tools: dict[str, ToolHandle] = field(default_factory=dict)
+    make_program: Any = None
+
+    def save(self, w: Substrate) -> None:
+        self.journal.save_wafer(w.wafer_id, w.state, w.data_dict())
+
+    def mark(self, wafers: Iterable[Substrate], phase: str) -> None:
+        """Journal ``phase`` as the last one done for each wafer."""
+        for w in wafers:
+            w.data.phase = phase
+            self.save(w)
+
+    async def move(self, wafers: list[Substrate], to: str) -> None:
+        ids = [w.wafer_id for w in wafers]
+        if all(w.data.location == to for w in wafers):
+            return
+        iid = self.journal.intent("handling", "MOVE", wafer_ids=ids,
+                                  lot_id=wafers[0].lot_id, args={"to": to})
+        try:
+            await self.handling.move(ids, to)  # type: ignore[arg-type]
+        except Exception as exc:
+            self.journal.outcome(iid, "FAILED", str(exc))
+            raise StepFailed("hold", f"held for disposition: move to {to} failed: {exc}") \
+                from exc
+        self.journal.outcome(iid, "OK")
+        for w in wafers:
+            w.data.location = to
+            self.save(w)
+
+    def begin(self, wafers: Iterable[Substrate], step: str, tool: str) -> None:
+        for w in wafers:
+            if w.state == "NEEDS_PROCESSING":
+                w.start()
+            if w.data.step != step:
+                w.data.step, w.data.phase = step, ""
+                self.save(w)
+            self.emit(Event("step_start", self.clock.now(), lot_id=w.lot_id,
+                            wafer_id=w.wafer_id, tool=tool, step=step))
+
+    def end(self, wafers: Iterable[Substrate], step: str, tool: str, ok: bool) -> None:
+        for w in wafers:
+            w.data.step, w.data.phase = "", ""
+            self.save(w)
+            self.emit(Event("step_end", self.clock.now(), lot_id=w.lot_id,
+                            wafer_id=w.wafer_id, tool=tool, step=step, data={"ok": ok}))
+
+
+def due(w: Substrate, phase: str, order: tuple[str, ...]) -> bool:
+    """True if ``phase`` (of a step whose phases are ``order``) is still to be done."""
+    return order.index(w.data.phase or "") < order.index(phase)
+
+
+def apply_fate(w: Substrate, fate: str, reason: str) -> None:
+    """Put a wafer in its final state for a failed step (if it is not final already)."""
+    if w.final:
+        return
+    if fate == "abort" and w.state == "IN_PROCESS":
+        w.abort(reason=reason)
+    elif fate == "reject" and w.state == "IN_PROCESS":
+        w.reject(reason=reason)
+    else:
+        w.hold(reason=reason)
+
+
+async def send_start(ctx: StepContext, h: ToolHandle, command: str, wafers: list[Substrate],
+                     method: str, *args: Any, before: dict[str, Any] | None = None,
+                     record: dict[str, Any] | None = None) -> None:
+    """Send a command that changes the tool, under an INTENT/OUTCOME pair.
+
+    Never retried blind: on a CommsError the tool is recovered and read back, and
+    the journaled intent is reconciled with the tool (job count, last job, boot id,
+    batch number). Started → follow it; not started → send again (once); cannot
+    be known → StepFailed("hold"). A refusal (ToolRejected/InterlockError) is
+    journaled and raised.
+    """
+    from ..recovery import read_before, reconcile
+
+    ids = [w.wafer_id for w in wafers]
+    for _ in range(2):
+        seen = await read_before(h, command, ids)
+        iid = ctx.journal.intent(h.name, command, wafer_ids=ids, lot_id=wafers[0].lot_id,
+                                 args=record or {}, before={**seen, **(before or {})})
+        try:
+            await h.cmd(method, *args)
+        except CommsError as exc:
+            await h.recover(f"{command}: {exc}")
+            verdict = await reconcile(h, ctx.journal.get_intent(iid))
+            ctx.journal.outcome(iid, verdict.verdict, verdict.why)
+            log.warning("start reconciled after comms loss", tool=h.name, command=command,
+                        verdict=verdict.verdict, why=verdict.why)
+            if verdict.verdict == "STARTED":
+                return
+            if verdict.verdict == "UNKNOWN":
+                raise StepFailed("hold", f"held for disposition: {command}: {verdict.why}") \
+                    from exc
+            continue
+        except ToolError as exc:
+            ctx.journal.outcome(iid, "REFUSED", str(exc))
+            raise
+        ctx.journal.outcome(iid, "OK")
+        return
+    raise StepFailed("hold", f"held for disposition: {command} not sent after two comms losses")
+
+
+async def ensure_idle(ctx: StepContext, h: ToolHandle, idle: str = "IDLE") -> None:
+    """Wait (bounded by ``tool_down_s``) until the tool is ``idle`` and empty; an alarm
+    whose cause is gone is cleared on the way. ToolDown if it never gets there."""
+    deadline = ctx.clock.now() + ctx.config.tool_down_s
+    st = ""
+    while True:
+        st = await h.state()
+        if st == idle:
+            return
+        if st == "ALARM":
+            await h.q("clear_alarms")
+        if ctx.clock.now() > deadline:
+            alarms = tuple(await h.q("alarms"))
+            raise ToolDown(h.name, f"not {idle} after {ctx.config.tool_down_s:.0f} s "
+                                   f"(state {st}, alarms {', '.join(alarms) or 'none'})")
+        await ctx.clock.sleep(h.poll_s)
+
+
+async def make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in: set[str],
+                    unload_from: set[str], unload_s: float) -> None:
+    """Leave a SCPI tool safe after a failure: abort a running operation, clear alarms
+    whose cause is gone, unload the wafer and take it back to the stocker."""
+    st = await h.state()
+    if st in abort_in:
+        iid = ctx.journal.intent(h.name, "ABORT", wafer_ids=[w.wafer_id], lot_id=w.lot_id)
+        await h.q("abort")
+        ctx.journal.outcome(iid, "OK")
+        st = await h.state()
+    if st == "ALARM":
+        await h.q("clear_alarms")
+        st = await h.state()
+    if st in unload_from:
+        await send_start(ctx, h, "UNLOAD", [w], "unload")
+    if st != "IDLE":
+        try:
+            await h.wait({"IDLE"}, unload_s, "unload after failure")
+        except (ToolAlarm, WaitTimeout) as exc:
+            raise ToolDown(h.name, f"could not be made safe: {exc}") from exc
+    await ctx.move([w], "stocker")
+
+
+def bind(**kv: Any) -> Any:
+    """structlog context for a step (lot_id, wafer_id, tool, step)."""
+    return structlog.contextvars.bound_contextvars(**kv)

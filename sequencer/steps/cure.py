@@ -1,0 +1,208 @@
+"""Cure one batch in the CV-25 oven (the wafers' resin, with the concave portions in it).
+
+oven idle and cool → move the wafers in → (queue-time check) → upload the program
+with a batch number the journal allocates (the driver verifies the read-back) →
+lock the door → START → poll the status every poll period, recording the
+temperature profile, until COMPLETE (time at temperature = time within ±3 °C of
+the final target) or ABORTED (alarm, wafers held, alarms acknowledged) → move out.
+The oven does not know wafer ids; the batch number ties the run to the wafers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from drivers.errors import ToolError
+
+from ..protocols import state_name
+from ..substrate import Substrate
+from . import (
+    StepContext,
+    StepFailed,
+    ToolAlarm,
+    ToolDown,
+    WaitTimeout,
+    apply_fate,
+    bind,
+    due,
+    send_start,
+)
+
+PHASES = ("", "in", "upload", "start", "cured", "out")
+_READY = {"IDLE", "COMPLETE", "ABORTED"}
+
+
+def high_limit(recipe: Any) -> float:
+    if getattr(recipe, "high_limit_c", None) is not None:
+        return float(recipe.high_limit_c)
+    return max(s.target_c for s in recipe.segments) + 25.0
+
+
+def expected_cure_s(recipe: Any, ctx_config: Any) -> float:
+    """Expected program duration (tool s): purge, ramps, band waits, soaks, cooling."""
+    t, temp = ctx_config.oven_purge_s, ctx_config.ambient_c
+    for seg in recipe.segments:
+        t += abs(seg.target_c - temp) / seg.ramp_c_per_min * 60.0 + seg.hold_min * 60.0
+        t += ctx_config.oven_tau_s / 3  # settling into the ±3 °C band
+        temp = seg.target_c
+    amb = ctx_config.ambient_c
+    if temp > recipe.unload_c > amb:
+        t += ctx_config.oven_tau_s * math.log((temp - amb) / (recipe.unload_c - amb))
+    return t
+
+
+def _program(ctx: StepContext, r: Any, batch_no: int) -> Any:
+    segs = tuple((float(s.target_c), float(s.ramp_c_per_min), int(s.hold_min))
+                 for s in r.segments)
+    kw = {"o2_limit_ppm": int(r.o2_limit_ppm), "n2_flow_slm": float(r.n2_flow_slm),
+          "high_limit_c": high_limit(r), "unload_c": float(r.unload_c), "batch_no": batch_no}
+    if ctx.make_program is not None:
+        return ctx.make_program(segs, **kw)
+    from drivers.oven import OvenProgram, Segment  # the production program type
+
+    return OvenProgram(segments=tuple(Segment(*s) for s in segs), **kw)
+
+
+def develop_cure_breach(ctx: StepContext, w: Substrate) -> str | None:
+    if w.data.develop_end is None:
+        return "held for disposition: not developed, may not be cured"
+    waited = ctx.clock.now() - w.data.develop_end
+    if waited > ctx.config.q_develop_cure_s:
+        return (f"held for disposition: develop→cure queue time {waited / 3600:.2f} h "
+                f"> {ctx.config.q_develop_cure_s / 3600:.2f} h")
+    return None
+
+
+async def _oven_ready(ctx: StepContext, unload_c: float) -> None:
+    """Idle (or finished) and at or below the unload temperature, door unlocked."""
+    h = ctx.tools["oven"]
+    deadline = ctx.clock.now() + ctx.config.tool_down_s + ctx.config.oven_tau_s * 2
+    while True:
+        st = await h.q("status")
+        name = state_name(st.state)
+        if name in _READY and float(st.chamber_c) <= unload_c:
+            if getattr(st, "alarms", None):
+                await h.q("ack_alarms")
+            if getattr(st, "door_locked", False):
+                await h.q("lock_door", False)
+            return
+        if ctx.clock.now() > deadline:
+            raise ToolDown("oven", f"not idle and cool: {name}, {st.chamber_c} °C")
+        await ctx.clock.sleep(h.poll_s)
+
+
+async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> list[Substrate]:
+    """Run (or resume) one batch. Returns the wafers cured; the others are held with
+    the reason. ToolDown passes (the scheduler holds what is left)."""
+    h = ctx.tools["oven"]
+    h.current_lot = wafers[0].lot_id
+    with bind(lot_id=wafers[0].lot_id, tool="oven", step="cure"):
+        ctx.begin(wafers, "cure", "oven")
+        try:
+            done = await _run(ctx, wafers, recipe)
+        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
+            live = [w for w in wafers if not w.final]
+            reason = exc.reason if isinstance(exc, StepFailed) else \
+                f"held for disposition: cure batch {live[0].data.cure_batch if live else '?'}" \
+                f" failed: {exc}"
+            ctx.alarms.raise_("oven", "CURE_FAILED", reason, lot_id=wafers[0].lot_id,
+                              wafer_ids=[w.wafer_id for w in live])
+            await _unload_after_failure(ctx, live, recipe)
+            for w in live:
+                apply_fate(w, "hold", reason)
+            ctx.end(live, "cure", "oven", ok=False)
+            return []
+    ctx.end(done, "cure", "oven", ok=True)
+    return done
+
+
+async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: Any) -> None:
+    h = ctx.tools["oven"]
+    await h.q("ack_alarms")
+    st = state_name((await h.q("status")).state)
+    if st in ("PURGING", "RUNNING", "PAUSED"):
+        iid = ctx.journal.intent("oven", "ABORT", wafer_ids=[w.wafer_id for w in wafers])
+        await h.q("abort")
+        ctx.journal.outcome(iid, "OK")
+    inside = [w for w in wafers if w.data.location == "oven"]
+    if inside:
+        await _oven_ready(ctx, float(r.unload_c))
+        await ctx.move(inside, "stocker")
+
+
+async def _run(ctx: StepContext, wafers: list[Substrate], r: Any) -> list[Substrate]:
+    h = ctx.tools["oven"]
+    first = wafers[0]
+    if due(first, "in", PHASES):
+        await _oven_ready(ctx, float(r.unload_c))
+        await ctx.move(wafers, "oven")
+        ctx.mark(wafers, "in")
+    if due(first, "upload", PHASES):
+        late = [(w, why) for w in wafers if (why := develop_cure_breach(ctx, w))]
+        if late:
+            await ctx.move([w for w, _ in late], "stocker")
+            for w, why in late:
+                apply_fate(w, "hold", why)
+                ctx.end([w], "cure", "oven", ok=False)
+            wafers = [w for w in wafers if not w.final]
+            if not wafers:
+                return []
+        seen = int(await h.q("batch_no"))
+        batch = ctx.journal.allocate_batch(seen, r.name, [w.wafer_id for w in wafers])
+        await h.q("upload", _program(ctx, r, batch))
+        for w in wafers:
+            w.data.cure_batch = batch
+        await h.q("lock_door", True)
+        ctx.mark(wafers, "upload")
+    batch = int(first.data.cure_batch or 0)
+    if due(first, "start", PHASES):
+        for w in wafers:
+            w.data.cure_start = ctx.clock.now()
+        await send_start(ctx, h, "START", wafers, "start", before={"batch_no": batch},
+                         record={"recipe": r.name})
+        ctx.journal.set_batch_state(batch, "STARTED")
+        ctx.mark(wafers, "start")
+    if due(first, "cured", PHASES):
+        await _follow(ctx, wafers, r, batch)
+        ctx.mark(wafers, "cured")
+    if due(first, "out", PHASES):
+        await ctx.move(wafers, "stocker")
+        ctx.mark(wafers, "out")
+    return wafers
+
+
+async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int) -> None:
+    h = ctx.tools["oven"]
+    final_target = float(r.segments[-1].target_c)
+    profile: list[list[Any]] = []
+    at_temp = [0.0]
+    t0 = ctx.clock.now()
+
+    def record(st: Any) -> None:
+        t = ctx.clock.now() - t0
+        if profile and abs(float(st.chamber_c) - final_target) <= ctx.config.band_c:
+            at_temp[0] += t - profile[-1][0]
+        profile.append([round(t, 1), st.chamber_c, getattr(st, "wafer_c", None),
+                        getattr(st, "setpoint_c", None), getattr(st, "o2_ppm", None),
+                        state_name(st.state)])
+
+    try:
+        await h.wait({"COMPLETE"}, expected_cure_s(r, ctx.config), f"cure batch {batch}",
+                     method="status", read=lambda s: state_name(s.state),
+                     fail={"ABORTED", "IDLE"}, on_poll=record)
+    finally:
+        ctx.journal.trace(f"batch-{batch}", "oven_profile", profile)
+    if int(await h.q("batch_no")) != batch:
+        raise StepFailed("hold", f"held for disposition: oven reports another batch than {batch}")
+    ctx.journal.set_batch_state(batch, "COMPLETE")
+    shrink = float(getattr(r, "shrink_fraction", 0.25))
+    for w in wafers:
+        w.data.cured = True
+        w.data.cure_end = ctx.clock.now()
+        w.data.time_at_temp_s = round(at_temp[0], 1)
+        if w.data.residual_um is not None:
+            w.data.residual_after_cure_um = round(w.data.residual_um * (1 - shrink), 4)
+        ctx.journal.result(w.wafer_id, "cure", {
+            "batch_no": batch, "time_at_temp_s": w.data.time_at_temp_s,
+            "residual_after_cure_um": w.data.residual_after_cure_um})

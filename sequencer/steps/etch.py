@@ -1,0 +1,145 @@
+"""Dry-etch one wafer on the PE-200 (the second process: open the via bottoms).
+
+Main etch time: the recipe's (``main_etch_s_for``: residual after cure × … / rate
+for flow A, the recipe's fixed time for flow B); with endpoint on, ``ETCH:TIME``
+is the limit ``max_main_factor`` × expected and ``ETCH:TARGet`` the residual.
+apply_recipe (IDLE) → move in → LOAD → READY → ETCH:STARt → COMPLETE (or ALARM)
+→ removed / open / OES trace → UNLOAD → IDLE → move out. Durations from the
+manual: load + pump 45 s, stabilise ≤ 30 s, etch + overetch, vent 30 s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivers.errors import ToolError
+
+from ..protocols import state_name
+from ..substrate import Substrate
+from . import (
+    StepContext,
+    StepFailed,
+    ToolAlarm,
+    WaitTimeout,
+    apply_fate,
+    bind,
+    due,
+    ensure_idle,
+    make_safe,
+    send_start,
+)
+
+PHASES = ("", "recipe", "in", "load", "loaded", "start_etch", "etched", "unload", "unloaded",
+          "out")
+TIMING = {"load_s": 45.0, "stabilize_s": 30.0, "vent_s": 30.0}
+_ACTIVE = {"STABILIZING", "ETCHING", "OVERETCH"}
+_UNLOADABLE = {"READY", "COMPLETE", "ALARM"}
+
+
+def etch_plan(recipe: Any, residual_after_cure_um: float) -> dict[str, Any]:
+    """The etcher settings for one wafer, and the expected main etch time (s)."""
+    expected = int(recipe.main_etch_s_for(residual_after_cure_um))
+    endpoint = bool(recipe.endpoint)
+    return {
+        "o2": recipe.o2_sccm, "cf4": recipe.cf4_sccm, "pressure": recipe.pressure_mtorr,
+        "rf_power": recipe.rf_power_w,
+        "etch_time": int(recipe.etch_time_s_for(residual_after_cure_um)),
+        "overetch": int(recipe.overetch_pct), "endpoint": endpoint,
+        "target": round(min(20.0, max(0.0, residual_after_cure_um)), 3) if endpoint else 0.0,
+        "expected_s": expected,
+    }
+
+
+def queue_time_breach(ctx: StepContext, w: Substrate) -> str | None:
+    """The reason ``w`` may not start etching (cure → etch queue time), or None."""
+    if not w.data.cured or w.data.cure_end is None:
+        return "held for disposition: not cured, may not be etched"
+    waited = ctx.clock.now() - w.data.cure_end
+    if waited > ctx.config.q_cure_etch_s:
+        return (f"held for disposition: cure→etch queue time {waited / 3600:.2f} h "
+                f"> {ctx.config.q_cure_etch_s / 3600:.2f} h")
+    return None
+
+
+async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
+    """Run (or resume) the step. True when etched and open; False otherwise (the wafer
+    is REJECTED, ABORTED or STOPPED with the reason). ToolDown passes."""
+    h = ctx.tools["etcher"]
+    h.current_lot = w.lot_id
+    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="etcher", step="etch"):
+        if due(w, "load", PHASES) and (why := queue_time_breach(ctx, w)):
+            apply_fate(w, "hold", why)
+            return False
+        ctx.begin([w], "etch", "etcher")
+        try:
+            await _run(ctx, w, recipe)
+        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
+            started = not due(w, "start_etch", PHASES)
+            fate = exc.fate if isinstance(exc, StepFailed) else ("abort" if started else "hold")
+            reason = exc.reason if isinstance(exc, StepFailed) else f"etch: {exc}"
+            if isinstance(exc, ToolAlarm):
+                ctx.alarms.raise_("etcher", "TOOL_ALARM", str(exc), lot_id=w.lot_id,
+                                  wafer_ids=[w.wafer_id])
+            if w.data.location == "etcher":
+                await make_safe(ctx, h, w, abort_in=_ACTIVE, unload_from=_UNLOADABLE,
+                                unload_s=TIMING["vent_s"])
+            apply_fate(w, fate, reason)
+            ctx.end([w], "etch", "etcher", ok=False)
+            return False
+    ctx.end([w], "etch", "etcher", ok=True)
+    if w.data.open:
+        w.complete()
+        return True
+    w.reject(reason=f"not open after etch: removed {w.data.removed_um} um, "
+                    f"residual after cure {w.data.residual_after_cure_um} um")
+    return False
+
+
+async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
+    h = ctx.tools["etcher"]
+    plan = etch_plan(r, float(w.data.residual_after_cure_um or 0.0))
+    if due(w, "recipe", PHASES):
+        await ensure_idle(ctx, h)
+        await h.q("apply_recipe", plan["o2"], plan["cf4"], plan["pressure"], plan["rf_power"],
+                  plan["etch_time"], plan["overetch"], plan["endpoint"], plan["target"])
+        w.data.etch_time_s = plan["expected_s"]
+        ctx.mark([w], "recipe")
+    if due(w, "in", PHASES):
+        await ctx.move([w], "etcher")
+        ctx.mark([w], "in")
+    if due(w, "load", PHASES):
+        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id)
+        ctx.mark([w], "load")
+    if due(w, "loaded", PHASES):
+        await h.wait({"READY"}, TIMING["load_s"], "load + pump-down", fail={"ALARM", "IDLE"})
+        ctx.mark([w], "loaded")
+    if due(w, "start_etch", PHASES):
+        if why := queue_time_breach(ctx, w):
+            raise StepFailed("hold", why)
+        w.data.etch_start = ctx.clock.now()
+        await send_start(ctx, h, "START_ETCH", [w], "start_etch", record=plan)
+        ctx.mark([w], "start_etch")
+    if due(w, "etched", PHASES):
+        expected = TIMING["stabilize_s"] + plan["etch_time"] * (1 + plan["overetch"] / 100)
+        line = await h.wait({"COMPLETE"}, expected, "etch", method="etch_status",
+                            read=lambda v: state_name(v.state), fail={"ALARM", "IDLE"})
+        res = await h.q("result")
+        trace = list(await h.q("oes_trace"))
+        w.data.removed_um = float(res.removed_um)
+        w.data.open = bool(res.all_open)
+        w.data.etched = True
+        ctx.journal.result(w.wafer_id, "etch", {
+            "removed_um": w.data.removed_um, "open": w.data.open,
+            "elapsed_s": getattr(line, "elapsed_s", None),
+            "endpoint_s": getattr(line, "endpoint_s", None), **plan})
+        ctx.journal.trace(w.wafer_id, "oes_co", trace)
+        ctx.mark([w], "etched")
+    if due(w, "unload", PHASES):
+        await send_start(ctx, h, "UNLOAD", [w], "unload")
+        ctx.mark([w], "unload")
+    if due(w, "unloaded", PHASES):
+        await h.wait({"IDLE"}, TIMING["vent_s"], "vent + unload")
+        ctx.mark([w], "unloaded")
+    if due(w, "out", PHASES):
+        await ctx.move([w], "stocker")
+        ctx.mark([w], "out")

@@ -1,0 +1,116 @@
+"""Expose + develop one wafer on the LX-365 (the first process: concave portions).
+
+move in → settings (IDLE) → LOAD → READY → EXPOSURE:STARt → EXPOSED →
+DEVELOP:STARt → COMPLETE → results → UNLOAD → IDLE → move out. Durations from
+the manual: load 20 s, fields × (dose / intensity + 0.25 s), develop + 10 s
+measure, unload 15 s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivers.errors import ToolError
+
+from ..substrate import Substrate
+from . import (
+    StepContext,
+    StepFailed,
+    ToolAlarm,
+    WaitTimeout,
+    apply_fate,
+    bind,
+    due,
+    ensure_idle,
+    make_safe,
+    send_start,
+)
+
+PHASES = ("", "in", "setup", "load", "loaded", "start_exposure", "exposed", "start_develop",
+          "developed", "unload", "unloaded", "out")
+TIMING = {"load_s": 20.0, "unload_s": 15.0, "measure_s": 10.0, "fields": 52, "step_s": 0.25}
+_ACTIVE = {"LOADING", "EXPOSING", "DEVELOPING", "MEASURING"}
+_UNLOADABLE = {"READY", "EXPOSED", "COMPLETE", "ALARM"}
+
+
+async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
+    """Run (or resume) the step for ``w``. True when developed and back in the stocker;
+    False when the wafer ended ABORTED/STOPPED (the reason is on it). ToolDown passes."""
+    h = ctx.tools["exposure"]
+    h.current_lot = w.lot_id
+    ctx.begin([w], "expose", "exposure")
+    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="exposure", step="expose"):
+        try:
+            await _run(ctx, w, recipe)
+        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
+            exposed = not due(w, "start_exposure", PHASES)
+            fate = exc.fate if isinstance(exc, StepFailed) else ("abort" if exposed else "hold")
+            reason = exc.reason if isinstance(exc, StepFailed) else f"exposure: {exc}"
+            if isinstance(exc, ToolAlarm):
+                ctx.alarms.raise_("exposure", "TOOL_ALARM", str(exc), lot_id=w.lot_id,
+                                  wafer_ids=[w.wafer_id])
+            if w.data.location == "exposure":
+                await make_safe(ctx, h, w, abort_in=_ACTIVE, unload_from=_UNLOADABLE,
+                                unload_s=TIMING["unload_s"])
+            apply_fate(w, fate, reason)
+            ctx.end([w], "expose", "exposure", ok=False)
+            return False
+    ctx.end([w], "expose", "exposure", ok=True)
+    return True
+
+
+async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
+    h = ctx.tools["exposure"]
+    intensity = 1000.0
+    if due(w, "in", PHASES):
+        await ensure_idle(ctx, h)
+        await ctx.move([w], "exposure")
+        ctx.mark([w], "in")
+    if due(w, "setup", PHASES):
+        await ensure_idle(ctx, h)
+        await h.q("remote")
+        for name, value in (("dose", r.dose_mj_cm2), ("focus", r.focus_um),
+                            ("develop_time", int(r.develop_s)), ("reticle", r.reticle)):
+            await h.q("set", name, value)
+        w.data.dose = float(r.dose_mj_cm2)
+        ctx.mark([w], "setup")
+    if due(w, "load", PHASES):
+        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id)
+        ctx.mark([w], "load")
+    if due(w, "loaded", PHASES):
+        await h.wait({"READY"}, TIMING["load_s"], "load", fail={"ALARM", "IDLE"})
+        ctx.mark([w], "loaded")
+    if due(w, "start_exposure", PHASES):
+        await send_start(ctx, h, "START_EXPOSURE", [w], "start_exposure",
+                         record={"dose": r.dose_mj_cm2})
+        ctx.mark([w], "start_exposure")
+    if due(w, "exposed", PHASES):
+        st = await h.q("status")
+        intensity = float(getattr(st, "intensity", 0) or intensity)
+        expose_s = TIMING["fields"] * (float(r.dose_mj_cm2) / intensity + TIMING["step_s"])
+        await h.wait({"EXPOSED"}, expose_s, "exposure", fail={"ALARM", "IDLE"})
+        ctx.mark([w], "exposed")
+    if due(w, "start_develop", PHASES):
+        await send_start(ctx, h, "START_DEVELOP", [w], "start_develop")
+        ctx.mark([w], "start_develop")
+    if due(w, "developed", PHASES):
+        await h.wait({"COMPLETE"}, float(r.develop_s) + TIMING["measure_s"], "develop",
+                     fail={"ALARM", "IDLE"})
+        res = await h.q("result")
+        w.data.depth_um = float(res.depth_um)
+        w.data.residual_um = float(res.residual_um)
+        w.data.developed = True
+        w.data.develop_end = ctx.clock.now()
+        ctx.journal.result(w.wafer_id, "expose", {
+            "dose": w.data.dose, "depth_um": w.data.depth_um,
+            "residual_um": w.data.residual_um, "cd_um": getattr(res, "cd_um", None)})
+        ctx.mark([w], "developed")
+    if due(w, "unload", PHASES):
+        await send_start(ctx, h, "UNLOAD", [w], "unload")
+        ctx.mark([w], "unload")
+    if due(w, "unloaded", PHASES):
+        await h.wait({"IDLE"}, TIMING["unload_s"], "unload")
+        ctx.mark([w], "unloaded")
+    if due(w, "out", PHASES):
+        await ctx.move([w], "stocker")
+        ctx.mark([w], "out")

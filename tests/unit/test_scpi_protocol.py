@@ -1,0 +1,341 @@
+"""Byte-exact protocol replay of the SCPI drivers (in the style of PyMeasure's expected_protocol).
+
+A fake transport (the real :class:`LineTransport` base, fake bytes underneath) asserts every
+byte the driver writes and hands back canned replies, so these tests pin the wire
+protocol: settings, validation before sending, the error-queue check after every command,
+no retry of starts, one retry of queries after a lost connection, reply parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from drivers.errors import CommsError, InterlockError, ToolError, ToolRejected, ValidationError
+from drivers.etcher import EtcherState, EtchStatusLine, PlasmaEtcher
+from drivers.exposure import Control, ExposureResult, ExposureState, ExposureTool
+from drivers.scpi import Identity, JobStatus, ScpiInstrument
+from drivers.transport import CommsTimeout, ConnectionLost, LineTransport
+
+Reply = bytes | BaseException | None
+EXPOSURE_IDN = b"VIAFAB,LX-365,SN1001,1.0\n"
+ETCHER_IDN = b"VIAFAB,PE-200,SN2001,2.1\r\n"
+OK = b'0,"No error"\n'
+
+
+class ReplayTransport(LineTransport):
+    """Each write must equal the next scripted request; its reply is then readable.
+
+    A reply may be an exception (raised by the read) or None (nothing comes back).
+    """
+
+    def __init__(self, script: list[tuple[bytes, Reply]]) -> None:
+        super().__init__("replay", timeout_s=0.2, tool="test")
+        self.script = list(script)
+        self.opened = 0
+        self.written: list[bytes] = []
+        self._reply: Reply = None
+        self._open = True  # starts connected: the tests below are about the exchanges
+
+    def _open_raw(self) -> None:
+        self.opened += 1
+
+    def _close_raw(self) -> None:
+        self._reply = None
+
+    def _has_handle(self) -> bool:
+        return False
+
+    def _peer_gone(self) -> bool:
+        return False
+
+    def _write(self, data: bytes) -> None:
+        self.written.append(data)
+        assert self.script, f"unexpected write {data!r}"
+        expected, self._reply = self.script.pop(0)
+        assert data == expected, f"wrote {data!r}, expected {expected!r}"
+
+    def _readline(self, deadline: float) -> bytes:
+        reply, self._reply = self._reply, None
+        if reply is None:
+            raise CommsTimeout("no reply", tool="test")
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+
+@contextmanager
+def expected_protocol(cls: type[Any], script: list[tuple[bytes, Reply]]) -> Iterator[Any]:
+    transport = ReplayTransport(script)
+    yield cls(transport)
+    assert transport.script == [], f"not sent: {transport.script!r}"
+
+
+def ok(command: bytes) -> list[tuple[bytes, Reply]]:
+    """A command that the tool accepts: the line, then an empty error queue."""
+    return [(command, None), (b"SYST:ERR?\n", OK)]
+
+
+# ------------------------------------------------------------------------ settings
+def test_setting_write_is_followed_by_an_error_queue_check() -> None:
+    with expected_protocol(ExposureTool, ok(b"EXP:DOSE 320.0\n")) as tool:
+        tool.set("dose", 320)
+
+
+def test_setting_descriptor_reads_and_writes_through_the_table() -> None:
+    script = [(b"EXP:FOC?\n", b"-1.5\n"), *ok(b"DEV:TIME 90\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        assert tool.focus == -1.5
+        tool.develop_time = 90
+
+
+def test_integer_and_boolean_settings_use_their_wire_forms() -> None:
+    script = [*ok(b"ETCH:TIME 180\n"), *ok(b"ETCH:ENDP 1\n"), (b"ETCH:ENDP?\n", b"0\r\n")]
+    with expected_protocol(PlasmaEtcher, script) as tool:
+        tool.set("etch_time", 180.0)
+        tool.set("endpoint", "ON")
+        assert tool.get("endpoint") is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("dose", 9.99), ("dose", 2000.01), ("focus", -10.5), ("develop_time", 29),
+     ("develop_time", 90.5), ("dose", "lots"), ("dose", True), ("dose", float("nan")),
+     ("fields", 10), ("intensity", 900.0)],
+)
+def test_out_of_range_values_are_refused_before_anything_is_sent(name: str, value: Any) -> None:
+    with expected_protocol(ExposureTool, []) as tool, pytest.raises(ValidationError) as err:
+        tool.set(name, value)
+    assert err.value.parameter == name
+    assert err.value.value is value or err.value.value == value or value != value
+    assert tool.transport.written == []
+
+
+def test_validation_error_names_the_allowed_range() -> None:
+    with expected_protocol(ExposureTool, []) as tool, pytest.raises(ValidationError) as err:
+        tool.set("dose", 5000)
+    assert "10.0 to 2000.0 mJ/cm2" in err.value.allowed
+
+
+def test_unknown_setting_is_refused() -> None:
+    with expected_protocol(ExposureTool, []) as tool, pytest.raises(ValidationError):
+        tool.set("brightness", 1)
+
+
+def test_reticle_must_come_from_the_catalog() -> None:
+    script = [(b"RET:CAT?\n", b"VIA-200,VIA-150\n"), (b"RET:CAT?\n", b"VIA-200,VIA-150\n"),
+              *ok(b"RET:SEL VIA-150\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        with pytest.raises(ValidationError, match="VIA-200, VIA-150"):
+            tool.set("reticle", "VIA-999")
+        tool.set("reticle", "VIA-150")
+
+
+# ------------------------------------------------------------------ the error queue
+def test_tool_refusal_raises_its_own_code_and_text_and_drains_the_queue() -> None:
+    script = [(b"EXP:DOSE 320.0\n", None), (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'),
+              (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool, pytest.raises(ToolRejected) as err:
+        tool.set("dose", 320.0)
+    assert (err.value.code, err.value.text) == (-221, "Settings conflict")
+    assert not isinstance(err.value, InterlockError)
+
+
+def test_the_newest_of_several_queued_errors_is_raised() -> None:
+    script = [(b"WAF:LOAD W-01\n", None), (b"SYST:ERR?\n", b'+202,"Lamp fault"\n'),
+              (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'), (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool, pytest.raises(ToolRejected) as err:
+        tool.load("W-01")
+    assert err.value.code == -221
+
+
+@pytest.mark.parametrize(("cls", "code"), [(ExposureTool, b"+201"), (PlasmaEtcher, b"+301")])
+def test_interlock_codes_raise_interlock_error(cls: type[Any], code: bytes) -> None:
+    start = b"EXP:STAR\n" if cls is ExposureTool else b"ETCH:STAR\n"
+    script = [(start, None), (b"SYST:ERR?\n", code + b',"Interlock open"\n'),
+              (b"SYST:ERR?\n", OK)]
+    with expected_protocol(cls, script) as tool, pytest.raises(InterlockError) as err:
+        tool.start_exposure() if cls is ExposureTool else tool.start_etch()
+    assert err.value.code == int(code)
+
+
+def test_errors_drains_the_queue_oldest_first() -> None:
+    script = [(b"SYST:ERR?\n", b'-113,"Undefined header"\n'),
+              (b"SYST:ERR?\n", b'-350,"Queue overflow"\n'), (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool:
+        assert tool.errors() == [(-113, "Undefined header"), (-350, "Queue overflow")]
+
+
+# --------------------------------------------------------------- retries and links
+@pytest.mark.parametrize("method", ["load", "unload", "start_exposure", "start_develop"])
+def test_start_commands_are_never_retried(method: str) -> None:
+    line = {"load": b"WAF:LOAD W-01\n", "unload": b"WAF:UNL\n",
+            "start_exposure": b"EXP:STAR\n", "start_develop": b"DEV:STAR\n"}[method]
+    with expected_protocol(ExposureTool, [(line, None)]) as tool:
+        # The line goes out; the error check's link breaks. No second attempt.
+        tool.transport.script.append((b"SYST:ERR?\n", BrokenPipeError(32, "Broken pipe")))
+        with pytest.raises(CommsError):
+            getattr(tool, method)(*(["W-01"] if method == "load" else []))
+    assert tool.transport.written.count(line) == 1
+
+
+def test_a_start_whose_write_fails_is_not_resent() -> None:
+    transport = ReplayTransport([])
+
+    def refuse(data: bytes) -> None:
+        transport.written.append(data)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    transport._write = refuse  # type: ignore[method-assign]
+    with pytest.raises(ConnectionLost):
+        PlasmaEtcher(transport).start_etch()
+    assert transport.written == [b"ETCH:STAR\n"]
+
+
+def test_a_query_is_retried_once_after_a_lost_connection_reconnecting_first() -> None:
+    script = [(b"EXP:DOSE?\n", ConnectionResetError(104, "reset")),
+              (b"*IDN?\n", EXPOSURE_IDN), (b"EXP:DOSE?\n", b"320.0\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        assert tool.dose == 320.0
+    assert tool.transport.opened == 1
+
+
+def test_a_query_that_times_out_is_not_retried() -> None:
+    with expected_protocol(ExposureTool, [(b"SYST:STAT?\n", None)]) as tool:
+        with pytest.raises(CommsTimeout):
+            tool.state()
+        assert not tool.transport.is_open  # a late reply can never be read as the next one
+
+
+def test_a_garbled_reply_is_a_comms_error_and_drops_the_link() -> None:
+    with expected_protocol(ExposureTool, [(b"EXP:DOSE?\n", b"ikh*j\n")]) as tool:
+        with pytest.raises(CommsError, match="not a number"):
+            tool.get("dose")
+        assert not tool.transport.is_open
+
+
+def test_connect_probes_idn_and_checks_the_model() -> None:
+    transport = ReplayTransport([(b"*IDN?\n", ETCHER_IDN)])
+    with pytest.raises(ToolError, match="not a LX-365"):
+        ExposureTool(transport).connect()
+    transport = ReplayTransport([(b"*IDN?\n", EXPOSURE_IDN)])
+    assert ExposureTool(transport).connect() == Identity("VIAFAB", "LX-365", "SN1001", "1.0")
+
+
+# -------------------------------------------------------------- refusable queries
+def test_result_is_one_line_behind_the_sentinel() -> None:
+    script = [(b"*ESE?;:RES:DEPT?;:RES:RES?;:RES:CD?\n", b"0;10.2;0.3;31.5\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        assert tool.result() == ExposureResult(10.2, 0.3, 31.5)
+
+
+def test_a_refused_result_raises_at_once_with_the_tools_code() -> None:
+    script = [(b"*ESE?;:RES:DEPT?;:RES:RES?;:RES:CD?\n", b"0\n"),
+              (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'), (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool, pytest.raises(ToolRejected) as err:
+        tool.result()
+    assert err.value.code == -221
+
+
+def test_raw_returns_the_reply_and_raises_a_refused_query() -> None:
+    script = [(b"*ESE?;:syst:stat?\n", b"0;IDLE\n"), *ok(b"*CLS\n"),
+              (b"*ESE?;:RES:CD?\n", b"0\n"), (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'),
+              (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool:
+        assert tool.raw("syst:stat?") == "IDLE"
+        assert tool.raw("*CLS") is None
+        with pytest.raises(ToolRejected):
+            tool.raw(":RES:CD?")
+
+
+# ------------------------------------------------------------------ typed replies
+def test_exposure_status_is_one_snapshot_line() -> None:
+    line = (b"SYST:STAT?;:SYST:CONT?;:WAF:ID?;:ALAR?;:EXP:DOSE?;:EXP:FOC?;:DEV:TIME?;"
+            b":RET:SEL?;:EXP:INT?;:FILM:THICK?;:SYST:BOOT?;:JOB:LAST?\n")
+    reply = (b"READY;REMOTE;W-01;LAMP_LOW;320.0;0.0;90;VIA-200;987.5;10.1;4711;"
+             b"3,W-01,EXPOSE,DONE,320.0,12.5\n")
+    with expected_protocol(ExposureTool, [(line, reply)]) as tool:
+        status = tool.status()
+    assert status.state is ExposureState.READY and status.control is Control.REMOTE
+    assert status.alarms == ("LAMP_LOW",) and status.develop_time_s == 90
+    assert status.last_job.status is JobStatus.DONE and status.last_job.kind == "EXPOSE"
+
+
+def test_no_job_and_no_wafer_parse_to_none() -> None:
+    script = [(b"JOB:LAST?\n", b"0,NONE,NONE,NONE,0.0,-1\n"), (b"WAF:ID?\n", b"NONE\n"),
+              (b"ALAR?\n", b"NONE\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        job = tool.last_job()
+        assert (job.job_no, job.wafer_id, job.kind, job.status) == (0, None, None, JobStatus.NONE)
+        assert tool.wafer_id() is None
+        assert tool.alarms() == ()
+
+
+def test_etcher_replies_end_in_cr_lf_and_parse_to_types() -> None:
+    script = [(b"ETCH:STAT?\n", b"ETCHING,42.0,-1\r\n"),
+              (b"OES:TRAC?\n", b"100.0,120.5,90.0\r\n"),
+              (b"RES:REM?;:RES:OPEN?\n", b"10.4;1\r\n"),
+              (b"SYST:STAT?\n", b"BOGUS\r\n")]
+    with expected_protocol(PlasmaEtcher, script) as tool:
+        assert tool.etch_status() == EtchStatusLine(EtcherState.ETCHING, 42.0, None)
+        assert tool.oes_trace() == [100.0, 120.5, 90.0]
+        assert tool.result().all_open is True
+        with pytest.raises(CommsError):
+            tool.state()
+
+
+def test_wafer_ids_are_validated_before_sending() -> None:
+    with expected_protocol(PlasmaEtcher, []) as tool:
+        for bad in ["", "x" * 33, "W 01", 'W"1', "NONE", "W;*RST"]:
+            with pytest.raises(ValidationError):
+                tool.load(bad)
+
+
+# ------------------------------------------------------------------ the CF4 rule
+def gas_query(o2: bytes, cf4: bytes) -> tuple[bytes, bytes]:
+    return (b"GAS:O2?;:GAS:CF4?\n", o2 + b";" + cf4 + b"\r\n")
+
+
+RECIPE_TAIL = [*ok(b"PRES:SET 200.0\n"), *ok(b"RF:POW 300.0\n"), *ok(b"ETCH:TIME 180\n"),
+               *ok(b"ETCH:OVER 30\n"), *ok(b"ETCH:ENDP 1\n"), *ok(b"ETCH:TARG 8.0\n")]
+
+
+def test_apply_recipe_lowers_cf4_first_when_it_decreases() -> None:
+    script = [gas_query(b"90.0", b"30.0"), *ok(b"GAS:CF4 5.0\n"), *ok(b"GAS:O2 20.0\n"),
+              *RECIPE_TAIL]
+    with expected_protocol(PlasmaEtcher, script) as tool:
+        tool.apply_recipe(20.0, 5.0, 200.0, 300.0, 180, 30, True, 8.0)
+
+
+def test_apply_recipe_raises_o2_first_when_cf4_increases() -> None:
+    script = [gas_query(b"20.0", b"5.0"), *ok(b"GAS:O2 90.0\n"), *ok(b"GAS:CF4 30.0\n"),
+              *RECIPE_TAIL]
+    with expected_protocol(PlasmaEtcher, script) as tool:
+        tool.apply_recipe(90.0, 30.0, 200.0, 300.0, 180, 30, True, 8.0)
+
+
+def test_apply_recipe_sends_nothing_when_any_value_is_wrong() -> None:
+    with expected_protocol(PlasmaEtcher, []) as tool:
+        with pytest.raises(ValidationError, match="rf_power"):
+            tool.apply_recipe(90.0, 10.0, 200.0, 20.0, 180, 30, True, 8.0)
+        with pytest.raises(ValidationError, match="25 %"):
+            tool.apply_recipe(30.0, 20.0, 200.0, 300.0, 180, 30, True, 8.0)
+
+
+def test_a_single_gas_write_that_would_break_the_rule_is_refused_before_sending() -> None:
+    script = [gas_query(b"90.0", b"10.0"), gas_query(b"90.0", b"10.0"), *ok(b"GAS:CF4 30.0\n")]
+    with expected_protocol(PlasmaEtcher, script) as tool:
+        with pytest.raises(ValidationError) as err:
+            tool.set("o2", 20.0)
+        assert err.value.parameter == "o2"
+        tool.set("cf4", 30.0)
+
+
+def test_subclass_settings_tables_are_separate() -> None:
+    assert set(ExposureTool.settings) == {"dose", "focus", "develop_time", "reticle",
+                                          "fields", "intensity", "film"}
+    assert "dose" not in PlasmaEtcher.settings
+    assert ScpiInstrument.settings == {}
