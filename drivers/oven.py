@@ -230,6 +230,8 @@ class CureOven:
                 self._link.write_coil(DOOR_LOCK.address, locked,
                                       what="lock door" if locked else "unlock door")
             except ToolRejected as exc:
+                if locked:  # the manual names no refusal of locking: report it as it came
+                    raise
                 raise self._explain(exc, "unlock door", self._unlock_reason) from None
 
     # ------------------------------------------------------------ queries

@@ -197,14 +197,10 @@ class Setting:
         instance.set(self.name, value)
 
     # -------------------------------------------------------------- wire forms
-    @property
-    def short(self) -> str:
-        """The short form of the header: upper-case letters, optional nodes left out."""
-        return short_form(self.header)
-
-    @property
-    def query_line(self) -> str:
-        return f"{self.short}?"
+    def __post_init__(self) -> None:
+        #: The short form of the header (upper-case letters, optional nodes left out).
+        self.short = short_form(self.header)
+        self.query_line = f"{self.short}?"
 
     def write_line(self, value: Any) -> str:
         """The command for an already validated value."""

@@ -28,12 +28,14 @@ from .journal import Journal
 from .protocols import MaterialHandling, ToolSet
 from .recovery import reconcile_at_start
 from .steps import SequencerConfig, StepContext, ToolDown, ToolHandle, apply_fate
-from .steps.cure import cure_batch, develop_cure_breach
+from .steps.cure import cure_batch, develop_cure_breach, expected_cure_s
 from .steps.etch import etch_wafer
 from .steps.expose import expose_wafer
 from .substrate import Substrate
 
 log = structlog.get_logger("viaform.scheduler")
+
+UNLOAD_ETA_S = 60.0  # a developed wafer still being unloaded is this close (tool s)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class Scheduler:
         self.etch_queue: asyncio.Queue[Substrate | None] = asyncio.Queue()
         self.cycle: list[float] = []  # measured exposure step durations
         self.batches: list[tuple[int | None, list[str]]] = []
+        self.expose_t0: float | None = None  # when the exposure in progress began
+        self.oven_busy: tuple[float, float] | None = None  # (since, expected duration)
 
     # ---- events and listeners ------------------------------------------------
     def _emit(self, event: Event) -> None:
@@ -152,14 +156,17 @@ class Scheduler:
     async def _exposure_worker(self) -> None:
         try:
             for w in self.wafers:
-                if w.final or w.data.developed or w.data.step not in ("", "expose"):
+                resume = w.data.step == "expose"
+                if w.final or not resume and (w.data.developed or w.data.step):
                     continue
                 if "oven" in self.down:
                     self._hold([w], f"held for disposition: not exposed, oven down: "
                                     f"{self.down['oven']}")
                     continue
-                t0 = self.clock.now()
+                await self._gate()
+                t0 = self.expose_t0 = self.clock.now()
                 ok = await expose_wafer(self.ctx, w, self.flows[w.lot_id].exposure)
+                self.expose_t0 = None
                 self.ctx.tools["exposure"].busy_s += self.clock.now() - t0
                 if ok:
                     self.cycle.append(self.clock.now() - t0)
@@ -172,6 +179,39 @@ class Scheduler:
             self.exposure_done = True
             self.changed.set()
 
+    def _cycle(self) -> float:
+        return sum(self.cycle) / len(self.cycle) if self.cycle else self.ctx.config.expose_cycle_s
+
+    def _next_cure_start(self) -> float:
+        """When a wafer whose exposure starts now could start its cure (estimate)."""
+        cfg, now = self.ctx.config, self.clock.now()
+        dev = now + self._cycle()
+        free = now if self.oven_busy is None else sum(self.oven_busy)
+        pool = self._waiting_for_cure()
+        if pool:
+            oldest = min(w.data.develop_end or now for w in pool)
+            forced = oldest + cfg.q_develop_cure_s - cfg.margin_s - self.ctx.tools["oven"].poll_s
+            if dev >= forced:  # that batch goes before this wafer is developed
+                free = max(free, forced) + expected_cure_s(self.flows[pool[0].lot_id].cure, cfg)
+        return max(free, dev)
+
+    async def _gate(self) -> None:
+        """Do not develop a wafer that could not start its cure in time: wait while the
+        oven is expected to be busy past (its develop end + the develop→cure limit)."""
+        cfg = self.ctx.config
+        while True:
+            latest = self.clock.now() + self._cycle() + cfg.q_develop_cure_s - cfg.margin_s
+            early = self._next_cure_start() - latest
+            if early <= 0:
+                return
+            log.info("exposure waits: the oven would break the queue time", wait_s=round(early))
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(),
+                                       timeout=self.clock.to_wall(min(early, 600.0)))
+            except TimeoutError:
+                pass
+
     def _waiting_for_cure(self) -> list[Substrate]:
         return [w for w in self.wafers if not w.final and w.data.developed
                 and not w.data.cured and w.data.step == ""]
@@ -179,7 +219,8 @@ class Scheduler:
     def _can_still_come(self, cure_name: str) -> int:
         if self.exposure_done:
             return 0
-        return sum(1 for w in self.wafers if not w.final and not w.data.developed
+        return sum(1 for w in self.wafers if not w.final
+                   and (not w.data.developed or w.data.step == "expose")
                    and self.flows[w.lot_id].cure.name == cure_name)
 
     def _pick_batch(self) -> tuple[list[Substrate], Any] | None:
@@ -191,14 +232,18 @@ class Scheduler:
         groups: dict[str, list[Substrate]] = {}
         for w in sorted(self._waiting_for_cure(), key=lambda x: x.data.develop_end or 0):
             groups.setdefault(self.flows[w.lot_id].cure.name, []).append(w)
-        cycle = sum(self.cycle) / len(self.cycle) if self.cycle else cfg.expose_cycle_s
+        cycle = self._cycle()
         for name, ws in groups.items():
             recipe = self.flows[ws[0].lot_id].cure
             size = int(recipe.batch_size)
             coming = self._can_still_come(name)
             if len(ws) >= size or coming == 0:
                 return ws[:size], recipe
-            fill_eta = self.clock.now() + min(coming, size - len(ws)) * cycle
+            in_flight = any(w.data.developed and w.data.step == "expose" and not w.final
+                            for w in self.wafers)  # developed, being unloaded
+            now = self.clock.now()
+            fill_eta = now + UNLOAD_ETA_S if in_flight else max(now, (self.expose_t0 or now)
+                                                                    + cycle)
             deadline = (ws[0].data.develop_end or 0) + cfg.q_develop_cure_s
             if fill_eta + cfg.margin_s + self.ctx.tools["oven"].poll_s >= deadline:
                 log.info("partial batch: queue-time pressure", recipe=name, wafers=len(ws),
@@ -239,7 +284,12 @@ class Scheduler:
 
     async def _cure(self, ws: list[Substrate], recipe: Any) -> None:
         t0 = self.clock.now()
-        done = await cure_batch(self.ctx, ws, recipe)
+        self.oven_busy = (t0, expected_cure_s(recipe, self.ctx.config))
+        try:
+            done = await cure_batch(self.ctx, ws, recipe)
+        finally:
+            self.oven_busy = None
+            self.changed.set()
         self.ctx.tools["oven"].busy_s += self.clock.now() - t0
         self.batches.append((ws[0].data.cure_batch, [w.wafer_id for w in ws]))
         self._emit(Event("batch", self.clock.now(), tool="oven",

@@ -27,6 +27,7 @@ __all__ = [
     "SimThread",
     "known_faults",
     "sim_ports",
+    "tools_config_for",
 ]
 
 
@@ -112,3 +113,58 @@ class SimControlClient:
             self._sock.close()
             self._sock = None
             self._buffer = b""
+
+
+def tools_config_for(
+    endpoints: dict[str, dict[str, Any]],
+    time_scale: float,
+    *,
+    journal: str = "var/viaform.db",
+    timeout_s: float = 2.0,
+) -> ToolsConfig:
+    """A :class:`ToolsConfig` whose tools are the running simulators at ``endpoints``.
+
+    Poll periods are stretched with the time scale so a poll never comes more
+    often than every ~10 ms of wall time (the tools' own states are what the
+    sequencer watches; polling faster only burns CPU).
+    """
+    from pathlib import Path
+
+    scpi_poll = max(0.5, 0.01 * time_scale)
+    entries: dict[str, dict[str, Any]] = {}
+    if "exposure" in endpoints:
+        host, port = endpoints["exposure"]["tcp"]
+        entries["exposure"] = {
+            "resource": f"TCPIP0::{host}::{port}::SOCKET",
+            "timeout_s": timeout_s,
+            "poll_s": scpi_poll,
+        }
+    if "etcher" in endpoints:
+        host, port = endpoints["etcher"]["tcp"]
+        entries["etcher"] = {
+            "url": f"socket://{host}:{port}",
+            "baudrate": 9600,
+            "timeout_s": timeout_s,
+            "poll_s": scpi_poll,
+            "pty": endpoints["etcher"].get("pty"),
+        }
+    if "oven" in endpoints:
+        host, port = endpoints["oven"]["tcp"]
+        entries["oven"] = {
+            "transport": "tcp",
+            "host": host,
+            "port": port,
+            "unit": 1,
+            "serial_port": endpoints["oven"].get("rtu"),
+            "baudrate": 19200,
+            "timeout_s": timeout_s,
+            "poll_s": max(5.0, 0.02 * time_scale),
+        }
+    host, port = endpoints["control"]["tcp"]
+    return ToolsConfig(
+        path=Path("<simulators>"),
+        time_scale=time_scale,
+        journal=Path(journal),
+        entries=entries,
+        sim_control={"host": host, "port": port},
+    )

@@ -23,6 +23,7 @@ CHAMBER_V = 25.0  # load lock + chamber, litres
 PUMP_S = 8.0  # effective pumping speed, litres/s  (V/S = 3.125 s → ~30 s to 50 mTorr)
 THROTTLE_TAU = 2.0  # s, throttle-valve pressure loop
 MFC_TAU = 1.5  # s, mass-flow controllers
+PUMP_OUT_TAU = 0.5  # s, process gas (< 2 Torr) pumped out through the fully open throttle
 VENT_TAU = 5.0  # s, N2 vent of the load lock
 RISE_TAU = 60.0  # s, rate of rise with the pump stopped
 GAS_FAULT_FRACTION = 0.5  # a failed O2 MFC delivers this share of its setpoint
@@ -220,9 +221,9 @@ class Chamber:
         if c.gas_on:
             self.o2.retarget(t, o2 * (GAS_FAULT_FRACTION if c.gas_fault else 1.0), MFC_TAU)
             self.cf4.retarget(t, cf4, MFC_TAU)
-        else:
-            self.o2.retarget(t, 0.0, 0.3)
-            self.cf4.retarget(t, 0.0, 0.3)
+        else:  # the gas valves close at once
+            self.o2.set(t, 0.0)
+            self.cf4.set(t, 0.0)
         if c.door_open:
             target, tau = P_ATM, 0.5
         elif c.venting or not c.vacuum:
@@ -231,8 +232,16 @@ class Chamber:
             target, tau = P_ATM, RISE_TAU
         elif c.gas_on and self.o2.target + self.cf4.target >= 1.0:
             target, tau = p_set + (LEAK_OFFSET if c.leak else 0.0), THROTTLE_TAU
-        else:
-            target, tau = (LEAK_LIMITED if c.leak else ULTIMATE), self.pump_tau
+        else:  # throttle open: roughing from air at V/S, process gas out in PUMP_OUT_TAU
+            fast = self.pressure.value(t) < 2_000.0
+            target = LEAK_LIMITED if c.leak else ULTIMATE
+            tau = PUMP_OUT_TAU if fast else self.pump_tau
+        self.pressure.retarget(t, target, tau)
+
+    def pumped_out(self, t: float) -> None:
+        """The process gas is gone (the tool reports COMPLETE only once it is): ≤ BASE now."""
+        target, tau = self.pressure.target, self.pressure.tau
+        self.pressure.set(t, min(self.pressure.value(t), 0.8 * BASE))
         self.pressure.retarget(t, target, tau)
 
     def settled(self, t: float, o2: float, cf4: float, p_set: float) -> tuple[bool, bool]:

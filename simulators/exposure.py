@@ -168,6 +168,7 @@ class ExposureSim(ScpiInstrument):
         self.causes: set[str] = set()  # alarm causes present now
         self.histories: dict[str, model.WaferHistory] = {}
         self.shutter_open = False
+        self.alarm_meanwhile = False  # an alarm came during an operation it did not stop
         self._t = clock.now()
         self._updating = False
         self._defaults()
@@ -248,6 +249,8 @@ class ExposureSim(ScpiInstrument):
                 raise ScpiError(ALARM_CODES[name])
 
     def _begin(self, state: State, duration: float, **kw: Any) -> None:
+        if state != State.MEASURING:  # measuring continues the develop operation
+            self.alarm_meanwhile = False
         self.op = Operation(state, self._t, self._t + duration, **kw)
         self.state = state
 
@@ -397,14 +400,16 @@ class ExposureSim(ScpiInstrument):
         if self.op is not None:
             if self.op.state in ABORTED_BY_ALARM and name in STOPS[self.op.state]:
                 self._abort(name)
-            return  # any other operation finishes first, then the tool enters ALARM
+            else:  # the operation finishes first, then the tool enters ALARM
+                self.alarm_meanwhile = True
+            return
         if self.state != State.ALARM:
             self.before_alarm, self.state = self.state, State.ALARM
 
     def _settle(self, state: State) -> None:
-        """An operation ended in ``state``; an alarm latched meanwhile turns it into ALARM."""
+        """An operation ended in ``state``; an alarm raised meanwhile turns it into ALARM."""
         self.op = None
-        if self.alarms - set(WARNINGS):
+        if self.alarm_meanwhile:
             self.before_alarm, self.state = state, State.ALARM
         else:
             self.state = state

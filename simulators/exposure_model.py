@@ -16,7 +16,7 @@ FIELDS = 52  # exposure fields per wafer (EXPosure:FIELds?)
 RETICLES: dict[str, float] = {"VIA-200": 20.0, "VIA-150": 15.0}  # name -> nominal opening, um
 
 # --- timings (tool seconds, nominal; the manual allows +-10 %) ---
-LOAD_S = 20.0
+LOAD_S = 23.0
 UNLOAD_S = 15.0
 MEASURE_S = 10.0
 STEP_S = 0.25  # stepping per field

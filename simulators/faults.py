@@ -82,3 +82,7 @@ class Faults:
 
     def subscribe(self, listener: Callable[[str, bool, dict[str, Any]], None]) -> None:
         self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[str, bool, dict[str, Any]], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)

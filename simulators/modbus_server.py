@@ -262,17 +262,19 @@ class ModbusServer:
     async def start_rtu(self) -> str:
         """Open a pty pair, serve RTU on the master side; return the slave's path.
 
-        The slave fd stays open here (raw, 19200 8E1 - cosmetic on a pty) so the
-        line exists while no client has it open, and it is flushed before each
-        reply so a late client never reads an answer meant for an earlier one.
+        The slave fd stays open here (raw, 19200 baud, 8 data bits) so the line
+        exists while no client has it open, and it is flushed before each reply
+        so a late client never reads an answer meant for an earlier one. A Linux
+        pty carries no parity bit (the kernel clears PARENB), and Debian/Fedora
+        glibc's tcsetattr reports EINVAL when a client's request would change
+        only that bit - which pymodbus' serial client does right after opening
+        (timeout 0). So clients open the simulated line as 8N1; the bytes on it
+        (RTU frames, CRC, unit id) are exactly those of the 8E1 line.
         """
         self._loop = asyncio.get_running_loop()
         master, slave = os.openpty()
         tty.setraw(slave)
         attrs = termios.tcgetattr(slave)
-        attrs[2] = (attrs[2] & ~(termios.CSIZE | termios.PARODD | termios.CSTOPB)) | (
-            termios.CS8 | termios.PARENB | termios.CREAD | termios.CLOCAL
-        )
         attrs[4] = attrs[5] = termios.B19200
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         os.set_blocking(master, False)
@@ -344,4 +346,4 @@ class ModbusServer:
             os.close(master)
             os.close(slave)
         with contextlib.suppress(ValueError):  # Faults has no unsubscribe (yet)
-            self.faults._listeners.remove(self._on_fault)
+            self.faults.unsubscribe(self._on_fault)

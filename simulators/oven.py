@@ -441,10 +441,13 @@ class OvenSim:
             return self._handling_refused()
 
     def _door_cycle(self) -> None:
-        """Operator/robot opens the door, moves wafers, closes it (unless held open)."""
-        if self.door_closed:
-            self.door_closed = False
-            self._door_opened()
+        """Operator/robot opens the door, moves wafers, closes it (unless held open).
+
+        Counts as a door opening even when a door_open fault already holds it
+        open: unloading an ABORTED batch leaves the oven IDLE either way.
+        """
+        self.door_closed = False
+        self._door_opened()
         self.phys.o2_ppm = AIR_O2_PPM  # air came in
         self.door_closed = not self.faults.is_on("door_open")
 

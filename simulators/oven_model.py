@@ -40,7 +40,7 @@ class OvenParams:
     ingress_tau_s: float = 3_600.0  # door closed, no nitrogen: air creeps back in
     door_open_tau_s: float = 10.0  # door open: chamber fills with air
     n2_tau_s: float = 5.0  # mass-flow controller response
-    n2_fault_fraction: float = 0.05  # n2_flow_low: supply lost, flow falls to 5 % of setpoint
+    n2_fault_fraction: float = 0.0  # n2_flow_low: supply pressure lost, no flow
     # cure kinetics
     k_ref_per_s: float = 0.2 / 60.0  # at 250 C
     t_ref_c: float = 250.0

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sequencer.simhost import tools_config_for
 from simulators.runner import SimThread
 
 DEFAULT_TIME_SCALE = 200.0
@@ -64,37 +65,7 @@ def fault_sims(request: pytest.FixtureRequest, sims: SimThread | None) -> SimThr
 
 def sim_tools_config(sims: SimThread, timeout_s: float = 2.0) -> dict[str, dict[str, Any]]:
     """Driver config mappings (as in tools.yaml) pointing at a running SimThread."""
-    ep = sims.endpoints
-    cfg: dict[str, dict[str, Any]] = {}
-    if "exposure" in ep:
-        host, port = ep["exposure"]["tcp"]
-        cfg["exposure"] = {
-            "resource": f"TCPIP0::{host}::{port}::SOCKET",
-            "timeout_s": timeout_s,
-            "poll_s": 0.5,
-        }
-    if "etcher" in ep:
-        host, port = ep["etcher"]["tcp"]
-        cfg["etcher"] = {
-            "url": f"socket://{host}:{port}",
-            "baudrate": 9600,
-            "timeout_s": timeout_s,
-            "poll_s": 0.5,
-            "pty": ep["etcher"].get("pty"),
-        }
-    if "oven" in ep:
-        host, port = ep["oven"]["tcp"]
-        cfg["oven"] = {
-            "transport": "tcp",
-            "host": host,
-            "port": port,
-            "unit": 1,
-            "serial_port": ep["oven"].get("rtu"),
-            "baudrate": 19200,
-            "timeout_s": timeout_s,
-            "poll_s": 5.0,
-        }
-    return cfg
+    return tools_config_for(sims.endpoints, sims.clock.time_scale, timeout_s=timeout_s).entries
 
 
 @pytest.fixture

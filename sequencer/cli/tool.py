@@ -3,7 +3,7 @@
     viaform tool exposure|oven|etcher status|idn|errors|alarms|clear-alarms|reset
     viaform tool TOOL set NAME VALUE      viaform tool TOOL get NAME
     viaform tool exposure|etcher raw 'SCPI…'
-    … [--config tools.yaml]
+    … [--config tools.yaml]         viaform tool -v …   (log every request/reply to stderr)
 
 Exit codes: 0 done; 2 bad input (unknown tool, action or setting, a value out of
 range, a bad tools file) — caught *before* connecting, so nothing is sent;
@@ -14,11 +14,13 @@ Every failure is one readable line on stderr, never a traceback.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import structlog
 import typer
 import typer.core
 
@@ -76,6 +78,38 @@ app = typer.Typer(
     no_args_is_help=True,
     cls=_ToolGroup,
 )
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50,
+           "exception": 40}
+_log_threshold = {"level": 100}
+
+
+def _drop_below_threshold(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    if _LEVELS.get(method, 0) < _log_threshold["level"]:
+        raise structlog.DropEvent
+    return event
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="log every request and reply to stderr")] = False,
+) -> None:
+    """Quiet by default: a technician sees one line per failure, not the drivers' debug log.
+
+    Only configures structlog when nobody else has (the daemon or demo may have), and
+    filters with a processor rather than a filtering wrapper, so
+    ``structlog.testing.capture_logs`` still sees every event.
+    """
+    _log_threshold["level"] = 10 if verbose else 100
+    if not structlog.is_configured():
+        structlog.configure(processors=[
+            structlog.processors.add_log_level,
+            _drop_below_threshold,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S.%f"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ], logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))  # stderr of *now*
+
 
 ConfigOpt = Annotated[
     Path | None,

@@ -82,6 +82,12 @@ class Gauge(Counter):
         self.values = dict(values)
 
 
+class SnapshotCounter(Gauge):
+    """A counter whose values the daemon reads from a snapshot (e.g. E10 seconds)."""
+
+    kind = "counter"
+
+
 class Histogram(Metric):
     kind = "histogram"
 
@@ -130,7 +136,7 @@ class LineMetrics:
                                   "Tool command latency, by tool and outcome.", COMMAND_BUCKETS)
         self.e10_state = Gauge("viaform_tool_e10_state",
                                "1 for the E10 state each tool is in, 0 for the others.")
-        self.e10_seconds = Gauge("viaform_tool_e10_seconds",
+        self.e10_seconds = SnapshotCounter("viaform_tool_e10_seconds_total",
                                  "Seconds each tool spent in each E10 state since start.")
         self.lots = Gauge("viaform_lots", "Lots known to the daemon, by E40 state.")
         self.active_alarms = Gauge("viaform_alarms_active", "Unacknowledged alarms.")

@@ -347,11 +347,13 @@ async def make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in: 
         st = await h.state()
     if st in unload_from:
         await send_start(ctx, h, "UNLOAD", [w], "unload")
-    if st != "IDLE":
-        try:
-            await h.wait({"IDLE"}, unload_s, "unload after failure")
-        except (ToolAlarm, WaitTimeout) as exc:
-            raise ToolDown(h.name, f"could not be made safe: {exc}") from exc
+    try:  # out when the unload has ended: IDLE, or ALARM again if its cause is still there
+        await h.wait({"IDLE", "ALARM"}, unload_s, "unload after failure", fail=())
+    except WaitTimeout as exc:
+        raise ToolDown(h.name, f"could not be made safe: {exc}") from exc
+    on = getattr(await h.q("status"), "wafer_id", None)
+    if on not in (None, "", "NONE"):
+        raise ToolDown(h.name, f"could not be made safe: wafer {on} still on the tool")
     await ctx.move([w], "stocker")
 
 

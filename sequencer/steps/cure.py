@@ -148,6 +148,7 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: Any) -> list[Substr
             wafers = [w for w in wafers if not w.final]
             if not wafers:
                 return []
+            first = wafers[0]
         seen = int(await h.q("batch_no"))
         batch = ctx.journal.allocate_batch(seen, r.name, [w.wafer_id for w in wafers])
         await h.q("upload", _program(ctx, r, batch))

@@ -80,10 +80,10 @@ async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
             if isinstance(exc, ToolAlarm):
                 ctx.alarms.raise_("etcher", "TOOL_ALARM", str(exc), lot_id=w.lot_id,
                                   wafer_ids=[w.wafer_id])
+            apply_fate(w, fate, reason)
             if w.data.location == "etcher":
                 await make_safe(ctx, h, w, abort_in=_ACTIVE, unload_from=_UNLOADABLE,
                                 unload_s=TIMING["vent_s"])
-            apply_fate(w, fate, reason)
             ctx.end([w], "etch", "etcher", ok=False)
             return False
     ctx.end([w], "etch", "etcher", ok=True)

@@ -49,10 +49,10 @@ async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
             if isinstance(exc, ToolAlarm):
                 ctx.alarms.raise_("exposure", "TOOL_ALARM", str(exc), lot_id=w.lot_id,
                                   wafer_ids=[w.wafer_id])
+            apply_fate(w, fate, reason)
             if w.data.location == "exposure":
                 await make_safe(ctx, h, w, abort_in=_ACTIVE, unload_from=_UNLOADABLE,
                                 unload_s=TIMING["unload_s"])
-            apply_fate(w, fate, reason)
             ctx.end([w], "expose", "exposure", ok=False)
             return False
     ctx.end([w], "expose", "exposure", ok=True)

@@ -95,10 +95,11 @@ class Node:
 def compile_header(header: str) -> tuple[Node, ...]:
     """``SYSTem:ERRor[:NEXT]`` → nodes; the upper-case prefix of each is its short form."""
     nodes: list[Node] = []
-    for token in re.findall(r"\[:?[A-Za-z]+\]|[A-Za-z]+", header):
+    for token in re.findall(r"\[:?[A-Za-z][A-Za-z0-9]*\]|[A-Za-z][A-Za-z0-9]*", header):
         optional = token.startswith("[")
         name = token.strip("[]:")
-        short = "".join(ch for ch in name if ch.isupper()) or name.upper()
+        # the short form is the upper-case letters and digits: EXPosure → EXP, GAS:CF4 → CF4
+        short = "".join(ch for ch in name if ch.isupper() or ch.isdigit()) or name.upper()
         nodes.append(Node(short, name.upper(), optional))
     return tuple(nodes)
 

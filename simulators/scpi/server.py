@@ -25,7 +25,7 @@ MAX_LINE = 4096
 
 def garble(reply: bytes) -> bytes:
     """A reply mangled the way a noisy line mangles it: same length, wrong bytes."""
-    body = bytes((b ^ 0x5A) & 0x7F or 0x3F for b in reply.rstrip(b"\r\n"))
+    body = bytes((b ^ 0x5A) % 94 + 33 for b in reply.rstrip(b"\r\n"))  # printable, never CR/LF
     return body + reply[len(reply.rstrip(b"\r\n")) :]
 
 

@@ -24,7 +24,9 @@ QUICK = OvenProgram((Segment(40.0, 20.0, 0),), o2_limit_ppm=1000, n2_flow_slm=10
 
 
 @pytest.fixture(params=["tcp", "rtu"])
-def oven(request: pytest.FixtureRequest, tools_cfg: dict[str, dict[str, Any]]) -> Iterator[CureOven]:
+def oven(
+    request: pytest.FixtureRequest, tools_cfg: dict[str, dict[str, Any]]
+) -> Iterator[CureOven]:
     entry = dict(tools_cfg["oven"], timeout_s=1.0)
     if request.param == "rtu":
         if not entry.get("serial_port"):

@@ -46,9 +46,9 @@ class OvenRig:
         self.endpoints: dict[str, Any] = fut.result(timeout=5)
         self.host, self.port = self.endpoints["tcp"]
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         async def run() -> Any:
-            return fn(*args)
+            return fn(*args, **kwargs)
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=5)
 
@@ -68,11 +68,14 @@ class OvenRig:
         self.loop.close()
 
 
-@pytest.fixture
-def rig(request: pytest.FixtureRequest) -> Iterator[OvenRig]:
-    r = OvenRig(getattr(request, "param", 1000.0))  # time_scale: parametrize indirect
+def open_rig(request: pytest.FixtureRequest) -> Iterator[OvenRig]:
+    """Fixture body: time_scale from ``parametrize("rig", [scale], indirect=True)``."""
+    r = OvenRig(getattr(request, "param", 1000.0))
     yield r
     r.close()
+
+
+rig = pytest.fixture(open_rig, name="rig")
 
 
 def ir(c: ModbusTcpClient) -> list[int]:
@@ -144,10 +147,17 @@ def test_power_on_state_and_defaults(rig: OvenRig) -> None:
 def test_function_codes_other_than_supported_answer_01(rig: OvenRig) -> None:
     c = rig.client()
     assert exc(c.write_coils(0, [True], device_id=1)) == 1  # FC 15
-    assert exc(c.readwrite_registers(read_address=100, read_count=1, write_address=101,
-                                     values=[2], device_id=1)) == 1  # FC 23
-    assert exc(c.mask_write_register(address=101, and_mask=0xFFFF, or_mask=0,
-                                     device_id=1)) == 1  # FC 22
+    assert (
+        exc(
+            c.readwrite_registers(
+                read_address=100, read_count=1, write_address=101, values=[2], device_id=1
+            )
+        )
+        == 1
+    )  # FC 23
+    assert (
+        exc(c.mask_write_register(address=101, and_mask=0xFFFF, or_mask=0, device_id=1)) == 1
+    )  # FC 22
     assert exc(c.diag_read_diagnostic_register(device_id=1)) == 1  # FC 08
     c.close()
     with socket.create_connection((rig.host, rig.port), timeout=2) as s:
@@ -192,7 +202,12 @@ def test_out_of_range_values_answer_03_and_writes_are_all_or_nothing(rig: OvenRi
     assert exc(c.write_register(111, 0, device_id=1)) == 3  # ramp rate 0
     assert exc(c.write_register(100, 6, device_id=1)) == 3  # no such command
     # FC 16: the last register is out of range -> none of them changes
-    assert exc(c.write_registers(101, [4, 30, 600, 3000, 900, 0, 5, 0, 0, 1500, 50, 0, 1], device_id=1)) == 3
+    assert (
+        exc(
+            c.write_registers(101, [4, 30, 600, 3000, 900, 0, 5, 0, 0, 1500, 50, 0, 1], device_id=1)
+        )
+        == 3
+    )
     hr = c.read_holding_registers(101, count=13, device_id=1).registers
     assert hr == [2, 20, 500, 3500, 1000, 0, 0, 0, 0, 1500, 50, 30, 3200]
     # a multi-register write that includes register 100 answers 03, even with good values
@@ -278,7 +293,15 @@ def test_program_registers_refused_while_running_door_lock_held(rig: OvenRig) ->
     assert exc(c.write_registers(107, [0, 0, 1500], device_id=1)) == 4  # spans reserved regs
     assert exc(c.write_register(108, 5, device_id=1)) is None  # reserved: not a program reg
     assert c.read_holding_registers(101, count=9, device_id=1).registers == [
-        2, 20, 500, 3500, 1000, 0, 7, 0, 0
+        2,
+        20,
+        500,
+        3500,
+        1000,
+        0,
+        7,
+        0,
+        0,
     ]
     assert exc(c.write_coil(0, False, device_id=1)) == 4  # unlock while a program runs
     assert di(c)[DOOR_LOCKED] is True
@@ -308,7 +331,9 @@ def test_full_default_program_runs_to_complete(rig: OvenRig) -> None:
         if regs[STATE] == RUNNING and regs[PHASE] in (0, 1):
             assert u32(regs, SOAK_HI) == (30 if regs[SEGMENT] == 0 else 60) * 60
         assert regs[ALARMS] == 0
-        assert u32(regs, BATCH_HI) == 0x12345 and u32(regs, SINCE_HI) == 0 or regs[STATE] == COMPLETE
+        assert (
+            u32(regs, BATCH_HI) == 0x12345 and u32(regs, SINCE_HI) == 0 or regs[STATE] == COMPLETE
+        )
         if regs[STATE] == COMPLETE:
             break
         assert rig.clock.now() - t0 < 5 * 3600, seen

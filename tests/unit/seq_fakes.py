@@ -15,15 +15,22 @@ from typing import Any
 from drivers.errors import CommsError, ToolRejected
 from sequencer.clock import SeqClock
 from sequencer.protocols import ToolSet
-from sequencer.recipes import (CureRecipe, CureSegment, EtchRecipe, ExposureRecipe, Flow, Lot,
-                               LotWafer)
+from sequencer.recipes import (
+    CureRecipe,
+    CureSegment,
+    EtchRecipe,
+    ExposureRecipe,
+    Flow,
+    Lot,
+    LotWafer,
+)
 from sequencer.steps import SequencerConfig
 
-SCALE = 20000.0
+SCALE = 5000.0
 
 
 def fast_config(**kw: Any) -> SequencerConfig:
-    base = dict(poll_s={"exposure": 2.0, "etcher": 2.0, "oven": 30.0}, margin_s=60.0,
+    base = dict(poll_s={"exposure": 5.0, "etcher": 5.0, "oven": 30.0}, margin_s=60.0,
                 tool_down_s=300.0, reconnect_attempts=3, reconnect_backoff_wall=0.001,
                 reconnect_backoff_max_wall=0.005)
     base.update(kw)
@@ -42,14 +49,20 @@ def lot(lot_id: str, n: int, fl: Flow | None = None) -> Lot:
                                          for i in range(n)))
 
 
+class Crash(Exception):
+    """The sequencer's PC dies here (raised through everything, like a power cut)."""
+
+
 class _Faulty:
-    """Comms faults: ``fail[method] = "before" | "after"`` (once); ``down`` = every call."""
+    """Comms faults: ``fail[method] = "before" | "after"`` (once); ``down`` = every call.
+    ``crash[method] = "before" | "after"``: raise :class:`Crash` (the host dies)."""
 
     name = ""
 
     def __init__(self, clock: SeqClock) -> None:
         self.clock = clock
         self.fail: dict[str, str] = {}
+        self.crash: dict[str, str] = {}
         self.down = False
         self.calls: list[str] = []
         self.connects = 0
@@ -58,9 +71,15 @@ class _Faulty:
         if self.down:
             raise CommsError("link down", tool=self.name)
         self.calls.append(method)
+        if self.crash.get(method) == "before":
+            del self.crash[method]
+            raise Crash(method)
         when = self.fail.pop(method, None)
         if when == "before":
             raise CommsError(f"{method}: timeout", tool=self.name)
+        if self.crash.get(method) == "after":
+            del self.crash[method]
+            return "crash"
         return when
 
     def connect(self) -> None:
@@ -114,6 +133,8 @@ class _ScpiFake(_Faulty):
                 self._go(self.nxt[st])
                 if self._state == "IDLE":
                     self.wafer = None
+                    if self.sticky_alarm and self.active_alarms:
+                        self._state = "ALARM"  # the cause is still there
                 continue
             return
 
@@ -127,6 +148,8 @@ class _ScpiFake(_Faulty):
         fn()
         if when == "after":
             raise CommsError(f"{method}: reply lost", tool=self.name)
+        if when == "crash":
+            raise Crash(method)
 
     def _job(self, kind: str) -> None:
         self.job_no += 1
@@ -364,6 +387,8 @@ class FakeOven(_Faulty):
         self.t0, self.final = self.now(), None
         if when == "after":
             raise CommsError("start: reply lost", tool="oven")
+        if when == "crash":
+            raise Crash("start")
 
     def abort(self) -> None:
         self._enter("abort")
@@ -405,7 +430,7 @@ class Line:
         return ToolSet(self.exposure, self.oven, self.etcher, make_program=make_program)
 
 
-def line(scale: float = SCALE, cure_s: float = 3600.0) -> Line:
+def line(scale: float = SCALE, cure_s: float = 1500.0) -> Line:
     clock = SeqClock(scale)
     return Line(clock, FakeExposure(clock), FakeOven(clock, cure_s), FakeEtcher(clock),
                 FakeHandling(clock))

@@ -264,7 +264,7 @@ def _pdus(fake: FakeOven) -> list[bytes]:
 @pytest.mark.timeout(10)
 def test_upload_is_one_fc16_then_one_read_back(fake: FakeOven, oven: CureOven) -> None:
     fake.frames.clear()
-    prog = OvenProgram((Segment(150.0, 5.0, 30), Segment(-0.0 + 320.0, 3.0, 60)),
+    prog = OvenProgram((Segment(150.0, 5.0, 30), Segment(320.0, 3.0, 60)),
                        o2_limit_ppm=20, n2_flow_slm=50.0, high_limit_c=350.0,
                        unload_c=100.0, batch_no=0x00012345)
     oven.upload(prog)

@@ -29,7 +29,8 @@ OK = b'0,"No error"\n'
 class ReplayTransport(LineTransport):
     """Each write must equal the next scripted request; its reply is then readable.
 
-    A reply may be an exception (raised by the read) or None (nothing comes back).
+    A reply may be an exception (raised by the read), None (nothing comes back) or
+    several lines (a late reply followed by the real one).
     """
 
     def __init__(self, script: list[tuple[bytes, Reply]]) -> None:
@@ -59,12 +60,14 @@ class ReplayTransport(LineTransport):
         assert data == expected, f"wrote {data!r}, expected {expected!r}"
 
     def _readline(self, deadline: float) -> bytes:
-        reply, self._reply = self._reply, None
-        if reply is None:
+        reply = self._reply
+        if not reply:
             raise CommsTimeout("no reply", tool="test")
         if isinstance(reply, BaseException):
+            self._reply = None
             raise reply
-        return reply
+        line, _, self._reply = reply.partition(b"\n")  # a reply may hold several lines
+        return line + b"\n"
 
 
 @contextmanager
@@ -223,6 +226,11 @@ def test_connect_probes_idn_and_checks_the_model() -> None:
         ExposureTool(transport).connect()
     transport = ReplayTransport([(b"*IDN?\n", EXPOSURE_IDN)])
     assert ExposureTool(transport).connect() == Identity("VIAFAB", "LX-365", "SN1001", "1.0")
+
+
+def test_a_late_reply_is_not_taken_for_the_probes_answer() -> None:
+    transport = ReplayTransport([(b"*IDN?\n", b"320.0\n" + EXPOSURE_IDN)])
+    assert ExposureTool(transport).connect().model == "LX-365"
 
 
 # -------------------------------------------------------------- refusable queries

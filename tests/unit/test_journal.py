@@ -1,0 +1,51 @@
+"""The SQLite journal: durable settings, intents/outcomes, batch numbers, records."""
+
+from __future__ import annotations
+
+from sequencer.journal import Journal
+
+
+def test_wal_and_full_sync(tmp_path) -> None:
+    j = Journal(tmp_path / "j.db")
+    assert j.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_intent_without_outcome_survives_a_reopen(tmp_path) -> None:
+    j = Journal(tmp_path / "j.db", now=lambda: 100.0)
+    a = j.intent("etcher", "START_ETCH", wafer_ids=["W1"], lot_id="L",
+                 before={"count": 0, "boot": 3})
+    b = j.intent("etcher", "LOAD", wafer_ids=["W2"], lot_id="L")
+    j.outcome(b, "OK")
+    j.close()
+    k = Journal(tmp_path / "j.db")
+    (i,) = k.open_intents()
+    assert (i.id, i.tool, i.command, i.wafer_ids, i.before) == (
+        a, "etcher", "START_ETCH", ("W1",), {"count": 0, "boot": 3})
+    k.outcome(a, "STARTED", "count 0 → 1")
+    assert k.open_intents() == [] and k.get_intent(a).outcome == "STARTED"
+
+
+def test_batch_numbers_are_unique_and_above_the_tool(tmp_path) -> None:
+    j = Journal(tmp_path / "j.db")
+    assert j.allocate_batch(0, "C", ["W1"]) == 1
+    assert j.allocate_batch(0, "C", ["W2"]) == 2  # the tool never ran 1: still unique
+    assert j.allocate_batch(40, "C", ["W3"]) == 41
+    j.set_batch_state(41, "STARTED")
+    assert j.batch(41) == ("C", ["W3"], "STARTED")
+
+
+def test_lots_are_added_once_and_records_kept(tmp_path) -> None:
+    j = Journal(tmp_path / "j.db")
+    assert j.add_lot("L", "F", [(1, "W1"), (2, "W2")]) is True
+    assert j.add_lot("L", "F", [(1, "W1")]) is False
+    assert [r[:3] for r in j.wafer_rows("L")] == [("W1", 1, "NEEDS_PROCESSING"),
+                                                  ("W2", 2, "NEEDS_PROCESSING")]
+    j.set_lot_state("L", "QUEUED", "SETTING_UP")
+    assert j.lot_state("L") == "SETTING_UP"
+    j.result("W1", "expose", {"depth_um": 7.5})
+    j.trace("batch-1", "oven_profile", [[0, 25.0]])
+    j.alarm("oven", "CURE_FAILED", "over-temperature", "L", ["W1"])
+    assert j.results("W1") == [("expose", {"depth_um": 7.5})]
+    assert j.traces("batch-1") == [("oven_profile", [[0, 25.0]])]
+    assert j.alarms() == [("oven", "CURE_FAILED", "over-temperature")]

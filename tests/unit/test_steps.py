@@ -1,0 +1,217 @@
+"""Each step against fake tools: the happy path, tool alarms, comms loss."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from sequencer.journal import Journal
+from sequencer.scheduler import Scheduler
+from sequencer.steps.cure import cure_batch
+from sequencer.steps.etch import etch_plan, etch_wafer
+from sequencer.steps.expose import expose_wafer
+from tests.unit.seq_fakes import Line, fast_config, flow, line, lot
+
+pytestmark = pytest.mark.timeout(20)
+
+
+def setup(ln: Line, n: int = 1, **cfg: Any) -> Scheduler:
+    sched = Scheduler([lot("L1", n, flow(batch_size=n))], ln.tools, ln.handling,
+                      Journal(":memory:", now=ln.clock.now), ln.clock, fast_config(**cfg))
+    sched._load()
+    for job in sched.jobs.values():
+        job.start_processing()
+    return sched
+
+
+def expose(sched: Scheduler, i: int = 0) -> bool:
+    return asyncio.run(expose_wafer(sched.ctx, sched.wafers[i], sched.flows["L1"].exposure))
+
+
+def cured(sched: Scheduler, ln: Line) -> None:
+    """Make every wafer developed and cured (for etch tests)."""
+    for w in sched.wafers:
+        w.start()
+        w.data.developed, w.data.cured = True, True
+        w.data.residual_um, w.data.residual_after_cure_um = 2.0, 1.5
+        w.data.develop_end = w.data.cure_end = ln.clock.now()
+
+
+def etch(sched: Scheduler, i: int = 0) -> bool:
+    return asyncio.run(etch_wafer(sched.ctx, sched.wafers[i], sched.flows["L1"].etch))
+
+
+def test_expose_journals_intents_before_outcomes_and_the_result() -> None:
+    ln = line()
+    sched = setup(ln)
+    assert expose(sched) is True
+    w = sched.wafers[0]
+    assert w.data.developed and w.data.depth_um == 7.5 and w.data.location == "stocker"
+    cmds = sched.ctx.journal.commands("exposure")
+    assert [c.command for c in cmds] == ["LOAD", "START_EXPOSURE", "START_DEVELOP", "UNLOAD"]
+    assert all(c.outcome == "OK" for c in cmds)
+    assert cmds[1].before == {"boot": 7, "job_no": 0, "count": 0}
+    assert sched.ctx.journal.results("L1-01")[0][1]["residual_um"] == 2.0
+
+
+def test_alarm_mid_exposure_aborts_the_wafer_and_leaves_the_tool_safe() -> None:
+    ln = line()
+    ln.exposure.alarm_in["EXPOSING"] = "DOOR_OPEN"
+    sched = setup(ln)
+    assert expose(sched) is False
+    w = sched.wafers[0]
+    assert w.state == "ABORTED" and "DOOR_OPEN" in w.data.reason
+    assert ln.exposure.calls.count("unload") == 1 and ln.exposure._state == "IDLE"
+    assert w.data.location == "stocker"
+    assert [a.kind for a in sched.ctx.alarms.raised] == ["TOOL_ALARM"]
+
+
+def test_alarm_while_loading_holds_the_unexposed_wafer() -> None:
+    ln = line()
+    ln.exposure.alarm_in["LOADING"] = "VACUUM_LOSS"
+    sched = setup(ln)
+    assert expose(sched) is False
+    w = sched.wafers[0]
+    assert w.state == "STOPPED" and "VACUUM_LOSS" in w.data.reason
+    assert ln.exposure.counts == {}
+
+
+def test_etch_plan_follows_the_recipe() -> None:
+    plan = etch_plan(flow().etch, 1.5)
+    assert (plan["etch_time"], plan["overetch"], plan["endpoint"]) == (180, 30, False)
+    ep = etch_plan(flow(endpoint=True).etch, 1.5)
+    assert ep["etch_time"] == 270 and ep["target"] == 1.5 and ep["expected_s"] == 180
+
+
+def test_etch_wafer_not_open_is_rejected_and_the_lot_goes_on() -> None:
+    ln = line()
+    sched = setup(ln, 2)
+    cured(sched, ln)
+    ln.etcher.not_open.add("L1-01")
+    assert etch(sched, 0) is False and etch(sched, 1) is True
+    assert sched.wafers[0].state == "REJECTED" and "not open" in sched.wafers[0].data.reason
+    assert sched.wafers[1].state == "PROCESSED"
+    assert sched.ctx.journal.traces("L1-02")[0][0] == "oes_co"
+
+
+def test_alarm_mid_etch_aborts_the_wafer_and_unloads_it() -> None:
+    ln = line()
+    ln.etcher.alarm_in["ETCHING"] = "RF_REFLECTED"
+    sched = setup(ln)
+    cured(sched, ln)
+    assert etch(sched) is False
+    w = sched.wafers[0]
+    assert w.state == "ABORTED" and "RF_REFLECTED" in w.data.reason
+    assert ln.etcher.calls.count("unload") == 1 and w.data.location == "stocker"
+
+
+def test_comms_loss_after_etch_start_follows_the_job_without_resending() -> None:
+    ln = line()
+    ln.etcher.fail["start_etch"] = "after"  # the tool started; the reply was lost
+    ln.etcher.fail["etch_status"] = "before"  # and the link drops again while polling
+    sched = setup(ln)
+    cured(sched, ln)
+    assert etch(sched) is True
+    assert ln.etcher.calls.count("start_etch") == 1 and ln.etcher.etched == ["L1-01"]
+    start = [c for c in sched.ctx.journal.commands("etcher") if c.command == "START_ETCH"]
+    assert [c.outcome for c in start] == ["STARTED"]
+    kinds = [a.kind for a in sched.ctx.alarms.raised]
+    assert kinds == ["COMMS_LOST", "COMMS_LOST"]
+    assert ln.etcher.connects == 2  # reconnected, read back, then carried on
+    job = [dst for _, dst, _ in sched.ctx.journal.transitions("L1")]
+    assert job[3:] == ["PAUSING", "PAUSED", "PROCESSING"] * 2 + ["PROCESS_COMPLETE"]
+
+
+def test_comms_loss_before_etch_start_sends_it_once_more() -> None:
+    ln = line()
+    ln.etcher.fail["start_etch"] = "before"  # nothing reached the tool
+    sched = setup(ln)
+    cured(sched, ln)
+    assert etch(sched) is True
+    start = [c.outcome for c in sched.ctx.journal.commands("etcher") if c.command == "START_ETCH"]
+    assert start == ["NOT_STARTED", "OK"] and ln.etcher.etched == ["L1-01"]
+
+
+def test_etcher_that_stays_unreachable_is_down_not_a_hang() -> None:
+    from sequencer.steps import ToolDown
+
+    ln = line()
+    sched = setup(ln)
+    cured(sched, ln)
+    orig = ln.etcher.start_etch
+
+    def start_then_die() -> None:
+        ln.etcher.down = False
+        try:
+            orig()
+        finally:
+            ln.etcher.down = True
+
+    ln.etcher.start_etch = start_then_die  # type: ignore[method-assign]
+    with pytest.raises(ToolDown):
+        etch(sched)
+
+
+def test_etch_refuses_a_wafer_that_was_not_cured() -> None:
+    ln = line()
+    sched = setup(ln)
+    sched.wafers[0].start()
+    assert etch(sched) is False
+    assert "not cured" in sched.wafers[0].data.reason and ln.etcher.calls == []
+
+
+def _cure(sched: Scheduler, ln: Line) -> list:
+    for w in sched.wafers:
+        w.start()
+        w.data.developed, w.data.develop_end, w.data.residual_um = True, ln.clock.now(), 2.0
+    return asyncio.run(cure_batch(sched.ctx, sched.wafers, sched.flows["L1"].cure))
+
+
+def test_cure_records_batch_profile_and_time_at_temperature() -> None:
+    ln = line(cure_s=2000.0)
+    sched = setup(ln, 2)
+    done = _cure(sched, ln)
+    assert [w.wafer_id for w in done] == ["L1-01", "L1-02"]
+    w = done[0]
+    assert w.data.cure_batch == 1 and ln.oven.program.batch_no == 1
+    assert ln.oven.program.high_limit_c == 345.0 and ln.oven.program.segments[-1][0] == 320.0
+    assert 0.3 * 2000 < w.data.time_at_temp_s < 0.5 * 2000  # the fake soaks 40 %..80 %
+    kind, profile = sched.ctx.journal.traces("batch-1")[0]
+    assert kind == "oven_profile" and len(profile) > 10
+    assert w.data.residual_after_cure_um == 1.5 and w.data.location == "stocker"
+
+
+def test_batch_number_is_above_anything_the_oven_reported() -> None:
+    ln = line()
+    ln.oven.batch = 41
+    sched = setup(ln)
+    _cure(sched, ln)
+    assert ln.oven.starts == [42]
+
+
+def test_cure_aborted_holds_the_batch_acks_and_unloads() -> None:
+    ln = line()
+    ln.oven.abort_at = 0.5
+    sched = setup(ln, 2)
+    assert _cure(sched, ln) == []
+    assert all(w.state == "STOPPED" and "cure batch 1 failed" in w.data.reason
+               for w in sched.wafers)
+    assert "ack_alarms" in ln.oven.calls and ln.oven.alarm_word == ()
+    assert all(w.data.location == "stocker" and not w.data.cured for w in sched.wafers)
+    assert [a.kind for a in sched.ctx.alarms.raised] == ["CURE_FAILED"]
+
+
+def test_develop_to_cure_queue_time_breach_holds_before_start() -> None:
+    ln = line()
+    sched = setup(ln, 2, q_develop_cure_s=100.0)
+    for w in sched.wafers:
+        w.start()
+        w.data.developed, w.data.residual_um = True, 2.0
+    sched.wafers[0].data.develop_end = ln.clock.now() - 500.0
+    sched.wafers[1].data.develop_end = ln.clock.now()
+    done = asyncio.run(cure_batch(sched.ctx, sched.wafers, sched.flows["L1"].cure))
+    assert [w.wafer_id for w in done] == ["L1-02"]
+    assert sched.wafers[0].state == "STOPPED" and "queue time" in sched.wafers[0].data.reason
+    assert not sched.wafers[0].data.cured and sched.wafers[0].data.location == "stocker"
