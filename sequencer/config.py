@@ -26,6 +26,8 @@ class ToolsConfig:
     journal: Path
     entries: dict[str, dict[str, Any]]
     sim_control: dict[str, Any] = field(default_factory=dict)
+    handling: str = "sim"  # "sim": the simulators move wafers; "operator": confirmed by hand
+    handling_timeout_s: float = 3600.0  # wall seconds an operator move may take
 
     def entry(self, tool: str) -> dict[str, Any]:
         if tool not in self.entries:
@@ -60,10 +62,15 @@ def load_tools(path: Path | str | None = None) -> ToolsConfig:
     if not scale > 0:
         raise ConfigError(f"{p}: time_scale: {scale} must be > 0")
     entries = {t: dict(raw[t]) for t in TOOLS if isinstance(raw.get(t), dict)}
+    handling = str(raw.get("handling", "sim"))
+    if handling not in ("sim", "operator"):
+        raise ConfigError(f"{p}: handling: {handling!r} must be 'sim' or 'operator'")
     return ToolsConfig(
         path=p,
         time_scale=scale,
         journal=Path(raw.get("journal", "var/viaform.db")),
         entries=entries,
         sim_control=dict(raw.get("sim_control") or {"host": "127.0.0.1", "port": 5030}),
+        handling=handling,
+        handling_timeout_s=float(raw.get("handling_timeout_s", 3600.0)),
     )

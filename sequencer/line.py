@@ -21,6 +21,7 @@ from .clock import SeqClock
 from .config import ToolsConfig
 from .handling import SimHandling
 from .journal import Journal
+from .operator_moves import OperatorHandling
 from .protocols import ToolSet
 from .recipes import Lot
 from .scheduler import RunReport, run_lots
@@ -65,15 +66,21 @@ async def run_lot_objects(
     on_event: Callable[[Event], None] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> RunReport:
-    """Run ``lots`` on the tools of ``cfg`` with simulated material handling.
+    """Run ``lots`` on the tools of ``cfg``.
 
-    The simulated world is told about the lots' wafers first (a wafer it knows
-    already is left as it is, so a resumed run sees the wafers where they are).
+    With simulated handling the world is told about the lots' wafers first (a
+    wafer it knows already is left as it is, so a resumed run finds the wafers
+    where they are); with operator handling each move waits for
+    ``viaform wafer moved``.
     """
-    handling = SimHandling(SimControlClient.from_config(cfg))
-    for lot in lots:
-        await handling.add_wafers([w.wafer_id for w in lot.wafers], lot.flow.exposure.film_um)
     journal_path.parent.mkdir(parents=True, exist_ok=True)
+    handling: SimHandling | OperatorHandling
+    if cfg.handling == "operator":
+        handling = OperatorHandling(journal_path, timeout_s=cfg.handling_timeout_s)
+    else:
+        handling = SimHandling(SimControlClient.from_config(cfg))
+        for lot in lots:
+            await handling.add_wafers([w.wafer_id for w in lot.wafers], lot.flow.exposure.film_um)
     journal = Journal(journal_path)
     try:
         return await run_lots(

@@ -54,7 +54,11 @@ def summary_lines(report: RunReport) -> list[str]:
 
 
 def print_report(report: RunReport, console: Console | None = None) -> None:
-    console = console or Console()
+    """Print the table and summary; off a terminal, wide enough that no column is cut."""
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=170)
     console.print(wafer_table(report))
     for line in summary_lines(report):
         console.print(line, highlight=False)

@@ -191,7 +191,9 @@ class Scheduler:
         if pool:
             oldest = min(w.data.develop_end or now for w in pool)
             forced = oldest + cfg.q_develop_cure_s - cfg.margin_s - self.ctx.tools["oven"].poll_s
-            if dev >= forced:  # that batch goes before this wafer is developed
+            # that batch goes before this wafer is developed (half a cycle of hysteresis,
+            # so the oven's own decision, made later, cannot flip the other way)
+            if dev + self._cycle() / 2 >= forced:
                 free = max(free, forced) + expected_cure_s(self.flows[pool[0].lot_id].cure, cfg)
         return max(free, dev)
 

@@ -11,7 +11,6 @@ under ``world.lock`` (commands, ticks, fault listeners and material handling).
 
 from __future__ import annotations
 
-import enum
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 
 from simulators import exposure_model as model
 from simulators.clock import ScaledClock
+from simulators.exposure_model import Job, Operation, State
 from simulators.faults import Faults
 from simulators.scpi import (
     ScpiError,
@@ -35,22 +35,6 @@ from simulators.scpi import (
 from simulators.world import World
 
 TOOL = "exposure"
-
-
-class State(enum.StrEnum):
-    IDLE = "IDLE"
-    LOADING = "LOADING"
-    READY = "READY"
-    EXPOSING = "EXPOSING"
-    EXPOSED = "EXPOSED"
-    DEVELOPING = "DEVELOPING"
-    MEASURING = "MEASURING"
-    COMPLETE = "COMPLETE"
-    UNLOADING = "UNLOADING"
-    ALARM = "ALARM"
-
-
-RUNNING = (State.LOADING, State.EXPOSING, State.DEVELOPING, State.MEASURING, State.UNLOADING)
 UNLOADABLE = (State.READY, State.EXPOSED, State.COMPLETE, State.ALARM)
 
 #: ALARm? names in the manual's order; fault name -> alarm name; alarm -> the code it queues
@@ -106,26 +90,6 @@ SETTINGS = (
         (State.IDLE, State.READY, State.EXPOSED),
     ),
 )
-
-
-@dataclass
-class Job:
-    no: int
-    wafer_id: str
-    kind: str  # EXPOSE | DEVELOP
-    dose: float
-    status: str = "RUNNING"  # RUNNING | DONE | ABORTED
-    ended_at: float | None = None
-
-
-@dataclass
-class Operation:
-    """A running operation: its state, start and end (tool seconds)."""
-
-    state: State
-    start: float
-    end: float
-    shutter_s: float = 0.0  # exposure only: dose / intensity per field
 
 
 class ExposureSim(ScpiInstrument):

@@ -8,6 +8,7 @@ Every choice the manual leaves open is written in `docs/sim-exposure.md`.
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ FIELDS = 52  # exposure fields per wafer (EXPosure:FIELds?)
 RETICLES: dict[str, float] = {"VIA-200": 20.0, "VIA-150": 15.0}  # name -> nominal opening, um
 
 # --- timings (tool seconds, nominal; the manual allows +-10 %) ---
-LOAD_S = 23.0
+LOAD_S = 20.0
 UNLOAD_S = 15.0
 MEASURE_S = 10.0
 STEP_S = 0.25  # stepping per field
@@ -150,3 +151,39 @@ def critical_dimension(
 def measured(value: float, rng: random.Random, sigma: float = GAUGE_SIGMA_UM) -> float:
     """A gauge reading of ``value`` (never negative)."""
     return max(0.0, value + rng.gauss(0.0, sigma))
+
+
+# --- the tool's operations and job records (what the simulator schedules) ---
+
+
+class State(enum.StrEnum):
+    IDLE = "IDLE"
+    LOADING = "LOADING"
+    READY = "READY"
+    EXPOSING = "EXPOSING"
+    EXPOSED = "EXPOSED"
+    DEVELOPING = "DEVELOPING"
+    MEASURING = "MEASURING"
+    COMPLETE = "COMPLETE"
+    UNLOADING = "UNLOADING"
+    ALARM = "ALARM"
+
+
+@dataclass
+class Job:
+    no: int
+    wafer_id: str
+    kind: str  # EXPOSE | DEVELOP
+    dose: float
+    status: str = "RUNNING"  # RUNNING | DONE | ABORTED
+    ended_at: float | None = None
+
+
+@dataclass
+class Operation:
+    """A running operation: its state, start and end (tool seconds)."""
+
+    state: State
+    start: float
+    end: float
+    shutter_s: float = 0.0  # exposure only: dose / intensity per field

@@ -345,5 +345,5 @@ class ModbusServer:
                 self._loop.remove_reader(master)
             os.close(master)
             os.close(slave)
-        with contextlib.suppress(ValueError):  # Faults has no unsubscribe (yet)
+        with contextlib.suppress(ValueError):
             self.faults.unsubscribe(self._on_fault)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from . import recipe, run, sim, tool
+from . import recipe, run, sim, tool, wafer
 
 app = typer.Typer(
     name="viaform",
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(sim.app, name="sim")
 app.add_typer(tool.app, name="tool")
 app.add_typer(recipe.app, name="recipe")
+app.add_typer(wafer.app, name="wafer")
 run.register(app)
 
 

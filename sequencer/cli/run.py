@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from ..config import ConfigError, ToolsConfig, load_tools
 from ..line import run_lot_objects
@@ -54,7 +53,7 @@ def _execute(lots: list[Lot], cfg: ToolsConfig, db: Path, live: bool | None) -> 
     display.seed(w.wafer_id for lot in lots for w in lot.wafers)
     with display:
         report = asyncio.run(run_lot_objects(lots, cfg, db, on_event=display.on_event))
-    print_report(report, Console())
+    print_report(report)
     why = failures(report)
     if why:
         typer.echo("run did not complete:", err=True)

@@ -4,9 +4,11 @@ The state is derived, in this order of precedence, from what the events told us:
 
 1. UNSCHEDULED_DOWN while the connection is lost (``tool`` UNKNOWN) or an alarm
    on the tool is unacknowledged (an alarm whose ``data.down`` is false does not
-   count: e.g. a queue-time hold raised against the tool that did not stop it);
+   count: e.g. a queue-time hold raised against the tool that did not stop it; nor
+   does one without ``data.id``, which could never be cleared by its ack);
 2. ENGINEERING while taken by a technician (``take`` … ``give``);
-3. PRODUCTIVE while a job step runs on it (``step_start`` … ``step_end``);
+3. PRODUCTIVE while a job step runs on it (``step_start`` … ``step_end``, counted
+   per wafer: a cure batch is 25 starts and 25 ends);
 4. STANDBY otherwise.
 
 Time in each state is wall time measured by the daemon (``clock``), from the
@@ -38,7 +40,7 @@ class _Tool:
     comms_lost: bool = False
     alarms: set[int] = field(default_factory=set)
     taken: bool = False
-    running: bool = False
+    running: set[str] = field(default_factory=set)  # wafers with a step running here
 
     def derived(self) -> str:
         if self.comms_lost or self.alarms:
@@ -67,7 +69,9 @@ class E10Tracker:
     def track(self, status: ToolView, active_alarms: Iterable[tuple[int, str]] = ()) -> None:
         """Start tracking a tool from its snapshot (on start, or after a restart)."""
         tool = _Tool(STANDBY, self._clock(), comms_lost=not status.connected,
-                     taken=status.engineering, running=status.busy)
+                     taken=status.engineering)
+        if status.busy:
+            tool.running.add(status.wafer_id or "")
         for alarm_id, name in active_alarms:
             if name == status.tool:
                 tool.alarms.add(alarm_id)
@@ -88,16 +92,18 @@ class E10Tracker:
             return None
         kind, data = event.kind, event.data
         if kind == "step_start":
-            tool.running = True
+            tool.running.add(event.wafer_id or "")
         elif kind == "step_end":
-            tool.running = False
+            if event.wafer_id is None:
+                tool.running.clear()
+            tool.running.discard(event.wafer_id or "")
         elif kind == "tool":
-            tool.comms_lost = data.get("state") == "UNKNOWN"
+            tool.comms_lost = event.new_state() == "UNKNOWN"
         elif kind == "take":
             tool.taken = True
         elif kind == "give":
             tool.taken = False
-        elif kind == "alarm" and data.get("down", True) is not False:
+        elif kind == "alarm" and "id" in data and data.get("down", True) is not False:
             alarm_id = _int(data.get("id"))
             tool.alarms.add(alarm_id)
             self._alarm_tool[alarm_id] = name or ""

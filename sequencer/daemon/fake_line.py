@@ -149,7 +149,7 @@ class FakeLine:
                 w.history.append(WaferHistoryEntry(t=now, state=w.state, location=w.location,
                                                    note="submitted"))
             self._lots[lot.lot_id] = _Lot(lot.lot_id, lot.flow.name, wafers, now)
-            self._emit("job", lot_id=lot.lot_id, data={"state": "QUEUED"})
+            self._emit("job", lot_id=lot.lot_id, data={"src": None, "dst": "QUEUED"})
             return lot.lot_id
 
     def lots(self) -> list[LotView]:
@@ -173,8 +173,8 @@ class FakeLine:
                                for w in lt.wafers])
 
     def _set_lot(self, lt: _Lot, state: str) -> None:
-        lt.state = state
-        self._emit("job", lot_id=lt.lot_id, data={"state": state})
+        src, lt.state = lt.state, state
+        self._emit("job", lot_id=lt.lot_id, data={"src": src, "dst": state})
 
     async def pause(self, lot_id: str) -> LotView:
         with self._lock:
@@ -224,12 +224,13 @@ class FakeLine:
 
     def _set_wafer(self, w: _Wafer, state: str, location: str | None = None, step: str = "",
                    reason: str | None = None, note: str = "") -> None:
+        src = w.state
         w.state, w.step, w.reason = state, step, reason
         w.location = location or w.location
         w.history.append(WaferHistoryEntry(t=time.time(), state=state, location=w.location,
                                            step=step, note=note or (reason or "")))
         self._emit("wafer", lot_id=w.lot_id, wafer_id=w.wafer_id, step=step or None,
-                   data={"state": state, "location": w.location})
+                   data={"src": src, "dst": state, "reason": reason})
 
     # --- test / demo controls -------------------------------------------------------
     def start_step(self, tool: str, lot_id: str, wafer_id: str, step: str) -> None:
@@ -264,13 +265,13 @@ class FakeLine:
         with self._lock:
             t = self._get_tool(tool)
             t.connected = False
-            self._emit("tool", tool=tool, data={"state": "UNKNOWN"})
+            self._emit("tool", tool=tool, data={"comms": "UNKNOWN"})
             self.raise_alarm(tool, "comms", f"{tool}: connection lost")
 
     def restore_comms(self, tool: str) -> None:
         with self._lock:
             self._get_tool(tool).connected = True
-            self._emit("tool", tool=tool, data={"state": "OK"})
+            self._emit("tool", tool=tool, data={"comms": "OK"})
 
     def raise_alarm(self, tool: str, kind: str, text: str, down: bool = True) -> AlarmView:
         with self._lock:

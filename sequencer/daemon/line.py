@@ -163,13 +163,22 @@ class HealthView(BaseModel):
 class LineEvent(BaseModel):
     """A state change or alarm, as the engine emits it (``sequencer.alarms.Event`` fits).
 
-    Kinds the daemon understands: ``job`` (data.state = E40 state), ``wafer``
-    (data.state = E90 state), ``step_start``/``step_end`` (tool, step; step_end
-    data.duration_s), ``alarm`` (data.id, kind, text; data.down false = the tool
-    keeps running), ``alarm_ack`` (data.id), ``tool`` (data.state = UNKNOWN|OK),
-    ``take``/``give`` (the tool entered/left ENGINEERING), ``command`` (data.command,
+    Kinds the daemon understands: ``job`` (data.src/dst = E40 states), ``wafer``
+    (data.src/dst = E90 states), ``step_start``/``step_end`` (tool, step, one per
+    wafer; the duration is step_end.t − step_start.t unless data.duration_s is
+    given), ``alarm`` (data.id, kind, text; data.down false = the tool keeps
+    running), ``alarm_ack`` (data.id), ``tool`` (data.comms = UNKNOWN|OK), ``take``/
+    ``give`` (the tool entered/left ENGINEERING), ``command`` (data.command,
     duration_s, outcome), ``batch``. The daemon adds ``e10`` (data.state, previous).
+    ``data.state`` is accepted for ``dst`` and for ``comms``.
     """
+
+    def new_state(self) -> str | None:
+        """The state a ``job``/``wafer`` event moved to, or a ``tool`` event's comms."""
+        for key in ("dst", "comms", "state"):
+            if isinstance(self.data.get(key), str):
+                return str(self.data[key])
+        return None
 
     kind: str
     t: float

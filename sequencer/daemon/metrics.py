@@ -127,6 +127,7 @@ class LineMetrics:
     """The daemon's metrics; ``observe`` every line event, ``render`` at scrape time."""
 
     def __init__(self, start_time: float) -> None:
+        self._started: dict[tuple[str, str, str], float] = {}  # (tool, step, wafer) -> t
         self.wafers = Counter("viaform_wafers_total",
                               "Wafers that reached a final E90 state, by state.")
         self.steps = Histogram("viaform_step_duration_seconds",
@@ -146,11 +147,18 @@ class LineMetrics:
 
     def observe(self, event: LineEvent) -> None:
         data = event.data
-        if event.kind == "wafer" and data.get("state") in WAFER_FINAL:
-            self.wafers.inc(labels_of(state=str(data["state"])))
-        elif event.kind == "step_end" and _number(data.get("duration_s")) is not None:
-            self.steps.observe(_number(data["duration_s"]) or 0.0,
-                               labels_of(tool=event.tool or "", step=event.step or ""))
+        key = (event.tool or "", event.step or "", event.wafer_id or "")
+        if event.kind == "wafer" and event.new_state() in WAFER_FINAL:
+            self.wafers.inc(labels_of(state=str(event.new_state())))
+        elif event.kind == "step_start":
+            self._started[key] = event.t
+        elif event.kind == "step_end":
+            began = self._started.pop(key, None)
+            duration = _number(data.get("duration_s"))
+            if duration is None and began is not None:
+                duration = max(0.0, event.t - began)
+            if duration is not None:
+                self.steps.observe(duration, labels_of(tool=key[0], step=key[1]))
         elif event.kind == "alarm":
             self.alarms.inc(labels_of(tool=event.tool or "", kind=str(data.get("kind", ""))))
         elif event.kind == "command" and _number(data.get("duration_s")) is not None:

@@ -151,6 +151,8 @@ class ScpiServer:
                     await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except ValueError:
+            pass  # readline's "chunk is longer than limit": a line over 64 KiB closes the link
         except asyncio.CancelledError:
             pass  # server stopping; returning quietly keeps asyncio's stream callback silent
         finally:

@@ -266,7 +266,7 @@ def test_event_stream_receives_state_changes(daemon: Daemon) -> None:
                         break
         kinds = [k for k, _ in seen]
         assert kinds[0] == "hello"
-        assert ("job", "PROCESSING") in [(k, d.get("data", {}).get("state")) for k, d in seen]
+        assert ("job", "PROCESSING") in [(k, d.get("data", {}).get("dst")) for k, d in seen]
         e10 = seen[-1][1]
         assert (e10["tool"], e10["data"]["state"], e10["data"]["previous"]) == \
             ("etcher", "PRODUCTIVE", "STANDBY")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.hil import test_sim_exposure as base
@@ -203,3 +205,23 @@ def test_alarm_during_unloading_leaves_the_wafer_at_the_load_position(cell: Cell
     cell.clear("vacuum_loss")
     c.send("ALARM:CLEAR")
     assert c.query("SYST:STAT?") == "IDLE"
+
+
+def test_unload_refused_with_interlock_code_while_the_door_is_open(cell: Cell) -> None:
+    c = cell.client()
+    loaded(cell, c)
+    cell.fault("door_open")
+    c.send("WAF:UNL")
+    assert c.query("SYST:STAT?;:WAF:ID?") == "ALARM;W01"
+    assert c.errors() == [201, 201]
+    cell.clear("door_open")
+    c.send("WAF:UNL")  # allowed from ALARM once the door is shut, even before ALARm:CLEar
+    assert c.query("*OPC?;:SYST:STAT?;:ALARM?") == "1;IDLE;DOOR_OPEN"
+
+
+@pytest.mark.sim_time_scale(100_000)
+def test_intensity_falls_with_lamp_hours(cell: Cell) -> None:
+    c = cell.client()
+    first = float(c.query("EXP:INT?"))
+    time.sleep(0.3)  # ~8 tool hours
+    assert float(c.query("EXP:INT?")) <= first - 1.0

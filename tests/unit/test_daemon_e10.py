@@ -55,7 +55,7 @@ def test_step_makes_the_tool_productive_then_standby_with_times(
 def test_comms_loss_and_unacked_alarm_mean_unscheduled_down(
         tracker: E10Tracker, clock: Clock) -> None:
     tracker.observe(ev("step_start"))
-    tracker.observe(ev("tool", state="UNKNOWN"))
+    tracker.observe(ev("tool", comms="UNKNOWN"))  # the engine's shape
     tracker.observe(ev("alarm", id=7, kind="comms", text="lost"))
     assert tracker.state("etcher") == "UNSCHEDULED_DOWN"
     tracker.observe(ev("tool", state="OK"))
@@ -68,7 +68,17 @@ def test_comms_loss_and_unacked_alarm_mean_unscheduled_down(
 
 def test_alarm_that_does_not_stop_the_tool_keeps_its_state(tracker: E10Tracker) -> None:
     assert tracker.observe(ev("alarm", id=1, kind="queue_time", down=False)) is None
+    assert tracker.observe(ev("alarm", kind="no id: could never be cleared")) is None
     assert tracker.state("etcher") == "STANDBY"
+
+
+def test_a_batch_is_productive_until_its_last_wafer_ends(tracker: E10Tracker) -> None:
+    for wafer in ("W1", "W2"):
+        tracker.observe(LineEvent(kind="step_start", t=0, tool="oven", wafer_id=wafer))
+    tracker.observe(LineEvent(kind="step_end", t=0, tool="oven", wafer_id="W1"))
+    assert tracker.state("oven") == "PRODUCTIVE"
+    tracker.observe(LineEvent(kind="step_end", t=0, tool="oven", wafer_id="W2"))
+    assert tracker.state("oven") == "STANDBY"
 
 
 def test_take_and_give(tracker: E10Tracker) -> None:
@@ -99,10 +109,10 @@ def test_events_for_unknown_tools_or_other_kinds_change_nothing(tracker: E10Trac
 
 def test_metrics_from_events_in_prometheus_text() -> None:
     m = LineMetrics(start_time=1.5)
-    m.observe(LineEvent(kind="step_end", t=0, tool="etcher", step="etch",
-                        data={"duration_s": 320.0}))
-    m.observe(LineEvent(kind="wafer", t=0, data={"state": "PROCESSED"}))
-    m.observe(LineEvent(kind="wafer", t=0, data={"state": "IN_PROCESS"}))  # not final
+    m.observe(LineEvent(kind="step_start", t=100, tool="etcher", step="etch", wafer_id="W1"))
+    m.observe(LineEvent(kind="step_end", t=420, tool="etcher", step="etch", wafer_id="W1"))
+    m.observe(LineEvent(kind="wafer", t=0, data={"src": "IN_PROCESS", "dst": "PROCESSED"}))
+    m.observe(LineEvent(kind="wafer", t=0, data={"dst": "IN_PROCESS"}))  # not final
     m.observe(LineEvent(kind="alarm", t=0, tool="oven", data={"kind": 'o2 "high"\n'}))
     m.observe(LineEvent(kind="command", t=0, tool="oven", data={"duration_s": True}))  # junk
     text = m.render({"etcher": ("PRODUCTIVE", {"PRODUCTIVE": 2.5, "STANDBY": 0.0})},
