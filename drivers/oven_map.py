@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import Enum, Flag, IntEnum
 
 from .errors import ValidationError
+from .identity import Identity
 
 TOOL = "oven"
 MAX_SEGMENTS = 8
@@ -308,14 +309,6 @@ SETTINGS: Mapping[str, Register] = {
 
 
 # ---------------------------------------------------------------- typed values
-@dataclass(frozen=True)
-class Identity:
-    maker: str
-    model: str
-    serial: str
-    firmware: str
-
-
 OVEN_IDENTITY = Identity("VIAFAB", "CV-25", "", "")
 
 

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
 import structlog
 
 from drivers.errors import CommsError, InterlockError, ToolError, ToolRejected, ValidationError
+from drivers.identity import Identity
 from drivers.transport import ConnectionLost, LineTransport
 
 log = structlog.get_logger("viaform.drivers")
@@ -275,19 +276,12 @@ class JobStatus(StrEnum):
     ABORTED = "ABORTED"
 
 
-@dataclass(frozen=True)
-class Identity:
-    maker: str
-    model: str
-    serial: str
-    firmware: str
-
-    @classmethod
-    def parse(cls, text: str) -> Identity:
-        maker, model, serial, firmware = (p.strip() for p in split_fields(text, 4))
-        if not maker or not model:
-            raise ReplyError(f"not an *IDN? reply: {text!r}")
-        return cls(maker, model, serial, firmware)
+def parse_identity(text: str) -> Identity:
+    """An ``*IDN?`` reply: ``<maker>,<model>,<serial>,<firmware>``."""
+    maker, model, serial, firmware = (p.strip() for p in split_fields(text, 4))
+    if not maker or not model:
+        raise ReplyError(f"not an *IDN? reply: {text!r}")
+    return Identity(maker, model, serial, firmware)
 
 
 #: Error codes that mean "an interlock is open" (LX-365 +201, PE-200 +301).
@@ -341,7 +335,7 @@ class ScpiInstrument:
     @locked
     def connect(self) -> Identity:
         """Open the connection (probing ``*IDN?``) and check it is the right tool."""
-        ident = Identity.parse(self.transport.connect())
+        ident = parse_identity(self.transport.connect())
         if self.model and ident.model != self.model:
             self.transport.close()
             raise ToolError(f"{self.transport.target} is a {ident.maker} {ident.model}, "
@@ -466,7 +460,7 @@ class ScpiInstrument:
     # ----------------------------------------------------------- common to both tools
     @locked
     def idn(self) -> Identity:
-        return self._query("*IDN?", Identity.parse)
+        return self._query("*IDN?", parse_identity)
 
     @locked
     def errors(self) -> list[tuple[int, str]]:

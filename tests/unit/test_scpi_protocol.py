@@ -17,7 +17,8 @@ import pytest
 from drivers.errors import CommsError, InterlockError, ToolError, ToolRejected, ValidationError
 from drivers.etcher import EtcherState, EtchStatusLine, PlasmaEtcher
 from drivers.exposure import Control, ExposureResult, ExposureState, ExposureTool
-from drivers.scpi import Identity, JobStatus, ScpiInstrument
+from drivers.identity import Identity
+from drivers.scpi import JobStatus, ScpiInstrument
 from drivers.transport import CommsTimeout, ConnectionLost, LineTransport
 
 Reply = bytes | BaseException | None

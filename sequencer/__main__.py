@@ -1,0 +1,5 @@
+"""``python -m sequencer`` is ``viaform``."""
+
+from .cli import main
+
+main()
