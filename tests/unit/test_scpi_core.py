@@ -13,8 +13,7 @@ from simulators.scpi import ScpiError, ScpiInstrument, nr1, nr2, parse_id, parse
 from simulators.scpi.errors import esr_bit_for
 from simulators.scpi.parser import compile_header
 
-settings.register_profile("viaform", deadline=None, max_examples=60)
-settings.load_profile("viaform")
+FAST = settings(deadline=None, max_examples=60)  # per test: no global profile for other files
 
 
 class FixedClock:
@@ -80,6 +79,7 @@ def spelled(draw: st.DrawFn, header: str) -> str:
     return ":".join(parts)
 
 
+@FAST
 @given(st.sampled_from(HEADERS).flatmap(lambda h: st.tuples(st.just(h), spelled(h))))
 def test_long_short_and_case_reach_the_same_command(pair: tuple[str, str]) -> None:
     header, spelling = pair
@@ -90,6 +90,7 @@ def test_long_short_and_case_reach_the_same_command(pair: tuple[str, str]) -> No
     assert drain(box) == []
 
 
+@FAST
 @given(st.sampled_from(["EXPO", "EXPOS", "DOS", "EXPOSUREX", "SYS", "EXP:DOSEE", "XYZ"]))
 def test_a_partial_or_wrong_mnemonic_is_undefined(word: str) -> None:
     box = Box()
@@ -134,6 +135,7 @@ def test_failed_query_sends_nothing_and_earlier_replies_are_sent() -> None:
     assert drain(box) == [-113]
 
 
+@FAST
 @given(st.lists(st.sampled_from(["EXP:DOSE?", "DEV:TIME?", "*IDN?", "SYST:STAT?"]), min_size=1))
 def test_replies_of_one_line_are_joined_in_order(queries: list[str]) -> None:
     box = Box()
@@ -143,6 +145,7 @@ def test_replies_of_one_line_are_joined_in_order(queries: list[str]) -> None:
 
 
 # ------------------------------------------------------------------ numbers
+@FAST
 @given(st.floats(min_value=10.0, max_value=2000.0, allow_nan=False), st.integers(0, 4))
 def test_numeric_forms_parse_to_the_same_value(value: float, form: int) -> None:
     text = [f"{value:.6f}", f"{value:.6E}", f"+{value:.4f}", f"{value:e}", f"{value / 100:.8f}E2"][
@@ -152,6 +155,7 @@ def test_numeric_forms_parse_to_the_same_value(value: float, form: int) -> None:
     assert parse_real(text, 0.0, 1e6) == pytest.approx(value, rel=1e-5)
 
 
+@FAST
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6))
 def test_out_of_range_is_222_in_range_is_accepted(value: float) -> None:
     text = repr(value)
@@ -163,6 +167,7 @@ def test_out_of_range_is_222_in_range_is_accepted(value: float) -> None:
         assert exc.value.code == -222
 
 
+@FAST
 @given(st.sampled_from(["abc", "1,0", "--5", "1e", "0x10", "", "1.2.3", "NaN", "inf", "5 mJ"]))
 def test_not_a_number_is_224(text: str) -> None:
     with pytest.raises(ScpiError) as exc:
@@ -170,6 +175,7 @@ def test_not_a_number_is_224(text: str) -> None:
     assert exc.value.code == -224
 
 
+@FAST
 @given(st.integers(30, 180))
 def test_integer_settings_accept_integral_exponent_forms(n: int) -> None:
     assert parse_int(f"{n / 10}E1", 30, 180) == n
@@ -197,12 +203,14 @@ ID = st.text(
 )
 
 
+@FAST
 @given(ID)
 def test_ids_bare_or_quoted_are_the_same(wafer_id: str) -> None:
     assert parse_id(wafer_id) == wafer_id
     assert parse_id(f'"{wafer_id}"') == wafer_id
 
 
+@FAST
 @given(
     st.one_of(
         ID.map(lambda s: s + " x"),
@@ -233,6 +241,7 @@ def test_unbalanced_quote_is_a_syntax_error() -> None:
 
 
 # ------------------------------------------------------------------ error queue and ESR
+@FAST
 @given(st.lists(st.sampled_from([-102, -108, -113, -221, -222, -224, 201, 202, 204]), max_size=40))
 def test_error_queue_depth_16_with_overflow_as_newest(codes: list[int]) -> None:
     box = Box()
@@ -252,6 +261,7 @@ def test_error_text_format() -> None:
     assert run(box, "SYST:ERR?") == '0,"No error"'
 
 
+@FAST
 @given(st.integers(-399, -100) | st.integers(200, 399))
 def test_esr_bit_per_error_class(code: int) -> None:
     box = Box()
@@ -295,11 +305,13 @@ def test_common_commands() -> None:
     assert drain(box) == [-108, -113]
 
 
+@FAST
 @given(st.integers(0, 10**9))
 def test_nr1(n: int) -> None:
     assert nr1(n) == str(n)
 
 
+@FAST
 @given(st.floats(min_value=-1e5, max_value=1e5, allow_nan=False), st.integers(1, 3))
 def test_nr2_has_the_resolution_and_no_minus_zero(x: float, decimals: int) -> None:
     text = nr2(x, decimals)
