@@ -91,8 +91,8 @@ def test_two_lots_overlap_and_oven_never_waits(tmp_path) -> None:
 
 def test_queue_time_breach_before_etch_holds_the_wafer(tmp_path) -> None:
     ln = line()
-    rep = run(ln, [lot("L1", 2, flow(batch_size=2))], tmp_path, q_cure_etch_s=100.0)
-    # the second wafer waits ~320 s for the etcher after cure: past 100 s
+    rep = run(ln, [lot("L1", 2, flow(batch_size=2))], tmp_path, q_cure_etch_s=200.0)
+    # the second wafer waits ~330 s for the etcher after cure: past 200 s
     states = {r.wafer_id: (r.state, r.reason) for r in rep.rows}
     assert states["L1-01"][0] == "PROCESSED"
     assert states["L1-02"][0] == "STOPPED" and "cure→etch queue time" in states["L1-02"][1]
