@@ -57,7 +57,11 @@ class ProgressState:
         elapsed = f"[{(ev.t - self.t0) / 60:7.1f} min]"
         if ev.kind == "step_start" and ev.wafer_id and ev.step:
             self.wafers[ev.wafer_id] = ev.step
-            self.tools[ev.tool or ev.step] = f"{ev.step} {ev.wafer_id}"
+            if ev.step == "cure":  # a batch: one event per wafer
+                n = sum(1 for s in self.wafers.values() if s == "cure")
+                self.tools[ev.tool or ev.step] = f"curing a batch of {n}"
+            else:
+                self.tools[ev.tool or ev.step] = f"{ev.step} {ev.wafer_id}"
         elif ev.kind == "step_end" and ev.wafer_id and ev.step:
             if self.wafers.get(ev.wafer_id) not in FINAL:
                 self.wafers[ev.wafer_id] = DONE_MARK.get(ev.step, ev.step)

@@ -241,6 +241,38 @@ def journal_states(db: Path) -> dict[str, tuple[str, str]]:
     return {w: (st, json.loads(d).get("reason", "")) for w, st, d in rows}
 
 
+def journal_phase(db: Path, wafer_id: str) -> str | None:
+    """The wafer's journaled (step, phase) as "step/phase", or None before it is journaled."""
+    if not db.exists():
+        return None
+    try:
+        with _db(db) as con:
+            row = con.execute("SELECT data FROM wafers WHERE wafer_id=?", (wafer_id,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    if row is None:
+        return None
+    data = json.loads(row[0])
+    return f"{data.get('step', '')}/{data.get('phase', '')}"
+
+
+def rewind_phase(db: Path, wafer_id: str, phase: str) -> None:
+    """Set the wafer's journaled phase back to ``phase``: the journal as a crash between
+    a command's OUTCOME write and its phase write leaves it."""
+    with sqlite3.connect(db, timeout=5.0) as con:
+        (raw,) = con.execute("SELECT data FROM wafers WHERE wafer_id=?", (wafer_id,)).fetchone()
+        data = {**json.loads(raw), "phase": phase}
+        con.execute("UPDATE wafers SET data=? WHERE wafer_id=?", (json.dumps(data), wafer_id))
+
+
+def commands_for(db: Path, wafer_id: str, command: str) -> list[str | None]:
+    """The outcomes of every ``command`` journaled for the wafer, in order."""
+    with _db(db) as con:
+        rows = con.execute("SELECT wafer_ids, outcome FROM commands WHERE command=? "
+                           "ORDER BY id", (command,)).fetchall()
+    return [o for w, o in rows if wafer_id in json.loads(w)]
+
+
 def journal_lots(db: Path) -> dict[str, str]:
     with _db(db) as con:
         return dict(con.execute("SELECT lot_id, job_state FROM lots").fetchall())
