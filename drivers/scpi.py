@@ -404,8 +404,18 @@ class ScpiInstrument:
                              tool=self.name)
         return parts[1:]
 
-    def _command(self, line: str) -> None:
-        """Send a command once (never retried), then check the error queue."""
+    def _command(self, line: str, *, clear_stale: bool = False) -> None:
+        """Send a command once (never retried), then check the error queue.
+
+        ``clear_stale`` first drains what the tool queued on its own (an alarm
+        queues its +2xx/+3xx code when it happens), so that it is logged as the
+        tool's report and not raised as this command's failure. The commands a
+        host sends after an alarm (abort, alarm clear, unload, reset) use it.
+        """
+        if clear_stale:
+            for code, text in self._drain_errors():
+                log.warning("tool_error_queued_before", tool=self.name, code=code, text=text,
+                            command=line)
         self.transport.send(line)
         self._check_errors(line)
 
@@ -473,11 +483,11 @@ class ScpiInstrument:
 
     @locked
     def clear_alarms(self) -> None:
-        self._command("ALAR:CLE")
+        self._command("ALAR:CLE", clear_stale=True)
 
     @locked
     def reset(self) -> None:
-        self._command("*RST")
+        self._command("*RST", clear_stale=True)
 
     @locked
     def state(self) -> Any:
@@ -503,11 +513,11 @@ class ScpiInstrument:
     @locked
     def unload(self) -> None:
         """Start unloading (never retried)."""
-        self._command("WAF:UNL")
+        self._command("WAF:UNL", clear_stale=True)
 
     @locked
     def abort(self) -> None:
-        self._command(short_form(self.abort_command))
+        self._command(short_form(self.abort_command), clear_stale=True)
 
     @locked
     def raw(self, line: str) -> str | None:

@@ -1,4 +1,7 @@
-"""Alarm records and raising: journaled, logged, and sent to the progress display."""
+"""Alarm records and raising: journaled, logged, and sent to the progress display.
+
+An ``alarm`` event carries the journal's alarm id (``data.id``), so that the
+daemon can show it and acknowledge it (``ack``: an ``alarm_ack`` event)."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ log = structlog.get_logger("viaform.alarms")
 @dataclass(frozen=True)
 class Event:
     """What the live display hears: ``kind`` is ``wafer`` (state change), ``job``,
-    ``step_start``, ``step_end``, ``alarm``, ``tool`` (UNKNOWN/OK) or ``batch``."""
+    ``step_start``, ``step_end``, ``alarm``, ``alarm_ack``, ``tool`` (UNKNOWN/OK/DOWN),
+    ``batch``, and in the daemon ``take``/``give``."""
 
     kind: str
     t: float
@@ -56,8 +60,15 @@ class Alarms:
         self.raised.append(rec)
         log.warning("alarm", tool=tool, kind=kind, text=text, wafers=list(ids))
         self.emit(Event("alarm", self.journal.now(), lot_id=lot_id, tool=tool,
-                        data={"kind": kind, "text": text, "wafers": list(ids)}))
+                        data={"id": aid, "kind": kind, "text": text, "wafers": list(ids)}))
         return rec
 
     def clear(self, rec: AlarmRecord) -> None:
         self.journal.clear_alarm(rec.id)
+
+    def ack(self, alarm_id: int, tool: str, who: str) -> None:
+        """An operator acknowledged the alarm: journaled as cleared, one ``alarm_ack`` event."""
+        self.journal.clear_alarm(alarm_id)
+        log.info("alarm acknowledged", alarm_id=alarm_id, tool=tool, who=who)
+        self.emit(Event("alarm_ack", self.journal.now(), tool=tool,
+                        data={"id": alarm_id, "by": who}))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,24 @@ class Journal:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction for everything inside (nested uses join the outer one).
+
+        A crash leaves all of it written or none of it: e.g. a start's OUTCOME and
+        the wafer's phase that says the start was made.
+        """
+        if self.db.in_transaction:
+            yield
+            return
+        self._x("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._x("ROLLBACK")
+            raise
+        self._x("COMMIT")
+
     def _x(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self.db.execute(sql, tuple(args))
 
@@ -84,8 +103,7 @@ class Journal:
         if self._x("SELECT 1 FROM lots WHERE lot_id=?", (lot_id,)).fetchone():
             return False
         t = self.now()
-        with self.db:
-            self._x("BEGIN")
+        with self.atomic():
             self._x("INSERT INTO lots VALUES (?,?,?,?,?)",
                     (lot_id, flow, "QUEUED", t, json.dumps(data or {})))
             for slot, wid in wafers:
@@ -114,8 +132,7 @@ class Journal:
 
     def wafer_transition(self, wafer_id: str, src: str, dst: str, reason: str,
                          data: dict[str, Any]) -> None:
-        with self.db:
-            self._x("BEGIN")
+        with self.atomic():
             self.save_wafer(wafer_id, dst, data)
             self._x("INSERT INTO transitions (t, kind, subject, src, dst, reason) "
                     "VALUES (?,?,?,?,?,?)", (self.now(), "wafer", wafer_id, src, dst, reason))

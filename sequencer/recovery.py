@@ -151,6 +151,37 @@ async def reconcile_at_start(ctx: StepContext, wafers: dict[str, Substrate]) -> 
                 if intent.tool == "oven":
                     w.data.cure_batch = int(intent.before.get("batch_no", 0)) or None
             ctx.save(w)
+    notes += _catch_up_phases(ctx, wafers)
+    return notes
+
+
+def _catch_up_phases(ctx: StepContext, wafers: dict[str, Substrate]) -> list[str]:
+    """A wafer whose last start is journaled as made (OK / STARTED) but whose phase is
+    still before it gets the phase of that start, so the step follows the job and never
+    sends it again. The step writes the two together (``send_start(phase=…)``); this
+    repairs a journal where they came apart (an older version, a hand-edited file)."""
+    from .steps import cure, etch, expose
+
+    steps = {"expose": ("exposure", expose.PHASES), "etch": ("etcher", etch.PHASES),
+             "cure": ("oven", cure.PHASES)}
+    last: dict[tuple[str, str], str] = {}
+    for cmd in ctx.journal.commands():
+        if cmd.outcome in ("OK", "STARTED") and cmd.command in SENT_PHASE:
+            for wid in cmd.wafer_ids:
+                last[(cmd.tool, wid)] = cmd.command
+    notes = []
+    for w in wafers.values():
+        if w.final or w.data.step not in steps:
+            continue
+        tool, order = steps[w.data.step]
+        command = last.get((tool, w.wafer_id))
+        phase = SENT_PHASE.get(command or "")
+        if phase in order and order.index(phase) > order.index(w.data.phase or ""):
+            notes.append(f"{w.wafer_id}: {command} was made; phase {w.data.phase!r} → {phase!r}")
+            log.warning("phase caught up with the journal", wafer_id=w.wafer_id,
+                        command=command, phase=phase, was=w.data.phase)
+            w.data.phase = phase
+            ctx.save(w)
     return notes
 
 

@@ -2,14 +2,15 @@
 
 Each sub-command group lives in its own module and is registered here:
 ``sim`` (simulators), ``tool`` (technicians' manual commands), ``recipe``,
-``lot``/``run``/``demo`` (the sequencer).
+``run``/``demo`` (the sequencer), ``daemon`` and its clients ``lot``, ``wafer``,
+``alarms``, ``audit``.
 """
 
 from __future__ import annotations
 
 import typer
 
-from . import recipe, run, sim, tool, wafer
+from . import alarms, audit, daemon, lot, recipe, run, sim, tool, wafer
 
 app = typer.Typer(
     name="viaform",
@@ -22,7 +23,11 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(tool.app, name="tool")
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(wafer.app, name="wafer")
+app.add_typer(lot.app, name="lot")
 run.register(app)
+daemon.register(app)
+alarms.register(app)
+audit.register(app)
 
 
 def main() -> None:

@@ -1,9 +1,16 @@
-"""`viaform tool TOOL ACTION …`: technicians' manual commands, straight to one tool.
+"""`viaform tool TOOL ACTION …`: technicians' manual commands, through the daemon or to the tool.
 
     viaform tool exposure|oven|etcher status|idn|errors|alarms|clear-alarms|reset
     viaform tool TOOL set NAME VALUE      viaform tool TOOL get NAME
     viaform tool exposure|etcher raw 'SCPI…'
+    viaform tool TOOL take [--force] | give | e10          (daemon only)
     … [--config tools.yaml]         viaform tool -v …   (log every request/reply to stderr)
+    viaform tool --daemon URL|none …
+
+When a daemon runs (``--daemon``, ``$VIAFORM_DAEMON``, ``daemon.url`` in tools.yaml, or
+one answering on the default address; see ``client.py``) every action goes through it,
+so it can refuse (409) a command that would change a tool while a job step runs there;
+the daemon's reason is printed and the exit code is 1. Otherwise straight to the tool.
 
 Exit codes: 0 done; 2 bad input (unknown tool, action or setting, a value out of
 range, a bad tools file) — caught *before* connecting, so nothing is sent;
@@ -27,6 +34,7 @@ import typer.core
 from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
 from sequencer.config import TOOLS, ConfigError, load_tools
 
+from .client import Client, DaemonOpt, call, connect
 from .tool_render import compact_names, fmt, print_table
 
 #: tool → (module, class); imported only when used, so one broken driver cannot stop the others.
@@ -36,7 +44,11 @@ DRIVERS: dict[str, tuple[str, str]] = {
     "etcher": ("drivers.etcher", "PlasmaEtcher"),
 }
 SCPI_TOOLS = ("exposure", "etcher")
-ACTIONS = ("status", "idn", "errors", "alarms", "clear-alarms", "reset", "set", "get", "raw")
+ACTIONS = ("status", "idn", "errors", "alarms", "clear-alarms", "reset", "set", "get", "raw",
+           "take", "give", "e10")
+#: CLI action → the daemon's manual command (docs/daemon.md)
+DAEMON_COMMANDS = {"idn": "idn", "errors": "errors", "alarms": "alarms",
+                   "clear-alarms": "clear_alarms", "reset": "reset"}
 
 EXIT_TOOL = 1
 EXIT_USAGE = 2
@@ -82,6 +94,7 @@ app = typer.Typer(
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50,
            "exception": 40}
 _log_threshold = {"level": 100}
+_daemon: dict[str, str | None] = {"flag": None}
 
 
 def _drop_below_threshold(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +107,7 @@ def _drop_below_threshold(_logger: Any, method: str, event: dict[str, Any]) -> d
 def _options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="log every request and reply to stderr")] = False,
+    daemon: DaemonOpt = None,
 ) -> None:
     """Quiet by default: a technician sees one line per failure, not the drivers' debug log.
 
@@ -102,6 +116,7 @@ def _options(
     ``structlog.testing.capture_logs`` still sees every event.
     """
     _log_threshold["level"] = 10 if verbose else 100
+    _daemon["flag"] = daemon
     if not structlog.is_configured():
         structlog.configure(processors=[
             structlog.processors.add_log_level,
@@ -172,6 +187,26 @@ def unit(setting: Any) -> str:
     return f" {u}" if u else ""
 
 
+def via_daemon(config: Path | None, *, required: bool = False) -> Client | None:
+    """The daemon's client when one runs (see the module docstring), else None."""
+    return connect(_daemon["flag"], config, required=required)
+
+
+def daemon_command(client: Client, tool: str, command: str, **args: Any) -> Any:
+    """One manual command through the daemon; its reply."""
+    reply = call(client, "POST", f"/tools/{tool}/commands", {"command": command, "args": args})
+    return reply["reply"]
+
+
+def _print_daemon_status(client: Client, tool: str) -> None:
+    view = call(client, "GET", f"/tools/{tool}")
+    e10 = view.pop("e10", None) or {}
+    view["e10"] = e10.get("state")
+    print_table(f"{tool} in the daemon", view)
+    if view.get("connected"):
+        print_table(f"{tool} status", daemon_command(client, tool, "status"))
+
+
 # ------------------------------------------------------------------ commands
 def _register(tool: str) -> None:
     """One sub-group per tool, so `viaform tool oven --help` lists what the oven takes."""
@@ -181,6 +216,10 @@ def _register(tool: str) -> None:
     def simple(action: str, doc: str, run: Callable[[Any], None]) -> None:
         @sub.command(action, help=doc)
         def _cmd(config: ConfigOpt = None) -> None:
+            client = via_daemon(config)
+            if client is not None:
+                _daemon_simple(client, tool, action)
+                return
             driver = build(tool, config)
             with session(tool, driver) as d:
                 run(d)
@@ -199,6 +238,11 @@ def _register(tool: str) -> None:
     @sub.command("set", help="write one setting (checked against the manual's range first)",
                  context_settings=_VALUE_ARGS)
     def _set(name: str, value: str, config: ConfigOpt = None) -> None:
+        client = via_daemon(config)
+        if client is not None:
+            daemon_command(client, tool, "set", name=name, value=value)
+            typer.echo(f"{tool}: {name} = {fmt(daemon_command(client, tool, 'get', name=name))}")
+            return
         driver = build(tool, config)
         setting = setting_of(tool, driver, name)
         if getattr(setting, "read_only", False):
@@ -213,6 +257,10 @@ def _register(tool: str) -> None:
 
     @sub.command("get", help="read one setting or reading")
     def _get(name: str, config: ConfigOpt = None) -> None:
+        client = via_daemon(config)
+        if client is not None:
+            typer.echo(f"{tool}: {name} = {fmt(daemon_command(client, tool, 'get', name=name))}")
+            return
         driver = build(tool, config)
         setting = setting_of(tool, driver, name)
         with session(tool, driver) as d:
@@ -224,12 +272,63 @@ def _register(tool: str) -> None:
         if tool not in SCPI_TOOLS:
             fail(f"{tool}: raw takes SCPI lines, and the {tool} speaks Modbus; use "
                  f"`viaform tool {tool} get/set NAME` instead", EXIT_USAGE)
+        client = via_daemon(config)
+        if client is not None:
+            reply = daemon_command(client, tool, "raw", line=line)
+            typer.echo(reply if reply is not None else f"{tool}: sent (no reply expected)")
+            return
         driver = build(tool, config)
         with session(tool, driver) as d:
             reply = d.raw(line)
             typer.echo(reply if reply is not None else f"{tool}: sent (no reply expected)")
 
+    @sub.command("take", help="take the tool from production (ENGINEERING once its step "
+                              "ends); daemon only")
+    def _take(force: Annotated[bool, typer.Option(
+            "--force", help="engineer: pause the job running on it now")] = False,
+              config: ConfigOpt = None) -> None:
+        client = via_daemon(config, required=True)
+        assert client is not None
+        view = call(client, "POST", f"/tools/{tool}/take", {"force": force})
+        typer.echo(f"{tool}: ENGINEERING, taken by {view['taken_by']}" if view["engineering"]
+                   else f"{tool}: taken by {view['taken_by']}; ENGINEERING when step "
+                        f"{view['step']} of lot {view['lot_id']} ends")
+
+    @sub.command("give", help="give the tool back to production; daemon only")
+    def _give(config: ConfigOpt = None) -> None:
+        client = via_daemon(config, required=True)
+        assert client is not None
+        call(client, "POST", f"/tools/{tool}/give")
+        typer.echo(f"{tool}: back in production")
+
+    @sub.command("e10", help="SEMI E10 state and time in each state; daemon only")
+    def _e10(config: ConfigOpt = None) -> None:
+        client = via_daemon(config, required=True)
+        assert client is not None
+        view = call(client, "GET", f"/tools/{tool}/e10")
+        typer.echo(f"{tool}: {view['state']}")
+        for state, seconds in view["seconds"].items():
+            typer.echo(f"  {state:<17} {seconds:10.1f} s")
+
     app.add_typer(sub, name=tool)
+
+
+def _daemon_simple(client: Client, tool: str, action: str) -> None:
+    if action == "status":
+        _print_daemon_status(client, tool)
+        return
+    reply = daemon_command(client, tool, DAEMON_COMMANDS[action])
+    if action == "idn":
+        print_table(f"{tool} identity", reply)
+    elif action == "errors":
+        typer.echo("\n".join(reply) if reply else f"{tool}: no errors")
+    elif action == "alarms":
+        typer.echo(f"{tool} alarms: {fmt(tuple(reply))}")
+    elif action == "clear-alarms":
+        typer.echo(f"{tool}: alarms cleared; active now: "
+                   f"{fmt(tuple(daemon_command(client, tool, 'alarms')))}")
+    else:
+        typer.echo(f"{tool}: reset done")
 
 
 def _print_errors(tool: str, errors: list[tuple[int, str]]) -> None:

@@ -276,14 +276,16 @@ def apply_fate(w: Substrate, fate: str, reason: str) -> None:
 
 async def send_start(ctx: StepContext, h: ToolHandle, command: str, wafers: list[Substrate],
                      method: str, *args: Any, before: dict[str, Any] | None = None,
-                     record: dict[str, Any] | None = None) -> None:
+                     record: dict[str, Any] | None = None, phase: str | None = None) -> None:
     """Send a command that changes the tool, under an INTENT/OUTCOME pair.
 
     Never retried blind: on a CommsError the tool is recovered and read back, and
     the journaled intent is reconciled with the tool (job count, last job, boot id,
     batch number). Started → follow it; not started → send again (once); cannot
     be known → StepFailed("hold"). A refusal (ToolRejected/InterlockError) is
-    journaled and raised.
+    journaled and raised. ``phase``, when given, is marked on the wafers in the
+    same journal transaction as the OUTCOME, so a crash can never leave a start
+    journaled as made while the wafer's phase says it is still to be made.
     """
     from ..recovery import read_before, reconcile
 
@@ -297,7 +299,10 @@ async def send_start(ctx: StepContext, h: ToolHandle, command: str, wafers: list
         except CommsError as exc:
             await h.recover(f"{command}: {exc}")
             verdict = await reconcile(h, ctx.journal.get_intent(iid))
-            ctx.journal.outcome(iid, verdict.verdict, verdict.why)
+            with ctx.journal.atomic():
+                ctx.journal.outcome(iid, verdict.verdict, verdict.why)
+                if phase and verdict.verdict == "STARTED":
+                    ctx.mark(wafers, phase)
             log.warning("start reconciled after comms loss", tool=h.name, command=command,
                         verdict=verdict.verdict, why=verdict.why)
             if verdict.verdict == "STARTED":
@@ -309,33 +314,54 @@ async def send_start(ctx: StepContext, h: ToolHandle, command: str, wafers: list
         except ToolError as exc:
             ctx.journal.outcome(iid, "REFUSED", str(exc))
             raise
-        ctx.journal.outcome(iid, "OK")
+        with ctx.journal.atomic():
+            ctx.journal.outcome(iid, "OK")
+            if phase:
+                ctx.mark(wafers, phase)
         return
     raise StepFailed("hold", f"held for disposition: {command} not sent after two comms losses")
 
 
+#: alarms that warn without stopping work (LX-365 manual: LAMP_LOW)
+WARNING_ALARMS = frozenset({"LAMP_LOW"})
+
+
 async def ensure_idle(ctx: StepContext, h: ToolHandle, idle: str = "IDLE") -> None:
-    """Wait (bounded by ``tool_down_s``) until the tool is ``idle`` and empty; an alarm
-    whose cause is gone is cleared on the way. ToolDown if it never gets there."""
+    """Wait (bounded by ``tool_down_s``) until the tool is ``idle`` with no alarm that
+    stops work (a failed lamp, an open door); an alarm whose cause is gone is cleared
+    on the way. ToolDown if it never gets there, so the tool's work is held."""
     deadline = ctx.clock.now() + ctx.config.tool_down_s
-    st = ""
+    st, active = "", ()
     while True:
         st = await h.state()
-        if st == idle:
-            return
         if st == "ALARM":
             await h.q("clear_alarms")
+        active = tuple(a for a in await h.q("alarms") if a not in WARNING_ALARMS)
+        if st == idle and not active:
+            return
         if ctx.clock.now() > deadline:
-            alarms = tuple(await h.q("alarms"))
             raise ToolDown(h.name, f"not {idle} after {ctx.config.tool_down_s:.0f} s "
-                                   f"(state {st}, alarms {', '.join(alarms) or 'none'})")
+                                   f"(state {st}, alarms {', '.join(active) or 'none'})")
         await ctx.clock.sleep(h.poll_s)
 
 
 async def make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in: set[str],
                     unload_from: set[str], unload_s: float) -> None:
     """Leave a SCPI tool safe after a failure: abort a running operation, clear alarms
-    whose cause is gone, unload the wafer and take it back to the stocker."""
+    whose cause is gone, unload the wafer and take it back to the stocker.
+
+    A tool that refuses or stops answering on the way is DOWN (ToolDown): the
+    scheduler holds its remaining work; the run itself goes on.
+    """
+    try:
+        await _make_safe(ctx, h, w, abort_in=abort_in, unload_from=unload_from,
+                         unload_s=unload_s)
+    except (ToolError, StepFailed) as exc:
+        raise ToolDown(h.name, f"could not be made safe: {exc}") from exc
+
+
+async def _make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in: set[str],
+                     unload_from: set[str], unload_s: float) -> None:
     st = await h.state()
     if st in abort_in:
         iid = ctx.journal.intent(h.name, "ABORT", wafer_ids=[w.wafer_id], lot_id=w.lot_id)

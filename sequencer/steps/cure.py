@@ -161,9 +161,8 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: Any) -> list[Substr
         for w in wafers:
             w.data.cure_start = ctx.clock.now()
         await send_start(ctx, h, "START", wafers, "start", before={"batch_no": batch},
-                         record={"recipe": r.name})
+                         record={"recipe": r.name}, phase="start")
         ctx.journal.set_batch_state(batch, "STARTED")
-        ctx.mark(wafers, "start")
     if due(first, "cured", PHASES):
         await _follow(ctx, wafers, r, batch)
         ctx.mark(wafers, "cured")

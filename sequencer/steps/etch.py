@@ -108,8 +108,7 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         await ctx.move([w], "etcher")
         ctx.mark([w], "in")
     if due(w, "load", PHASES):
-        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id)
-        ctx.mark([w], "load")
+        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id, phase="load")
     if due(w, "loaded", PHASES):
         await h.wait({"READY"}, TIMING["load_s"], "load + pump-down", fail={"ALARM", "IDLE"})
         ctx.mark([w], "loaded")
@@ -117,8 +116,8 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         if why := queue_time_breach(ctx, w):
             raise StepFailed("hold", why)
         w.data.etch_start = ctx.clock.now()
-        await send_start(ctx, h, "START_ETCH", [w], "start_etch", record=plan)
-        ctx.mark([w], "start_etch")
+        await send_start(ctx, h, "START_ETCH", [w], "start_etch", record=plan,
+                         phase="start_etch")
     if due(w, "etched", PHASES):
         expected = TIMING["stabilize_s"] + plan["etch_time"] * (1 + plan["overetch"] / 100)
         line = await h.wait({"COMPLETE"}, expected, "etch", method="etch_status",
@@ -135,8 +134,7 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         ctx.journal.trace(w.wafer_id, "oes_co", trace)
         ctx.mark([w], "etched")
     if due(w, "unload", PHASES):
-        await send_start(ctx, h, "UNLOAD", [w], "unload")
-        ctx.mark([w], "unload")
+        await send_start(ctx, h, "UNLOAD", [w], "unload", phase="unload")
     if due(w, "unloaded", PHASES):
         await h.wait({"IDLE"}, TIMING["vent_s"], "vent + unload")
         ctx.mark([w], "unloaded")

@@ -75,15 +75,13 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         w.data.dose = float(r.dose_mj_cm2)
         ctx.mark([w], "setup")
     if due(w, "load", PHASES):
-        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id)
-        ctx.mark([w], "load")
+        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id, phase="load")
     if due(w, "loaded", PHASES):
         await h.wait({"READY"}, TIMING["load_s"], "load", fail={"ALARM", "IDLE"})
         ctx.mark([w], "loaded")
     if due(w, "start_exposure", PHASES):
         await send_start(ctx, h, "START_EXPOSURE", [w], "start_exposure",
-                         record={"dose": r.dose_mj_cm2})
-        ctx.mark([w], "start_exposure")
+                         record={"dose": r.dose_mj_cm2}, phase="start_exposure")
     if due(w, "exposed", PHASES):
         st = await h.q("status")
         intensity = float(getattr(st, "intensity", 0) or intensity)
@@ -91,8 +89,7 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         await h.wait({"EXPOSED"}, expose_s, "exposure", fail={"ALARM", "IDLE"})
         ctx.mark([w], "exposed")
     if due(w, "start_develop", PHASES):
-        await send_start(ctx, h, "START_DEVELOP", [w], "start_develop")
-        ctx.mark([w], "start_develop")
+        await send_start(ctx, h, "START_DEVELOP", [w], "start_develop", phase="start_develop")
     if due(w, "developed", PHASES):
         await h.wait({"COMPLETE"}, float(r.develop_s) + TIMING["measure_s"], "develop",
                      fail={"ALARM", "IDLE"})
@@ -106,8 +103,7 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
             "residual_um": w.data.residual_um, "cd_um": getattr(res, "cd_um", None)})
         ctx.mark([w], "developed")
     if due(w, "unload", PHASES):
-        await send_start(ctx, h, "UNLOAD", [w], "unload")
-        ctx.mark([w], "unload")
+        await send_start(ctx, h, "UNLOAD", [w], "unload", phase="unload")
     if due(w, "unloaded", PHASES):
         await h.wait({"IDLE"}, TIMING["unload_s"], "unload")
         ctx.mark([w], "unloaded")

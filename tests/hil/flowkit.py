@@ -73,7 +73,7 @@ def lot_wafers(lotfile: Path) -> list[str]:
 
 
 def write_tools_yaml(path: Path, sims: SimThread, journal: Path) -> Path:
-    """``tools.yaml`` for the simulators of ``sims`` at their time scale (as load_tools reads it)."""
+    """``tools.yaml`` for the simulators of ``sims`` at their time scale, as load_tools reads."""
     scale = sims.clock.time_scale
     cfg = tools_config_for(sims.endpoints, scale, journal=str(journal))
     doc: dict[str, Any] = {
@@ -276,6 +276,14 @@ def commands_for(db: Path, wafer_id: str, command: str) -> list[str | None]:
 def journal_lots(db: Path) -> dict[str, str]:
     with _db(db) as con:
         return dict(con.execute("SELECT lot_id, job_state FROM lots").fetchall())
+
+
+def job_transitions(db: Path, lot_id: str) -> list[tuple[str, str]]:
+    """(src, dst) of every E40 job state change of the lot, in order."""
+    with _db(db) as con:
+        return [tuple(r) for r in con.execute(
+            "SELECT src, dst FROM transitions WHERE kind='job' AND subject=? ORDER BY id",
+            (lot_id,)).fetchall()]
 
 
 def journal_alarms(db: Path) -> list[tuple[str, str, str]]:

@@ -171,8 +171,11 @@ def test_fate_unknown_is_held_not_rerun(tmp_path: Path) -> None:
         tools, db = _line(tmp_path, sims)
 
         def k02_start_in_flight(sims: SimThread, db: Path) -> bool:
-            if sims.tools["exposure"].chuck == "K02" and not sims.faults["exposure"].is_on("slow"):
-                sims.call(sims.faults["exposure"].inject, "slow", delay_s=1.0)
+            # K02 loaded: from here to the start no wait has a deadline, so slow replies
+            # (0.2 s wall each) only widen the window in which the start is in flight
+            if journal_phase(db, "K02") == "expose/loaded" and \
+                    not sims.faults["exposure"].is_on("slow"):
+                sims.call(sims.faults["exposure"].inject, "slow", delay_s=0.2)
             return ("exposure", "START_EXPOSURE", ["K02"]) in open_intents(db)
 
         _kill_at([lot], tools, db, k02_start_in_flight, "START_EXPOSURE K02 in flight", sims,
@@ -191,24 +194,16 @@ def test_fate_unknown_is_held_not_rerun(tmp_path: Path) -> None:
     assert "START_EXPOSURE ['K02']: UNKNOWN" in res.stdout
 
 
-WINDOW_BUG = ("sequencer/steps/__init__.py send_start journals the start's OUTCOME and the step "
-              "(expose.py/etch.py _run) journals the phase after it, in a separate write; a crash "
-              "between the two leaves phase 'loaded' with no open intent, so "
-              "recovery.reconcile_at_start does nothing and the rerun sends the start again "
-              "blind (the tool refuses -221 and the wafer is held, or an etch in progress is "
-              "aborted) instead of following the job that runs")
-
-
-@pytest.mark.xfail(reason=WINDOW_BUG, strict=True)
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("point", "command"), [(mid_exposure, "START_EXPOSURE"),
                                                 (mid_etch, "START_ETCH")],
                          ids=["exposure", "etch"])
 def test_killed_between_start_outcome_and_phase(tmp_path: Path, point: KillPoint,
                                                 command: str) -> None:
-    """The crash lands after the start's OUTCOME is journaled, before the step journals
-    its phase (two writes, a few microseconds apart; a SIGKILL found it). The journal
-    says the start went OK: the rerun must follow the job, never send it again."""
+    """A journal whose start OUTCOME says OK while the wafer's phase is still before the
+    start (a SIGKILL once landed between the two writes; they are now one transaction,
+    and recovery also repairs such a journal): the rerun must follow the job, never
+    send the start again."""
     lot = write_lot(tmp_path, "WINDOW-1", "FLOW-A", WAFERS)
     with SimThread(time_scale=SCALE, seed=9) as sims:
         tools, db = _line(tmp_path, sims)

@@ -166,6 +166,18 @@ def test_interlock_codes_raise_interlock_error(cls: type[Any], code: bytes) -> N
     assert err.value.code == int(code)
 
 
+@pytest.mark.parametrize(("method", "line"), [("clear_alarms", b"ALAR:CLE\n"),
+                                              ("abort", b"ABOR\n"), ("unload", b"WAF:UNL\n")])
+def test_an_alarm_the_tool_queued_on_its_own_is_not_blamed_on_the_next_command(
+    method: str, line: bytes
+) -> None:
+    """A lamp failure queues +202 by itself; the host's ALARm:CLEar after it must not raise."""
+    script = [(b"SYST:ERR?\n", b'202,"Lamp fault"\n'), (b"SYST:ERR?\n", OK),
+              (line, None), (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool:
+        getattr(tool, method)()
+
+
 def test_errors_drains_the_queue_oldest_first() -> None:
     script = [(b"SYST:ERR?\n", b'-113,"Undefined header"\n'),
               (b"SYST:ERR?\n", b'-350,"Queue overflow"\n'), (b"SYST:ERR?\n", OK)]
@@ -178,7 +190,9 @@ def test_errors_drains_the_queue_oldest_first() -> None:
 def test_start_commands_are_never_retried(method: str) -> None:
     line = {"load": b"WAF:LOAD W-01\n", "unload": b"WAF:UNL\n",
             "start_exposure": b"EXP:STAR\n", "start_develop": b"DEV:STAR\n"}[method]
-    with expected_protocol(ExposureTool, [(line, None)]) as tool:
+    # unload first reads out what the tool queued on its own (see the test below)
+    before = [(b"SYST:ERR?\n", OK)] if method == "unload" else []
+    with expected_protocol(ExposureTool, [*before, (line, None)]) as tool:
         # The line goes out; the error check's link breaks. No second attempt.
         tool.transport.script.append((b"SYST:ERR?\n", BrokenPipeError(32, "Broken pipe")))
         with pytest.raises(CommsError):

@@ -1,0 +1,86 @@
+"""`viaform daemon`: the tool PC's sequencer daemon (HTTP/JSON API, docs/daemon.md).
+
+    viaform daemon [--config tools.yaml] [--bind 127.0.0.1:8750] [--db PATH] [--tokens FILE]
+                   [--recipes DIR] [--fake]
+
+Owns the tool connections and the journal (``--db``, default the tools file's
+``journal:``; the audit log is a table in the same file), resumes the journal's
+unfinished lots, and serves until SIGTERM/Ctrl-C, then stops gracefully and exits 0.
+The bind address may also come from ``daemon: {bind: …}`` in tools.yaml. Beyond
+loopback it refuses to start without tokens (exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from ..config import ConfigError, load_tools
+from ..logsetup import configure_logging
+from .client import daemon_section
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def daemon(
+        config: Annotated[Path | None, typer.Option("--config", help="tools.yaml")] = None,
+        bind: Annotated[str | None, typer.Option(
+            "--bind", help="HOST:PORT (default: daemon.bind in tools.yaml, else "
+                           "127.0.0.1:8750)")] = None,
+        db: Annotated[Path | None, typer.Option("--db", help="journal (and audit) file")] = None,
+        tokens: Annotated[Path | None, typer.Option(
+            "--tokens", help="tokens file (else $VIAFORM_TOKENS_FILE / $VIAFORM_TOKENS)")] = None,
+        recipes: Annotated[Path | None, typer.Option(
+            "--recipes", help="recipes folder (default: configs/recipes)")] = None,
+        fake: Annotated[bool, typer.Option("--fake", help="serve the in-memory fake line "
+                                                          "(no tools)")] = False,
+        verbose: Annotated[bool, typer.Option("-v", "--verbose", help="debug log")] = False,
+    ) -> None:
+        """Serve the line: lots, wafers, tools, alarms, events, audit (OpenAPI at /docs)."""
+        from ..daemon import server
+        from ..daemon.app import create_app
+        from ..daemon.audit import AuditLog
+        from ..daemon.auth import AuthError, load_auth
+
+        configure_logging(verbose)
+        try:
+            cfg = load_tools(config)
+        except ConfigError as exc:
+            _fail(str(exc))
+        try:
+            host, port = server.parse_bind(bind or str(daemon_section(cfg.path).get(
+                "bind", server.DEFAULT_BIND)))
+            auth = load_auth(tokens)
+            auth.check_bind(host)
+            sock = server.bind_socket(host, port)
+        except (AuthError, server.BindError) as exc:
+            _fail(str(exc))
+        path = db or cfg.journal
+        audit = AuditLog(path)
+        shown = f"[{host}]" if ":" in host else host
+        if fake:
+            from ..daemon.fake_line import FakeLine
+
+            line: object = FakeLine()
+            what = "FAKE line, no tools"
+        else:
+            from ..daemon.engine_line import EngineLine
+
+            line = EngineLine(cfg, path, recipes_dir=recipes)
+            what = f"tools of {cfg.path}, journal {path}"
+        typer.echo(f"viaform daemon ({what}) on http://{shown}:{sock.getsockname()[1]} "
+                   f"({'open: loopback, no tokens' if auth.open else 'tokens'})", err=True)
+        try:
+            app_ = create_app(line, auth, audit, recipes_dir=recipes)  # type: ignore[arg-type]
+            code = server.serve(app_, sock, "debug" if verbose else "warning")
+        finally:
+            audit.close()
+        raise typer.Exit(code)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"viaform daemon: {message}", err=True)
+    sys.exit(2)
