@@ -21,12 +21,10 @@ from types import MappingProxyType
 from typing import Any, Self
 
 from drivers.errors import ValidationError
-from drivers.scpi import (
-    JobStatus,
+from drivers.scpi import JobStatus, ScpiInstrument, locked
+from drivers.scpi_values import (
     Kind,
-    ScpiInstrument,
     Setting,
-    locked,
     parse_bool,
     parse_enum,
     parse_int,
@@ -36,7 +34,7 @@ from drivers.scpi import (
     parse_reals,
     split_fields,
 )
-from drivers.transport import SerialTransport
+from drivers.serial_transport import SerialTransport
 
 #: The highest CF4 fraction of the total flow the tool accepts.
 CF4_MAX_FRACTION = 0.25

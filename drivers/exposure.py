@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
-from drivers.scpi import (
-    JobStatus,
+from drivers.scpi import JobStatus, ScpiInstrument, locked
+from drivers.scpi_values import (
     Kind,
     ReplyError,
-    ScpiInstrument,
     Setting,
-    locked,
     parse_enum,
     parse_int,
     parse_names,
@@ -28,7 +26,7 @@ from drivers.scpi import (
     parse_real,
     split_fields,
 )
-from drivers.transport import VisaTransport
+from drivers.visa_transport import VisaTransport
 
 
 class ExposureState(StrEnum):

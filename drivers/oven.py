@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from .errors import CommsError, InterlockError, ToolError, ToolRejected, ValidationError
+from .identity import Identity
 from .modbus import EXC_TEXT, Endpoint, ModbusLink
 from .oven_map import (
     COMMAND,
@@ -24,28 +25,29 @@ from .oven_map import (
     DOOR_LOCK,
     INPUT_BLOCK,
     INPUTS,
-    OVEN_IDENTITY,
     PROGRAM_FIRST,
     PROGRAM_LAST,
-    PROGRAMMABLE_STATES,
     RESERVED,
-    RUNNING_STATES,
     SETTINGS,
     START_MARGIN_C,
     TOOL,
-    Command,
-    Identity,
     Kind,
+    Register,
+    decode_program,
+    decode_status,
+    program_words,
+)
+from .oven_types import (
+    OVEN_IDENTITY,
+    PROGRAMMABLE_STATES,
+    RUNNING_STATES,
+    Command,
     OvenAlarm,
     OvenProgram,
     OvenState,
     OvenStatus,
-    Register,
     Segment,
     SegmentPhase,
-    decode_program,
-    decode_status,
-    program_words,
 )
 
 __all__ = [

@@ -1,4 +1,7 @@
-"""The CV-25 cure oven's Modbus map as data, and the typed values the driver returns.
+"""The CV-25 cure oven's Modbus map as data, and the codecs between it and the typed values.
+
+The typed values themselves (states, alarms, program, status) are in
+:mod:`drivers.oven_types`.
 
 Every register the manual names is one :class:`Register` row: where it is
 (kind + 0-based protocol address), how many 16-bit words (u32 = high word
@@ -17,11 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import Enum, Flag, IntEnum
+from dataclasses import dataclass
+from enum import Enum
 
 from .errors import ValidationError
-from .identity import Identity
+from .oven_types import OvenAlarm, OvenProgram, OvenState, OvenStatus, Segment, SegmentPhase
 
 TOOL = "oven"
 MAX_SEGMENTS = 8
@@ -42,64 +45,6 @@ class Access(Enum):
     READ = "read-only"
     WRITE = "write-only"
     READ_WRITE = "read-write"
-
-
-class OvenState(IntEnum):
-    IDLE = 0
-    PURGING = 1
-    RUNNING = 2
-    PAUSED = 3
-    COOLING = 4
-    COMPLETE = 5
-    ABORTED = 6
-
-
-#: States in which a program runs (ABORT is accepted, the door lock cannot be released).
-RUNNING_STATES = frozenset(
-    {OvenState.PURGING, OvenState.RUNNING, OvenState.PAUSED, OvenState.COOLING}
-)
-#: States in which program registers may be written and START is accepted.
-PROGRAMMABLE_STATES = frozenset({OvenState.IDLE, OvenState.COMPLETE, OvenState.ABORTED})
-
-
-class SegmentPhase(IntEnum):
-    RAMP = 0
-    BAND = 1  # waiting for the chamber to come within ±3 °C of the target
-    SOAK = 2
-    NONE = 0xFFFF
-
-
-class OvenAlarm(Flag):
-    """Alarm word (input register 8), bits as in the manual."""
-
-    OVER_TEMPERATURE = 1 << 0  # latched until ACK ALARMS with the cause gone
-    DOOR_OPEN = 1 << 1
-    O2_HIGH = 1 << 2
-    N2_FLOW_LOW = 1 << 3
-    SENSOR_BREAK = 1 << 4
-    DEVIATION = 1 << 5
-
-    @classmethod
-    def from_word(cls, word: int) -> OvenAlarm:
-        """Known bits only; a bit the manual does not name is ignored."""
-        known = 0
-        for member in cls:
-            known |= member.value
-        return cls(word & known)
-
-    def names(self) -> tuple[str, ...]:
-        """Alarm names in bit order, as ``alarms()`` returns them."""
-        return tuple(m.name for m in type(self) if m in self and m.name)
-
-
-class Command(IntEnum):
-    """Values written to holding register 100 (always alone, FC 06)."""
-
-    START = 1
-    PAUSE = 2
-    RESUME = 3
-    ABORT = 4
-    ACK_ALARMS = 5
 
 
 @dataclass(frozen=True)
@@ -306,52 +251,6 @@ DISCRETES: tuple[Register, ...] = (
 SETTINGS: Mapping[str, Register] = {
     r.name: r for r in (*PROGRAM_HEAD, *SEGMENTS, DOOR_LOCK, *INPUTS, *DISCRETES)
 }
-
-
-# ---------------------------------------------------------------- typed values
-OVEN_IDENTITY = Identity("VIAFAB", "CV-25", "", "")
-
-
-@dataclass(frozen=True)
-class Segment:
-    target_c: float
-    ramp_c_per_min: float
-    soak_min: int
-
-
-@dataclass(frozen=True)
-class OvenProgram:
-    segments: tuple[Segment, ...]
-    o2_limit_ppm: int = 20
-    n2_flow_slm: float = 50.0
-    high_limit_c: float = 350.0
-    unload_c: float = 100.0
-    batch_no: int = 0
-
-
-@dataclass(frozen=True)
-class OvenStatus:
-    """One snapshot: input registers 0–15, discrete inputs 0–4 and coil 0."""
-
-    chamber_c: float
-    setpoint_c: float
-    heater_pct: float
-    o2_ppm: int
-    state: OvenState
-    segment: int | None
-    soak_left_s: int
-    alarms: OvenAlarm
-    n2_flow_slm: float
-    batch_no: int
-    wafer_c: float
-    since_end_s: int
-    phase: SegmentPhase
-    door_closed: bool
-    door_locked: bool
-    contactor_closed: bool
-    high_limit_tripped: bool
-    cassette_present: bool
-    lock_requested: bool = field(default=False)  # coil 0 as last written (not in the contract)
 
 
 def program_words(program: OvenProgram) -> tuple[int, ...]:

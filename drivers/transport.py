@@ -1,11 +1,13 @@
 """Line transports for the SCPI tools: one request line out, at most one reply line back.
 
-Two implementations share one base (:class:`LineTransport`):
+This module holds what every implementation shares: the :class:`LineTransport` base
+(lazy reconnect, the ``*IDN?`` probe, logging, failure mapping), its errors and the socket
+helpers. The implementations live next to it:
 
-- :class:`VisaTransport` — pyvisa with the pyvisa-py backend (``@py``), for
-  ``TCPIP0::host::port::SOCKET`` (the exposure cell).
-- :class:`SerialTransport` — ``serial.serial_for_url``, for ``socket://host:port``,
-  a pty path and ``/dev/tty*`` (the etcher).
+- :class:`drivers.visa_transport.VisaTransport` — pyvisa with the pyvisa-py backend
+  (``@py``), for ``TCPIP0::host::port::SOCKET`` (the exposure cell).
+- :class:`drivers.serial_transport.SerialTransport` — ``serial.serial_for_url``, for
+  ``socket://host:port``, a pty path and ``/dev/tty*`` (the etcher).
 
 What a reader cannot see from the calls (all measured with pyvisa-py 0.8.1 and pyserial 3.5):
 
@@ -28,12 +30,8 @@ the next command; the next call reconnects (and probes) first.
 
 from __future__ import annotations
 
-import array
-import errno
-import fcntl
 import select
 import socket
-import termios
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -69,16 +67,9 @@ _IO_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def _set_nodelay(sock: socket.socket | None) -> None:
+def set_nodelay(sock: socket.socket | None) -> None:
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _kernel_bytes_waiting(fd: int) -> int:
-    """Bytes the kernel holds for reading on ``fd`` (socket, tty or pty)."""
-    buf = array.array("i", [0])
-    fcntl.ioctl(fd, termios.FIONREAD, buf, True)
-    return buf[0]
 
 
 class LineTransport(ABC):
@@ -270,7 +261,7 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _socket_peer_gone(sock: socket.socket, tool: str) -> bool:
+def socket_peer_gone(sock: socket.socket, tool: str) -> bool:
     """Peek an idle socket: EOF or reset → gone; stray bytes → drained and logged."""
     ready, _, _ = select.select([sock], [], [], 0)
     if not ready:
@@ -286,181 +277,3 @@ def _socket_peer_gone(sock: socket.socket, tool: str) -> bool:
     sock.recv(len(data), socket.MSG_DONTWAIT)
     log.warning("stale_reply_discarded", tool=tool, data=data[:200])
     return False
-
-
-# ----------------------------------------------------------------------------- VISA
-_rm_lock = threading.Lock()
-_rm: pyvisa.ResourceManager | None = None
-
-
-def _resource_manager() -> pyvisa.ResourceManager:
-    global _rm
-    with _rm_lock:
-        if _rm is None:
-            _rm = pyvisa.ResourceManager("@py")
-        return _rm
-
-
-class VisaTransport(LineTransport):
-    """pyvisa-py raw socket resource (``TCPIP0::host::port::SOCKET``), LF terminated."""
-
-    def __init__(self, resource: str, *, timeout_s: float = 2.0, tool: str = "") -> None:
-        super().__init__(resource, timeout_s=timeout_s, tool=tool)
-        self._res: Any = None
-        self._sock: socket.socket | None = None
-        self._session: Any = None
-
-    def _has_handle(self) -> bool:
-        return self._res is not None
-
-    def _open_raw(self) -> None:
-        ms = max(1, int(self.timeout_s * 1000))
-        rm = _resource_manager()
-        with _rm_lock:
-            self._res = rm.open_resource(self.target, read_termination="\n",
-                                         write_termination=self.write_termination,
-                                         timeout=ms, open_timeout=ms)
-        self._session = rm.visalib.sessions[self._res.session]
-        self._sock = self._session.interface
-        if not isinstance(self._sock, socket.socket):
-            raise ConnectionLost(f"{self.target}: not a TCPIP SOCKET resource", tool=self.tool)
-        # pyvisa-py connects non-blocking and ignores the result: a refused port shows
-        # up here as SO_ERROR, so fail now rather than on the first write.
-        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            raise ConnectionLost(f"cannot connect to {self.target}: {errno.errorcode.get(err)}",
-                                 tool=self.tool)
-        _set_nodelay(self._sock)
-        self._sock.settimeout(self.timeout_s)  # bounds pyvisa-py's blocking send
-
-    def _close_raw(self) -> None:
-        res, self._res, self._sock, self._session = self._res, None, None, None
-        if res is not None:
-            res.close()
-
-    def _write(self, data: bytes) -> None:
-        # On the session's socket (blocking, with our timeout): pyvisa-py's write_raw adds
-        # ~4 us of layers per line and selects for writability with no timeout at all.
-        assert self._sock is not None
-        self._sock.sendall(data)
-
-    def _readline(self, deadline: float) -> bytes:
-        """Receive into pyvisa-py's own pending buffer and cut the line out of it.
-
-        pyvisa-py's ``read`` busy-spins until the timeout when the peer has closed, and
-        costs three attribute look-ups per chunk (it alone made a query ~1.6x a raw
-        socket's); reading the session's socket into the session's buffer keeps pyvisa's
-        view consistent and sees EOF at once.
-        """
-        assert self._sock is not None
-        pending: bytearray = self._session._pending_buffer
-        end = pending.find(b"\n")
-        while end < 0:
-            if not self._wait_readable(self._sock, deadline):
-                raise CommsTimeout(f"no reply within {self.timeout_s} s", tool=self.tool)
-            try:
-                chunk = self._sock.recv(65536, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                raise ConnectionLost(f"{self.target} closed the connection", tool=self.tool)
-            pending += chunk
-            end = pending.find(b"\n")
-        line = bytes(pending[: end + 1])
-        del pending[: end + 1]
-        return line
-
-    def _peer_gone(self) -> bool:
-        assert self._sock is not None
-        return _socket_peer_gone(self._sock, self.tool)
-
-
-# --------------------------------------------------------------------------- serial
-class SerialTransport(LineTransport):
-    """pyserial URL: ``socket://host:port``, a pty path or ``/dev/tty*``. Replies end CR LF."""
-
-    def __init__(self, url: str, *, baudrate: int = 9600, timeout_s: float = 2.0,
-                 tool: str = "") -> None:
-        super().__init__(url, timeout_s=timeout_s, tool=tool)
-        self.baudrate = int(baudrate)
-        self._ser: Any = None
-        self._sock: socket.socket | None = None
-        self._rx = bytearray()
-
-    def _has_handle(self) -> bool:
-        return self._ser is not None
-
-    def _open_raw(self) -> None:
-        self._rx.clear()
-        self._ser = serial.serial_for_url(self.target, baudrate=self.baudrate,
-                                          timeout=self.timeout_s,
-                                          write_timeout=self.timeout_s)
-        self._sock = getattr(self._ser, "_socket", None)
-        _set_nodelay(self._sock)
-
-    def _fd(self) -> Any:
-        return self._sock if self._sock is not None else self._ser.fileno()
-
-    def _close_raw(self) -> None:
-        ser, sock, self._ser, self._sock = self._ser, self._sock, None, None
-        self._rx.clear()
-        if ser is None:
-            return
-        if sock is not None:
-            # pyserial's socket:// close() sleeps 0.3 s "for quick reconnects"; skip it.
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-            ser._socket = None
-            ser.is_open = False
-        else:
-            ser.close()
-
-    def _write(self, data: bytes) -> None:
-        if self._sock is not None:
-            # pyserial's socket:// write() builds a Timeout and selects after every send;
-            # a short line fits the (non-blocking) socket's buffer in one send.
-            try:
-                sent = self._sock.send(data)
-            except BlockingIOError:
-                sent = 0
-            data = data[sent:]
-            if not data:
-                return
-        self._ser.write(data)  # the rest, with pyserial's write timeout
-
-    def _readline(self, deadline: float) -> bytes:
-        end = self._rx.find(b"\n")
-        while end < 0:
-            if not self._wait_readable(self._fd(), deadline):
-                raise CommsTimeout(f"no complete reply within {self.timeout_s} s",
-                                   tool=self.tool)
-            self._rx += self._read_available()
-            end = self._rx.find(b"\n")
-        line = bytes(self._rx[: end + 1])
-        del self._rx[: end + 1]
-        return line
-
-    def _read_available(self) -> bytes:
-        """What the kernel holds now (the fd is readable): a chunk, never byte by byte."""
-        if self._sock is not None:
-            try:
-                chunk = self._sock.recv(65536, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return b""
-            if not chunk:
-                raise ConnectionLost(f"{self.target} closed the connection", tool=self.tool)
-            return chunk
-        # A tty: readable with nothing waiting is a hang-up; read(1) lets pyserial say so.
-        return self._ser.read(max(1, _kernel_bytes_waiting(self._ser.fileno())))
-
-    def _peer_gone(self) -> bool:
-        if self._sock is not None:
-            return _socket_peer_gone(self._sock, self.tool)
-        if self._rx or self._ser.in_waiting:
-            self._rx.clear()
-            stale = self._ser.read(self._ser.in_waiting)
-            log.warning("stale_reply_discarded", tool=self.tool, data=stale[:200])
-        return False

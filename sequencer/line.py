@@ -14,7 +14,7 @@ from typing import Any
 from drivers.etcher import PlasmaEtcher
 from drivers.exposure import ExposureTool
 from drivers.oven import CureOven
-from drivers.oven_map import OvenProgram, Segment
+from drivers.oven_types import OvenProgram, Segment
 
 from .alarms import Event
 from .clock import SeqClock

@@ -8,13 +8,19 @@
 So lots overlap: the next lot exposes while the last cures, its etch runs while
 the next cures; the makespan tends to first exposure + n × cure + last etch.
 
-A tool that stays down (ToolDown) has its remaining work held with the reason;
-the other workers carry on with what they can still do.
+``run()`` (``viaform run``/``demo``) runs the given lots until done; a tool that
+stays down (ToolDown) has its remaining work held with the reason while the other
+workers carry on. The workers pick their next work from the wafers' states, so a
+subclass may add lots while they run: ``sequencer.daemon.serving.ServingScheduler``
+(the daemon) overrides the hooks marked "serve mode" (``_may_run``, ``_may_start``,
+``_after_step``, ``_on_tool_down`` …) for lots submitted while serving, pause/resume/
+abort, take/give and a graceful stop (``Stopping``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +42,16 @@ from .substrate import Substrate
 log = structlog.get_logger("viaform.scheduler")
 
 UNLOAD_ETA_S = 60.0  # a developed wafer still being unloaded is this close (tool s)
+IDLE_WALL_S = 0.5  # serve mode: longest wait for new work without a wake-up (wall s)
+NOT_STARTED = ("QUEUED", "SETTING_UP", "WAITING_FOR_START")
+#: the tool whose worker (or poller) runs the current task: where a stop may interrupt
+CURRENT_TOOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("viaform_tool",
+                                                                         default=None)
+
+
+class Stopping(Exception):  # noqa: N818 - a request, not an error
+    """A graceful stop interrupts a step here: no command is in flight, the phase is
+    journaled; the step resumes from there at the next start."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +81,18 @@ class RunReport:
     recovery: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Busy:
+    """The job step running on a tool."""
+
+    step: str
+    wafers: tuple[Substrate, ...]
+
+
 class Scheduler:
     """Runs lots through expose → cure → etch; see the module docstring."""
+
+    serve_mode = False  # True: lots may come while running; never ends by itself
 
     def __init__(self, lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,
                  journal: Journal, clock: SeqClock, config: SequencerConfig,
@@ -75,11 +101,11 @@ class Scheduler:
         self.on_event = on_event
         self.clock = clock
         alarms = Alarms(journal, self._emit)
-        self.ctx = StepContext(journal=journal, alarms=alarms, clock=clock, config=config,
-                               handling=handling, emit=self._emit,
+        self.ctx = StepContext(journal=journal, alarms=alarms, clock=self._step_clock(clock),
+                               config=config, handling=handling, emit=self._emit,
                                make_program=tools.make_program)
         for name in ("exposure", "oven", "etcher"):
-            h = ToolHandle(name, getattr(tools, name), self.ctx)
+            h = self._handle(name, getattr(tools, name))
             h.on_comms.append(self._comms_changed)
             self.ctx.tools[name] = h
         self.flows: dict[str, Any] = {lot.lot_id: lot.flow for lot in self.lots}
@@ -87,12 +113,39 @@ class Scheduler:
         self.wafers: list[Substrate] = []
         self.changed = asyncio.Event()
         self.exposure_done = False
+        self.oven_done = False
         self.down: dict[str, str] = {}
-        self.etch_queue: asyncio.Queue[Substrate | None] = asyncio.Queue()
         self.cycle: list[float] = []  # measured exposure step durations
         self.batches: list[tuple[int | None, list[str]]] = []
         self.expose_t0: float | None = None  # when the exposure in progress began
         self.oven_busy: tuple[float, float] | None = None  # (since, expected duration)
+        self.recovery: list[str] = []
+        self.busy: dict[str, Busy] = {}  # tool → the job step running on it
+        self.paused: set[str] = set()  # lots paused by request (not by a comms loss)
+        self.stopping = False
+        self._loaded = False
+
+    # ---- hooks (serve mode overrides them) ------------------------------------------
+    def _step_clock(self, clock: SeqClock) -> Any:
+        return clock
+
+    def _handle(self, name: str, driver: Any) -> ToolHandle:
+        return ToolHandle(name, driver, self.ctx)
+
+    def _may_run(self, w: Substrate) -> bool:
+        """May a step of ``w`` start (or resume)?"""
+        return not w.final
+
+    async def _may_start(self, tool: str, wafers: tuple[Substrate, ...]) -> bool:
+        """May ``tool`` start a step of ``wafers`` now? False: pick again."""
+        return True
+
+    def _after_step(self, tool: str, step: Busy) -> None:
+        """A job step on ``tool`` has ended (whatever its outcome)."""
+
+    def _on_tool_down(self, tool: str, exc: ToolDown, wafers: Iterable[Substrate]) -> bool:
+        """True if handled (the worker carries on); False: the tool's remaining work is held."""
+        return False
 
     # ---- events and listeners ------------------------------------------------
     def _emit(self, event: Event) -> None:
@@ -125,47 +178,102 @@ class Scheduler:
             return
         if state == "UNKNOWN":
             job.hold_for_comms()
-        elif state == "OK":
+        elif state == "OK" and job.lot_id not in self.paused:  # an operator's pause stays
             job.comms_back()
 
     def _finish(self, job: ProcessJob) -> None:
+        self.paused.discard(job.lot_id)
+        if job.state == "ABORTING":
+            job.aborted()
+            return
         job.comms_back()
         if job.state == "PROCESSING":
             job.finish()
 
     # ---- set-up / restore ------------------------------------------------------
     def _load(self) -> None:
-        j = self.ctx.journal
+        self._loaded = True
         for lot in self.lots:
-            flow = lot.flow
-            j.add_lot(lot.lot_id, flow.name, [(x.slot, x.wafer_id) for x in lot.wafers],
-                      {"variant": flow.variant})
-            job = ProcessJob(lot.lot_id, listener=self._job_changed)
-            job.restore(j.lot_state(lot.lot_id) or "QUEUED")
-            self.jobs[lot.lot_id] = job
-            for wid, slot, state, data in j.wafer_rows(lot.lot_id):
-                w = Substrate(wid, lot.lot_id, slot, listener=self._wafer_changed)
-                w.restore(state, data)
-                self.wafers.append(w)
+            self._load_lot(lot)
+
+    def _load_lot(self, lot: Any) -> None:
+        j = self.ctx.journal
+        flow = lot.flow
+        j.add_lot(lot.lot_id, flow.name, [(x.slot, x.wafer_id) for x in lot.wafers],
+                  {"variant": flow.variant})
+        job = ProcessJob(lot.lot_id, listener=self._job_changed)
+        job.restore(j.lot_state(lot.lot_id) or "QUEUED")
+        self.jobs[lot.lot_id] = job
+        for wid, slot, state, data in j.wafer_rows(lot.lot_id):
+            w = Substrate(wid, lot.lot_id, slot, listener=self._wafer_changed)
+            w.restore(state, data)
+            self.wafers.append(w)
 
     # ---- workers ------------------------------------------------------------------
     def _hold(self, wafers: Iterable[Substrate], reason: str) -> None:
         for w in wafers:
             apply_fate(w, "hold", reason)
 
-    async def _exposure_worker(self) -> None:
+    def _check_stop(self) -> None:
+        if self.stopping:
+            raise Stopping("stop requested")
+
+    async def _idle(self, wall_s: float) -> None:
+        """Wait for a change (or ``wall_s``); Stopping once a stop was asked."""
+        self._check_stop()
+        self.changed.clear()
         try:
-            for w in self.wafers:
-                resume = w.data.step == "expose"
-                if w.final or not resume and (w.data.developed or w.data.step):
-                    continue
+            await asyncio.wait_for(self.changed.wait(), timeout=wall_s)
+        except TimeoutError:
+            pass
+        self._check_stop()
+
+    async def _work(self, pick: Callable[[], Any], done: Callable[[], bool],
+                    wall_s: float) -> Any:
+        """The next work item; None when there is none and (run mode) ``done()``."""
+        while True:
+            item = pick()
+            if item is not None:
+                return item
+            if not self.serve_mode and done():
+                return None
+            await self._idle(wall_s)
+
+    async def _claim(self, tool: str, wafers: Iterable[Substrate], step: str) -> bool:
+        """Mark ``tool`` busy with a step, if it may start one now (else False: pick again)."""
+        ws = tuple(wafers)
+        if not await self._may_start(tool, ws):
+            return False
+        self.busy[tool] = Busy(step, ws)
+        return True
+
+    def _release(self, tool: str) -> None:
+        step = self.busy.pop(tool, None)
+        self.changed.set()
+        if step is not None:
+            self._after_step(tool, step)
+
+    async def _exposure_worker(self) -> None:
+        CURRENT_TOOL.set("exposure")
+        try:
+            while (w := await self._work(self._next_exposure, lambda: True,
+                                         IDLE_WALL_S)) is not None:
                 if "oven" in self.down:
                     self._hold([w], f"held for disposition: not exposed, oven down: "
                                     f"{self.down['oven']}")
                     continue
                 await self._gate()
+                if not await self._claim("exposure", [w], "expose"):
+                    continue
                 t0 = self.expose_t0 = self.clock.now()
-                ok = await expose_wafer(self.ctx, w, self.flows[w.lot_id].exposure)
+                try:
+                    ok = await expose_wafer(self.ctx, w, self.flows[w.lot_id].exposure)
+                except ToolDown as exc:
+                    if not self._on_tool_down("exposure", exc, [w]):
+                        raise
+                    ok = False
+                finally:
+                    self._release("exposure")
                 self.expose_t0 = None
                 self.ctx.tools["exposure"].busy_s += self.clock.now() - t0
                 if ok:
@@ -175,9 +283,20 @@ class Scheduler:
             self.down["exposure"] = exc.reason
             self._hold([w for w in self.wafers if not w.final and not w.data.developed],
                        f"held for disposition: exposure down: {exc.reason}")
+        except Stopping:
+            pass
         finally:
             self.exposure_done = True
             self.changed.set()
+
+    def _next_exposure(self) -> Substrate | None:
+        for w in self.wafers:
+            resume = w.data.step == "expose"
+            if w.final or not resume and (w.data.developed or w.data.step):
+                continue
+            if self._may_run(w):
+                return w
+        return None
 
     def _cycle(self) -> float:
         return sum(self.cycle) / len(self.cycle) if self.cycle else self.ctx.config.expose_cycle_s
@@ -207,23 +326,18 @@ class Scheduler:
             if early <= 0:
                 return
             log.info("exposure waits: the oven would break the queue time", wait_s=round(early))
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(),
-                                       timeout=self.clock.to_wall(min(early, 600.0)))
-            except TimeoutError:
-                pass
+            await self._idle(self.clock.to_wall(min(early, 600.0)))
 
     def _waiting_for_cure(self) -> list[Substrate]:
         return [w for w in self.wafers if not w.final and w.data.developed
-                and not w.data.cured and w.data.step == ""]
+                and not w.data.cured and w.data.step == "" and self._may_run(w)]
 
     def _can_still_come(self, cure_name: str) -> int:
         if self.exposure_done:
             return 0
         return sum(1 for w in self.wafers if not w.final
                    and (not w.data.developed or w.data.step == "expose")
-                   and self.flows[w.lot_id].cure.name == cure_name)
+                   and self.flows[w.lot_id].cure.name == cure_name and self._may_run(w))
 
     def _pick_batch(self) -> tuple[list[Substrate], Any] | None:
         """The batch to start now, or None to wait. Holds wafers past their queue time."""
@@ -254,27 +368,27 @@ class Scheduler:
         return None
 
     async def _oven_worker(self) -> None:
+        CURRENT_TOOL.set("oven")
         try:
             await self._resume_cures()
             while True:
-                if not self._waiting_for_cure() and self.exposure_done:
+                if not self.serve_mode and not self._waiting_for_cure() and self.exposure_done:
                     return
                 picked = self._pick_batch()
                 if picked is None:
-                    self.changed.clear()
-                    wait = self.clock.to_wall(self.ctx.tools["oven"].poll_s)
-                    try:
-                        await asyncio.wait_for(self.changed.wait(), timeout=wait)
-                    except TimeoutError:
-                        pass
+                    await self._idle(self.clock.to_wall(self.ctx.tools["oven"].poll_s))
                     continue
-                await self._cure(*picked)
+                if await self._claim("oven", picked[0], "cure"):
+                    await self._cure(*picked)
         except ToolDown as exc:
             self.down["oven"] = exc.reason
             self._hold([w for w in self.wafers if not w.final and w.data.developed
                         and not w.data.cured], f"held for disposition: oven down: {exc.reason}")
+        except Stopping:
+            pass
         finally:
-            await self.etch_queue.put(None)
+            self.oven_done = True
+            self.changed.set()
 
     async def _resume_cures(self) -> None:
         groups: dict[int | None, list[Substrate]] = {}
@@ -282,33 +396,48 @@ class Scheduler:
             if not w.final and w.data.step == "cure":
                 groups.setdefault(w.data.cure_batch, []).append(w)
         for ws in groups.values():
+            self.busy["oven"] = Busy("cure", tuple(ws))
             await self._cure(ws, self.flows[ws[0].lot_id].cure)
 
     async def _cure(self, ws: list[Substrate], recipe: Any) -> None:
+        """One batch on the oven, which ``busy`` already names; released at the end."""
         t0 = self.clock.now()
         self.oven_busy = (t0, expected_cure_s(recipe, self.ctx.config))
         try:
             done = await cure_batch(self.ctx, ws, recipe)
+        except ToolDown as exc:
+            if not self._on_tool_down("oven", exc, ws):
+                raise
+            done = []
         finally:
             self.oven_busy = None
-            self.changed.set()
+            self._release("oven")
         self.ctx.tools["oven"].busy_s += self.clock.now() - t0
         self.batches.append((ws[0].data.cure_batch, [w.wafer_id for w in ws]))
         self._emit(Event("batch", self.clock.now(), tool="oven",
                          data={"batch_no": ws[0].data.cure_batch,
                                "wafers": [w.wafer_id for w in ws],
                                "cured": [w.wafer_id for w in done]}))
-        for w in done:
-            await self.etch_queue.put(w)
+
+    def _next_etch(self) -> Substrate | None:
+        ready = [w for w in self.wafers if self._may_run(w) and (
+            w.data.step == "etch" or w.data.cured and not w.data.etched and not w.data.step)]
+        return min(ready, key=lambda x: (x.data.step != "etch", x.data.cure_end or 0),
+                   default=None)
 
     async def _etch_worker(self) -> None:
-        pending = sorted((w for w in self.wafers if not w.final and w.data.cured
-                          and not w.data.etched or (w.data.step == "etch" and not w.final)),
-                         key=lambda x: (x.data.step != "etch", x.data.cure_end or 0))
-        for w in pending:
-            await self._etch(w)
-        while (w := await self.etch_queue.get()) is not None:
-            await self._etch(w)
+        CURRENT_TOOL.set("etcher")
+        poll = self.clock.to_wall(self.ctx.tools["etcher"].poll_s)
+        try:
+            while (w := await self._work(self._next_etch, lambda: self.oven_done,
+                                         max(poll, 0.01))) is not None:
+                if await self._claim("etcher", [w], "etch"):
+                    try:
+                        await self._etch(w)
+                    finally:
+                        self._release("etcher")
+        except Stopping:
+            pass
 
     async def _etch(self, w: Substrate) -> None:
         if w.final:
@@ -320,21 +449,32 @@ class Scheduler:
         try:
             await etch_wafer(self.ctx, w, self.flows[w.lot_id].etch)
         except ToolDown as exc:
-            self.down["etcher"] = exc.reason
-            self._hold([w], f"held for disposition: etcher down: {exc.reason}")
+            if not self._on_tool_down("etcher", exc, [w]):
+                self.down["etcher"] = exc.reason
+                self._hold([w], f"held for disposition: etcher down: {exc.reason}")
         finally:
             self.ctx.tools["etcher"].busy_s += self.clock.now() - t0
 
     # ---- the run --------------------------------------------------------------------
+    async def _start(self) -> list[str]:
+        if not self._loaded:
+            self._load()
+        notes = await reconcile_at_start(self.ctx, {w.wafer_id: w for w in self.wafers})
+        self.recovery = notes
+        for lot_id, job in self.jobs.items():
+            if job.final:
+                continue
+            mine = [w for w in self.wafers if w.lot_id == lot_id]
+            if not self.serve_mode or any(w.state != "NEEDS_PROCESSING" for w in mine):
+                if job.state in NOT_STARTED:
+                    job.start_processing()
+            if all(w.final for w in mine):
+                self._finish(job)
+        return notes
+
     async def run(self) -> RunReport:
         t0, wall0 = self.clock.now(), self.clock.wall()
-        self._load()
-        notes = await reconcile_at_start(self.ctx, {w.wafer_id: w for w in self.wafers})
-        for lot_id, job in self.jobs.items():
-            if not job.final:
-                job.start_processing()
-                if all(w.final for w in self.wafers if w.lot_id == lot_id):
-                    self._finish(job)
+        notes = await self._start()
         try:
             await asyncio.gather(self._exposure_worker(), self._oven_worker(),
                                  self._etch_worker())

@@ -3,7 +3,8 @@
 An exact event-driven model: every phase's end (load, pump-down, stabilisation,
 main etch or OES endpoint, overetch, vent) and every alarm time is computed in
 tool time, and :meth:`EtcherSim.update` processes them in order up to
-``clock.now()``, however far that is. Physics lives in :mod:`etcher_model`.
+``clock.now()``, however far that is. Physics lives in :mod:`etcher_model`, the
+SCPI commands and settings in :mod:`etcher_scpi`, the manual's figures in :mod:`etcher_spec`.
 Fault changes are applied at the moment they happen: the fault listener first
 advances the model under the old faults, then applies the new ones.
 """
@@ -12,106 +13,47 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from .etcher_model import (
     BASE,
     CHAMBER_V,
-    DARK,
     PUMP_S,
     Chamber,
     ClearProfile,
     Conditions,
     EtchRun,
-    cf4_fraction,
     etch_rate_nm_min,
     oes_levels,
     pump_down_s,
     wiring_rate_nm_min,
 )
-from .faults import TOOL_FAULTS, Faults
-from .scpi import (
-    ScpiError,
-    ScpiInstrument,
-    no_args,
-    nr1,
-    nr2,
-    one_arg,
-    parse_bool,
-    parse_id,
-    parse_int,
-    parse_real,
+from .etcher_scpi import SETTINGS, EtcherScpi
+from .etcher_spec import (
+    ALARMS,
+    IDN,
+    JITTER,
+    JOB_STATES,
+    LOAD_S,
+    PENDING,
+    REFL_FAULT,
+    REFL_HOLD_S,
+    REFL_LIMIT,
+    REFL_NORMAL,
+    REFL_TAU,
+    RF_STATES,
+    STAB_LIMIT_S,
+    STAB_S,
+    VENT_S,
+    Job,
 )
+from .faults import TOOL_FAULTS, Faults
+from .scpi import nr2
 from .world import WaferState, World
 
-IDN = "VIAFAB,PE-200,PE2-00417,2.1.0"
-LOAD_S, STAB_S, STAB_LIMIT_S, VENT_S = 15.0, 10.0, 30.0, 30.0
-JITTER = 0.05  # each duration is nominal × U(1 − 5 %, 1 + 5 %), inside the manual's ±10 %
-REFL_NORMAL, REFL_FAULT, REFL_TAU = 0.015, 0.30, 0.25  # reflected / forward; ramp time constant
-REFL_LIMIT, REFL_HOLD_S = 0.20, 5.0
-CF4_MAX = 0.25
 
-PENDING = ("LOADING", "PUMPING", "STABILIZING", "ETCHING", "OVERETCH", "VENTING")
-JOB_STATES = ("STABILIZING", "ETCHING", "OVERETCH")
-RF_STATES = ("ETCHING", "OVERETCH")
-SETTABLE = ("IDLE", "READY", "COMPLETE")
-
-#: alarm name → (the fault that causes it, the code it queues)
-ALARMS: dict[str, tuple[str, int]] = {
-    "DOOR_OPEN": ("door_open", 301),
-    "VACUUM_LOSS": ("vacuum_loss", 302),
-    "RF_REFLECTED": ("rf_reflected", 303),
-    "GAS_FAULT": ("gas_fault", 304),
-    "PUMP_FAULT": ("pump_fault", 302),
-}
-
-
-@dataclass(frozen=True)
-class Setting:
-    header: str
-    key: str
-    lo: float
-    hi: float
-    kind: str  # "real" (NR2, 1 decimal) | "int" (NR1) | "bool" (1/0)
-    default: Any
-
-
-SETTINGS = (
-    Setting("GAS:O2", "o2", 0.0, 200.0, "real", 90.0),
-    Setting("GAS:CF4", "cf4", 0.0, 30.0, "real", 10.0),
-    Setting("PRESsure:SETpoint", "pressure", 50.0, 1000.0, "real", 200.0),
-    Setting("RF:POWer", "power", 50.0, 1000.0, "real", 300.0),
-    Setting("ETCH:TIME", "time", 5, 1800, "int", 180),
-    Setting("ETCH:OVERetch", "overetch", 0, 100, "int", 30),
-    Setting("ETCH:ENDPoint", "endpoint", 0, 1, "bool", False),
-    Setting("ETCH:TARGet", "target", 0.0, 20.0, "real", 0.0),
-)
-
-
-@dataclass
-class Job:
-    number: int
-    label: str  # the id the host loaded the wafer as
-    start: float
-    status: str = "RUNNING"
-    end: float | None = None
-    run: EtchRun | None = None
-    endpoint_x: float | None = None  # RF seconds to the OES endpoint, if found by ETCH:TIME
-    history: list[str] = field(default_factory=list)
-
-
-class EtcherSim(ScpiInstrument):
-    """The PE-200: SCPI surface, state machine, alarms, and the world's ``etcher`` port."""
-
-    error_texts = {
-        301: "Interlock open",
-        302: "Pressure fault",
-        303: "RF fault",
-        304: "Gas fault",
-        305: "No wafer",
-    }
+class EtcherSim(EtcherScpi):
+    """The PE-200: state machine, alarms, and the world's ``etcher`` port (SCPI: the base)."""
 
     def __init__(
         self, world: World, clock: Any, faults: Faults, rng_seed: int | None = None
@@ -141,178 +83,6 @@ class EtcherSim(ScpiInstrument):
         self._register()
         world.register_port("etcher", self)
         faults.subscribe(self._on_fault)
-
-    # ================================================================ SCPI table
-    def _register(self) -> None:
-        for s in SETTINGS:
-            self.add(s.header, set=partial(self._write, s), query=partial(self._read, s))
-        q = self._query
-        self.add("SYSTem:STATe", query=q(lambda: self.state))
-        self.add("WAFer:ID", query=q(lambda: self.label or "NONE"))
-        self.add("WAFer:LOAD", set=self._load)
-        self.add("WAFer:UNLoad", set=self._unload)
-        self.add("ETCH:STARt", set=self._start)
-        self.add("ETCH:ABORt", set=self._abort)
-        self.add("ETCH:STATus", query=q(self._status))
-        self.add("JOB:LAST", query=q(self._job_last))
-        self.add("JOB:COUNt", query=lambda a: nr1(self._counts.get(parse_id(one_arg(a)), 0)))
-        self.add("PRESsure", query=q(lambda: nr2(self.chamber.pressure.value(self._t))))
-        self.add("RF:FORWard", query=q(lambda: nr2(self._forward())))
-        self.add("RF:REFLected", query=q(lambda: nr2(self._forward() * self._refl_frac())))
-        self.add("GAS:FLOW", query=q(self._flows))
-        self.add("OES:CO", query=q(lambda: nr2(self._oes()[0])))
-        self.add("OES:O", query=q(lambda: nr2(self._oes()[1])))
-        self.add("OES:TRACe", query=q(self._trace))
-        self.add("RESult:REMoved", query=q(lambda: nr2(self._result_removed)))
-        self.add("RESult:OPEN", query=q(self._result_open))
-        self.add("ALARm", query=q(lambda: ",".join(self.alarms) or "NONE"))
-        self.add("ALARm:CLEar", set=lambda a: (no_args(a), self._clear_alarms())[0])
-
-    @staticmethod
-    def _query(fn):
-        """A query handler that takes no parameters."""
-        return lambda args: (no_args(args), fn())[1]
-
-    def _write(self, s: Setting, args: list[str]) -> None:
-        arg = one_arg(args)
-        if s.kind == "bool":
-            value: Any = parse_bool(arg)
-        elif s.kind == "int":
-            value = parse_int(arg, int(s.lo), int(s.hi))
-        else:
-            value = parse_real(arg, s.lo, s.hi)
-        if self.state not in SETTABLE:
-            raise ScpiError(-221)
-        if s.key in ("o2", "cf4"):
-            flows = {"o2": self.settings["o2"], "cf4": self.settings["cf4"], s.key: value}
-            if cf4_fraction(flows["o2"], flows["cf4"]) > CF4_MAX + 1e-9:
-                raise ScpiError(-221)
-        self.settings[s.key] = value
-
-    def _read(self, s: Setting, args: list[str]) -> str:
-        no_args(args)
-        value = self.settings[s.key]
-        if s.kind == "bool":
-            return "1" if value else "0"
-        return nr1(value) if s.kind == "int" else nr2(value)
-
-    # ================================================================ commands
-    def _load(self, args: list[str]) -> None:
-        label = parse_id(one_arg(args))
-        if self.state != "IDLE":
-            raise ScpiError(-221)
-        present = self.world.at("etcher")
-        if not present:
-            raise ScpiError(305)
-        self.wafer, self.label = self.world.wafer(present[0]), label
-        self._after_pump, self._aborted = "READY", False
-        note = "" if label == self.wafer.wafer_id else f" (host calls it {label})"
-        self._log(f"load{note}")
-        self._enter("LOADING", self._t)
-
-    def _unload(self, args: list[str]) -> None:
-        no_args(args)
-        if self.state not in ("COMPLETE", "READY", "ALARM"):
-            raise ScpiError(-221)
-        if self.wafer is None:
-            raise ScpiError(305)
-        self._enter("VENTING", self._t)
-
-    def _start(self, args: list[str]) -> None:
-        no_args(args)
-        if "door_open" in self._seen:
-            raise ScpiError(301)
-        if self.state != "READY" or self.wafer is None or self.label is None:
-            raise ScpiError(-221)
-        job = Job(len(self.jobs) + 1, self.label, self._t)
-        self.jobs.append(job)
-        self._counts[self.label] = self._counts.get(self.label, 0) + 1
-        with self.world.lock:
-            self.wafer.etches += 1
-        self._log(f"etch job {job.number} start: {self._recipe_text()}")
-        self._enter("STABILIZING", self._t)
-
-    def _abort(self, args: list[str]) -> None:
-        no_args(args)
-        if self.state not in JOB_STATES:
-            raise ScpiError(-221)
-        self._abort_job(self._t, "ETCH:ABORt")
-        self._to_alarm(self._t)
-
-    def on_reset(self) -> None:
-        """*RST: abort a running job, defaults; IDLE without a wafer, ALARM with one."""
-        t = self._t
-        if self.state in JOB_STATES:
-            self._abort_job(t, "*RST")
-        self.settings = {s.key: s.default for s in SETTINGS}
-        if self.wafer is None:
-            self._enter("IDLE", t)
-        else:
-            self._to_alarm(t)
-
-    def _clear_alarms(self) -> None:
-        for name in list(self.alarms):
-            if ALARMS[name][0] not in self._seen:
-                del self.alarms[name]
-        if self.state != "ALARM" or self.alarms:
-            return
-        if self.wafer is None:
-            self._enter("IDLE", self._t)
-        elif not self._aborted:
-            self._resume(self._t)
-
-    def _resume(self, t: float) -> None:
-        """Back to the state before the alarm; a lost vacuum is pumped again first."""
-        prev = self._prev
-        if prev in ("READY", "COMPLETE") and self.chamber.pressure.value(t) > BASE:
-            self._after_pump = prev
-            prev = "PUMPING"
-        self._enter(prev, t)
-
-    # ================================================================ readings
-    def _forward(self) -> float:
-        return self.settings["power"] if self.state in RF_STATES else 0.0
-
-    def _refl_frac(self) -> float:
-        if self.state not in RF_STATES or "rf_reflected" not in self._seen:
-            return REFL_NORMAL
-        assert self._run is not None
-        since = max(self._run.rf_on, self._refl_since)
-        return REFL_FAULT - (REFL_FAULT - REFL_NORMAL) * math.exp(-(self._t - since) / REFL_TAU)
-
-    def _flows(self) -> str:
-        c = self.chamber
-        return f"{nr2(c.o2.value(self._t))},{nr2(c.cf4.value(self._t))}"
-
-    def _oes(self) -> tuple[float, float]:
-        if self.state not in RF_STATES or self._run is None:
-            return DARK, DARK
-        x = self._t - self._run.rf_on
-        return self._run.co(x), self._run.o(x)
-
-    def _trace(self) -> str:
-        return "" if self._run is None else ",".join(nr2(v) for v in self._run.trace(self._t))
-
-    def _result_open(self) -> str:
-        wafer = self._result_wafer
-        return "1" if wafer is not None and wafer.vias_open else "0"
-
-    def _status(self) -> str:
-        job = self.jobs[-1] if self.jobs else None
-        if job is None or job.run is None:
-            return f"{self.state},0,-1"
-        run = job.run
-        now = self._t if run.rf_off is None else run.rf_off
-        ep = job.endpoint_x
-        shown = nr1(round(ep)) if ep is not None and run.rf_on + ep <= now + 1e-9 else "-1"
-        return f"{self.state},{nr1(math.floor(now - run.rf_on + 1e-9))},{shown}"
-
-    def _job_last(self) -> str:
-        if not self.jobs:
-            return "0,NONE,NONE,-1"
-        job = self.jobs[-1]
-        age = -1 if job.end is None else math.floor(self._t - job.end + 1e-9)
-        return f"{job.number},{job.label},{job.status},{age}"
 
     # ================================================================ the model
     def pending(self) -> bool:
@@ -344,6 +114,13 @@ class EtcherSim(ScpiInstrument):
         if t_rf is not None:
             events.append((t_rf, "rf"))
         return min(events) if events else None
+
+    def _refl_frac(self) -> float:
+        if self.state not in RF_STATES or "rf_reflected" not in self._seen:
+            return REFL_NORMAL
+        assert self._run is not None
+        since = max(self._run.rf_on, self._refl_since)
+        return REFL_FAULT - (REFL_FAULT - REFL_NORMAL) * math.exp(-(self._t - since) / REFL_TAU)
 
     def _rf_alarm_time(self) -> float | None:
         """When reflected power will have been above 20 % of forward for 5 s."""
@@ -509,6 +286,14 @@ class EtcherSim(ScpiInstrument):
             self._prev = self.state
             self.state, self._phase_end = "ALARM", None
             self._reaim(t)
+
+    def _resume(self, t: float) -> None:
+        """Back to the state before the alarm; a lost vacuum is pumped again first."""
+        prev = self._prev
+        if prev in ("READY", "COMPLETE") and self.chamber.pressure.value(t) > BASE:
+            self._after_pump = prev
+            prev = "PUMPING"
+        self._enter(prev, t)
 
     def _check_alarms(self, t: float) -> None:
         """Raise every alarm whose cause is present and can be seen in this state."""

@@ -1,28 +1,25 @@
-"""CV-25 nitrogen cure oven simulator: register map, program, interlocks, world port.
+"""CV-25 nitrogen cure oven simulator: the controller (program, interlocks), world port, serving.
 
 The controller as the manual (`/work/shared/tools/cure-oven.md`) describes it;
-the plant is :mod:`simulators.oven_model`, the wire is
-:mod:`simulators.modbus_server`. Every decision the manual leaves open is in
-`docs/sim-oven.md`. All state changes happen under ``world.lock`` (an RLock),
-so Modbus requests, the periodic tick and material handling never interleave
-and the world's lock order cannot invert.
+the plant is :mod:`simulators.oven_model`, the register map
+:mod:`simulators.oven_registers`, what the host's reads and writes do
+:mod:`simulators.oven_device`, the wire :mod:`simulators.modbus_server`. Every decision
+the manual leaves open is in `docs/sim-oven.md`. All state changes happen under
+``world.lock`` (an RLock), so Modbus requests, the periodic tick and material handling
+never interleave and the world's lock order cannot invert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
-import math
 import random
 from dataclasses import replace
-from typing import Any
-
-from pymodbus.constants import ExcCodes
 
 from simulators.clock import ScaledClock
 from simulators.faults import Faults
 from simulators.modbus_server import ModbusServer
+from simulators.oven_device import OvenModbusDevice
 from simulators.oven_model import (
     AIR_O2_PPM,
     DEFAULT_PARAMS,
@@ -33,82 +30,28 @@ from simulators.oven_model import (
     cure_step,
     ramp_setpoint,
 )
+from simulators.oven_registers import (
+    POWER_ON,
+    REG_HIGH_LIMIT,
+    REG_N2,
+    REG_O2_LIMIT,
+    REG_UNLOAD,
+    RUNS,
+    Phase,
+    State,
+)
 from simulators.world import World
 
-
-class State(enum.IntEnum):
-    IDLE = 0
-    PURGING = 1
-    RUNNING = 2
-    PAUSED = 3
-    COOLING = 4
-    COMPLETE = 5
-    ABORTED = 6
-
-
-class Phase(enum.IntEnum):
-    RAMP = 0
-    BAND = 1
-    SOAK = 2
-
-
-NONE16 = 0xFFFF
-STOPPED = (State.IDLE, State.COMPLETE, State.ABORTED)  # no program runs; program regs writable
-RUNS = (State.PURGING, State.RUNNING, State.PAUSED, State.COOLING)
 PURGE_TIMEOUT_S = 60 * 60.0
 BAND_C = 3.0
 DEVIATION_C, DEVIATION_S = 15.0, 60.0
 N2_LOW_FRACTION, N2_LOW_S = 0.5, 30.0  # flow below half its setpoint for 30 s
-START_MARGIN = 150  # every used target below high limit - 15.0 C (register units)
 CASSETTE_SLOTS = 25
-SENSOR_BREAK_PV = 0x7FFF  # what register 0 reads with the thermocouple open
-
-REG_COMMAND, REG_SEGMENTS, REG_O2_LIMIT, REG_N2, REG_HIGH_LIMIT, REG_UNLOAD = range(100, 106)
-REG_BATCH = 106  # and 107, high word first
-RESERVED = (108, 109)
-SEGMENT_BASE, SEGMENT_COUNT = 110, 8
-SEGMENT_FIELDS = ((200, 4000), (1, 200), (0, 1440))  # target C*10, rate C/min*10, soak min
-
-#: program register -> (low, high), as the manual's table gives them
-PROGRAM_RANGES: dict[int, tuple[int, int]] = {
-    REG_SEGMENTS: (1, 8),
-    REG_O2_LIMIT: (5, 1000),
-    REG_N2: (0, 1000),
-    REG_HIGH_LIMIT: (500, 4000),
-    REG_UNLOAD: (500, 1500),
-    REG_BATCH: (0, 0xFFFF),
-    REG_BATCH + 1: (0, 0xFFFF),
-    **{
-        SEGMENT_BASE + 3 * n + k: rng
-        for n in range(SEGMENT_COUNT)
-        for k, rng in enumerate(SEGMENT_FIELDS)
-    },
-}
-POWER_ON_SEGMENTS = [(1500, 50, 30), (3200, 30, 60)] + [(250, 10, 0)] * 6
-POWER_ON: dict[int, int] = {
-    REG_SEGMENTS: 2, REG_O2_LIMIT: 20, REG_N2: 500, REG_HIGH_LIMIT: 3500, REG_UNLOAD: 1000,
-    REG_BATCH: 0, REG_BATCH + 1: 0, 108: 0, 109: 0,
-    **{SEGMENT_BASE + 3 * n + k: v for n, seg in enumerate(POWER_ON_SEGMENTS)
-       for k, v in enumerate(seg)},
-}
-#: table -> (first address, count): everything else answers exception 02
-MAPPED = {"c": (0, 1), "d": (0, 5), "h": (100, 34), "i": (0, 16)}
 
 
-def _u16(x: float) -> int:
-    """Signed value (already scaled) as a 16-bit register, saturating."""
-    return int(max(-32768, min(32767, round(x)))) & 0xFFFF
-
-
-def _u32(x: int) -> list[int]:
-    x = max(0, min(0xFFFFFFFF, int(x)))
-    return [x >> 16, x & 0xFFFF]
-
-
-class OvenSim:
-    """The CV-25 oven: Modbus device (``tables``/``mapped``/``write``) and world ``Port``."""
-
-    unit_id = 1
+class OvenSim(OvenModbusDevice):
+    """The CV-25 oven: controller and plant, Modbus device (the base's ``tables``/``mapped``/
+    ``write``) and world ``Port``."""
 
     def __init__(
         self,
@@ -293,128 +236,6 @@ class OvenSim:
     def _log(self, event: str) -> None:
         for wid in self.cassette:
             self.world.log(wid, "oven", event)
-
-    # -------------------------------------------------------------- commands
-    def _command(self, code: int) -> ExcCodes | None:
-        handler = {1: self._start, 2: self._pause, 3: self._resume, 4: self._abort_cmd,
-                   5: self._ack}.get(code)
-        if handler is None:
-            return ExcCodes.ILLEGAL_VALUE
-        return None if handler() else ExcCodes.DEVICE_FAILURE
-
-    def _start(self) -> bool:
-        used = [SEGMENT_BASE + 3 * n for n in range(self.hr[REG_SEGMENTS])]
-        if (
-            self.state not in STOPPED or not self.locked or not self.cassette
-            or any(self.hr[a] >= self.hr[REG_HIGH_LIMIT] - START_MARGIN for a in used)
-            or self.hl_tripped or not self.sensor_ok  # not in the manual's list: see docs
-        ):
-            return False
-        self.program = [
-            (self.hr[a] / 10.0, self.hr[a + 1] / 600.0, self.hr[a + 2] * 60.0) for a in used
-        ]
-        requested = (self.hr[REG_BATCH] << 16) | self.hr[REG_BATCH + 1]
-        self.batch = requested or self.batch + 1  # 0 requested: next number (docs)
-        self.state, self.segment, self.phase = State.PURGING, None, None
-        self.purge_s, self.ended_at, self.o2_abort = 0.0, None, False
-        for wid in self.cassette:
-            self.world.wafers[wid].cure_batches.append(self.batch)
-        self._log(f"cure start batch {self.batch}")
-        return True
-
-    def _pause(self) -> bool:
-        if self.state not in (State.PURGING, State.RUNNING):
-            return False
-        self.resume_to, self.state = self.state, State.PAUSED
-        return True
-
-    def _resume(self) -> bool:
-        if self.state != State.PAUSED:
-            return False
-        self.state = self.resume_to
-        return True
-
-    def _abort_cmd(self) -> bool:
-        if not self.running:
-            return False
-        self._abort("aborted by host")
-        return True
-
-    def _ack(self) -> bool:
-        if self.hl_tripped and self.phys.chamber_c * 10 < self.hr[REG_HIGH_LIMIT]:
-            self.hl_tripped = False
-        return True
-
-    # --------------------------------------------------------- Modbus device
-    def mapped(self, table: str, address: int, count: int) -> bool:
-        first, n = MAPPED[table]
-        return first <= address and address + count <= first + n
-
-    def write(self, table: str, address: int, values: list[Any]) -> ExcCodes | None:
-        with self.world.lock:
-            if table == "c":
-                return self._write_lock(bool(values[0]))
-            return self._write_holding(address, values)
-
-    def _write_lock(self, lock: bool) -> ExcCodes | None:
-        if lock and not self.door_closed:
-            return ExcCodes.DEVICE_FAILURE  # a bolt cannot lock an open door
-        if not lock and (self.running or self.hot):
-            return ExcCodes.DEVICE_FAILURE
-        self.lock = lock
-        return None
-
-    def _write_holding(self, address: int, values: list[int]) -> ExcCodes | None:
-        addrs = range(address, address + len(values))
-        if REG_COMMAND in addrs:
-            if len(values) != 1:
-                return ExcCodes.ILLEGAL_VALUE
-            code, values[0] = values[0], 0  # write-only: the store keeps reading 0
-            return self._command(code)
-        for a, v in zip(addrs, values, strict=True):
-            lo, hi = PROGRAM_RANGES.get(a, (0, 0xFFFF))
-            if not lo <= v <= hi:
-                return ExcCodes.ILLEGAL_VALUE
-        if any(a in PROGRAM_RANGES for a in addrs) and self.state not in STOPPED:
-            return ExcCodes.DEVICE_FAILURE
-        for i, a in enumerate(addrs):
-            if a in RESERVED:
-                values[i] = 0  # reserved: read 0, writes ignored
-            else:
-                self.hr[a] = values[i]
-        return None
-
-    def tables(self) -> dict[str, tuple[int, list[int] | list[bool]]]:
-        return {
-            "c": (0, [self.lock]),
-            "d": (0, [self.door_closed, self.locked, self.contactor, self.hl_tripped,
-                      bool(self.cassette)]),
-            "h": (100, [0] + [self.hr[a] for a in range(101, 134)]),
-            "i": (0, self.input_registers()),
-        }
-
-    def input_registers(self) -> list[int]:
-        p = self.phys
-        pv = SENSOR_BREAK_PV if not self.sensor_ok else _u16(p.chamber_c * 10)
-        if self.heating:
-            wsp = self.sp
-        elif self.state == State.COOLING:
-            wsp = self.hr[REG_UNLOAD] / 10.0
-        else:
-            wsp = 0.0  # control loop off
-        if self.segment is None:
-            soak = 0
-        elif self.phase == Phase.SOAK:
-            soak = math.ceil(max(0.0, self.soak_left_s))
-        else:
-            soak = round(self.program[self.segment][2])
-        since = int(self.t - self.ended_at) if self.ended_at is not None else 0
-        return [
-            pv, _u16(wsp * 10), round(p.heater_out * 1000), min(0xFFFF, round(p.o2_ppm)),
-            int(self.state), NONE16 if self.segment is None else self.segment, *_u32(soak),
-            self.alarm_word(), round(p.n2_slm * 10), *_u32(self.batch), _u16(p.wafer_c * 10),
-            *_u32(since), NONE16 if self.phase is None else int(self.phase),
-        ]
 
     # ------------------------------------------------------------ world Port
     def _handling_refused(self) -> str | None:

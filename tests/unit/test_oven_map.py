@@ -19,17 +19,8 @@ from hypothesis import strategies as st
 
 from drivers.errors import CommsError, InterlockError, ToolRejected, ValidationError
 from drivers.oven import CureOven
-from drivers.oven_map import (
-    INPUTS,
-    SETTINGS,
-    OvenAlarm,
-    OvenProgram,
-    OvenState,
-    Register,
-    Segment,
-    decode_program,
-    program_words,
-)
+from drivers.oven_map import INPUTS, SETTINGS, Register, decode_program, program_words
+from drivers.oven_types import OvenAlarm, OvenProgram, OvenState, Segment
 
 NUMERIC = [r for r in SETTINGS.values() if not r.is_bool]
 

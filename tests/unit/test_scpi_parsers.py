@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from drivers.errors import CommsError, ValidationError
 from drivers.etcher import PlasmaEtcher, cf4_fraction
 from drivers.exposure import ExposureTool
-from drivers.scpi import (
+from drivers.scpi_values import (
     Kind,
     ReplyError,
     Setting,
