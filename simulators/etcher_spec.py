@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from simulators.etcher_model import EtchRun
+from .etcher_model import EtchRun
 
 IDN = "VIAFAB,PE-200,PE2-00417,2.1.0"
 LOAD_S, STAB_S, STAB_LIMIT_S, VENT_S = 15.0, 10.0, 30.0, 30.0

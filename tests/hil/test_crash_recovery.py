@@ -172,10 +172,11 @@ def test_fate_unknown_is_held_not_rerun(tmp_path: Path) -> None:
 
         def k02_start_in_flight(sims: SimThread, db: Path) -> bool:
             # K02 loaded: from here to the start no wait has a deadline, so slow replies
-            # (0.2 s wall each) only widen the window in which the start is in flight
+            # (0.5 s wall each) only widen the window in which the start is in flight,
+            # wide enough to be caught on a loaded 2-core machine
             if journal_phase(db, "K02") == "expose/loaded" and \
                     not sims.faults["exposure"].is_on("slow"):
-                sims.call(sims.faults["exposure"].inject, "slow", delay_s=0.2)
+                sims.call(sims.faults["exposure"].inject, "slow", delay_s=0.5)
             return ("exposure", "START_EXPOSURE", ["K02"]) in open_intents(db)
 
         _kill_at([lot], tools, db, k02_start_in_flight, "START_EXPOSURE K02 in flight", sims,
