@@ -37,6 +37,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sim_time_scale(x): simulated seconds per wall second")
 
 
+@pytest.fixture(autouse=True)
+def _no_ambient_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI commands go straight to the tools unless a test names a daemon itself.
+
+    `viaform tool …` uses a daemon when one answers at the configured address; a
+    daemon left running on this machine must not change what a test exercises.
+    """
+    monkeypatch.setenv("VIAFORM_DAEMON", "none")
+
+
 def _real_tools(request: pytest.FixtureRequest) -> str | None:
     return request.config.getoption("--tools")
 
