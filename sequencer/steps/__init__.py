@@ -84,6 +84,11 @@ class SequencerConfig:
     ambient_c: float = 25.0
     band_c: float = 3.0  # "at temperature" = within ±3 °C of the final target
 
+    #: wall seconds every wait allows on top of its tool-time limit: at high time
+    #: scales a few ms of host jitter are minutes of tool time, and must never be
+    #: taken for a hung tool (at time scale 1 it is a second on a minutes-long step)
+    min_wall_margin_s: float = 1.0
+
     def limit(self, expected_s: float) -> float:
         return expected_s * self.limit_factor + self.margin_s
 
@@ -180,8 +185,11 @@ class ToolHandle:
         """Poll ``method`` until its state is in ``done``; ToolAlarm on ``fail``,
         WaitTimeout after ``limit(expected_s)``. Returns the last reading."""
         done, fail = set(done), set(fail)
-        deadline = self.ctx.clock.now() + self.ctx.config.limit(expected_s)
+        clock, cfg = self.ctx.clock, self.ctx.config
+        deadline = (clock.now() + cfg.limit(expected_s)
+                    + cfg.min_wall_margin_s * clock.time_scale)
         while True:
+            polled_at = clock.now()  # a timeout needs a reading taken after the deadline
             value = await self.q(method)
             if on_poll is not None:
                 on_poll(value)
@@ -191,9 +199,9 @@ class ToolHandle:
             if st in fail:
                 alarms = tuple(await self.q("alarms"))
                 raise ToolAlarm(self.name, st, alarms)
-            if self.ctx.clock.now() > deadline:
+            if polled_at > deadline:
                 raise WaitTimeout(f"{self.name}: {what}: still {st} after "
-                                  f"{self.ctx.config.limit(expected_s):.0f} s")
+                                  f"{cfg.limit(expected_s):.0f} s")
             await self.ctx.clock.sleep(self.poll_s)
 
     def close(self) -> None:
