@@ -223,8 +223,18 @@ class ServingScheduler(Scheduler):
         except Stopping:
             pass
         finally:
-            for h in self.ctx.tools.values():
-                h.close()
+            await self._disconnect()
+
+    async def _disconnect(self) -> None:
+        """Close every tool's connection (on its worker, after the calls in flight), then the
+        workers: a stopped engine holds no connection (a tool takes only a few at once, so
+        a daemon restarted in-process would otherwise lock itself out)."""
+        for h in self.ctx.tools.values():
+            try:
+                await h.worker.call(h.driver.close)
+            except Exception:  # closing a broken link must not keep the others open
+                log.warning("closing the tool's connection failed", tool=h.name, exc_info=True)
+            h.close()
 
     async def _supervised(self, worker: Callable[[], Any], tool: str) -> None:
         """A worker that fails unexpectedly is restarted (alarm raised); the line goes on."""

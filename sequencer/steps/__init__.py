@@ -391,6 +391,26 @@ async def _make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in:
     await ctx.move([w], "stocker")
 
 
+async def fail_wafer(ctx: StepContext, h: ToolHandle, w: Substrate, exc: Exception, *,
+                     step: str, label: str, begun: bool, active: set[str],
+                     unloadable: set[str], unload_s: float) -> None:
+    """A SCPI step failed for ``w``: decide its fate, raise the alarm, leave the tool safe.
+
+    ``begun``: the process had started on the wafer (exposure or etch under way), so it
+    is ABORTED; otherwise it is held. A StepFailed carries its own fate and reason;
+    other reasons read ``"<label>: <what happened>"``.
+    """
+    fate = exc.fate if isinstance(exc, StepFailed) else ("abort" if begun else "hold")
+    reason = exc.reason if isinstance(exc, StepFailed) else f"{label}: {exc}"
+    if isinstance(exc, ToolAlarm):
+        ctx.alarms.raise_(h.name, "TOOL_ALARM", str(exc), lot_id=w.lot_id,
+                          wafer_ids=[w.wafer_id])
+    apply_fate(w, fate, reason)
+    if w.data.location == h.name:
+        await make_safe(ctx, h, w, abort_in=active, unload_from=unloadable, unload_s=unload_s)
+    ctx.end([w], step, h.name, ok=False)
+
+
 def bind(**kv: Any) -> Any:
     """structlog context for a step (lot_id, wafer_id, tool, step)."""
     return structlog.contextvars.bound_contextvars(**kv)

@@ -25,7 +25,7 @@ from . import (
     bind,
     due,
     ensure_idle,
-    make_safe,
+    fail_wafer,
     send_start,
 )
 
@@ -74,17 +74,9 @@ async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
         try:
             await _run(ctx, w, recipe)
         except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
-            started = not due(w, "start_etch", PHASES)
-            fate = exc.fate if isinstance(exc, StepFailed) else ("abort" if started else "hold")
-            reason = exc.reason if isinstance(exc, StepFailed) else f"etch: {exc}"
-            if isinstance(exc, ToolAlarm):
-                ctx.alarms.raise_("etcher", "TOOL_ALARM", str(exc), lot_id=w.lot_id,
-                                  wafer_ids=[w.wafer_id])
-            apply_fate(w, fate, reason)
-            if w.data.location == "etcher":
-                await make_safe(ctx, h, w, abort_in=_ACTIVE, unload_from=_UNLOADABLE,
-                                unload_s=TIMING["vent_s"])
-            ctx.end([w], "etch", "etcher", ok=False)
+            await fail_wafer(ctx, h, w, exc, step="etch", label="etch",
+                             begun=not due(w, "start_etch", PHASES), active=_ACTIVE,
+                             unloadable=_UNLOADABLE, unload_s=TIMING["vent_s"])
             return False
     ctx.end([w], "etch", "etcher", ok=True)
     if w.data.open:

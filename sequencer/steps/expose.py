@@ -18,11 +18,10 @@ from . import (
     StepFailed,
     ToolAlarm,
     WaitTimeout,
-    apply_fate,
     bind,
     due,
     ensure_idle,
-    make_safe,
+    fail_wafer,
     send_start,
 )
 
@@ -43,17 +42,9 @@ async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
         try:
             await _run(ctx, w, recipe)
         except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
-            exposed = not due(w, "start_exposure", PHASES)
-            fate = exc.fate if isinstance(exc, StepFailed) else ("abort" if exposed else "hold")
-            reason = exc.reason if isinstance(exc, StepFailed) else f"exposure: {exc}"
-            if isinstance(exc, ToolAlarm):
-                ctx.alarms.raise_("exposure", "TOOL_ALARM", str(exc), lot_id=w.lot_id,
-                                  wafer_ids=[w.wafer_id])
-            apply_fate(w, fate, reason)
-            if w.data.location == "exposure":
-                await make_safe(ctx, h, w, abort_in=_ACTIVE, unload_from=_UNLOADABLE,
-                                unload_s=TIMING["unload_s"])
-            ctx.end([w], "expose", "exposure", ok=False)
+            await fail_wafer(ctx, h, w, exc, step="expose", label="exposure",
+                             begun=not due(w, "start_exposure", PHASES), active=_ACTIVE,
+                             unloadable=_UNLOADABLE, unload_s=TIMING["unload_s"])
             return False
     ctx.end([w], "expose", "exposure", ok=True)
     return True
