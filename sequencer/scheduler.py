@@ -480,7 +480,7 @@ class Scheduler:
                                  self._etch_worker())
         finally:
             for h in self.ctx.tools.values():
-                h.close()
+                await h.disconnect()
         self._hold([w for w in self.wafers if not w.final],
                    "held for disposition: not finished when the run ended")
         return self._report(t0, wall0, notes)

@@ -230,11 +230,7 @@ class ServingScheduler(Scheduler):
         workers: a stopped engine holds no connection (a tool takes only a few at once, so
         a daemon restarted in-process would otherwise lock itself out)."""
         for h in self.ctx.tools.values():
-            try:
-                await h.worker.call(h.driver.close)
-            except Exception:  # closing a broken link must not keep the others open
-                log.warning("closing the tool's connection failed", tool=h.name, exc_info=True)
-            h.close()
+            await h.disconnect()
 
     async def _supervised(self, worker: Callable[[], Any], tool: str) -> None:
         """A worker that fails unexpectedly is restarted (alarm raised); the line goes on."""
@@ -325,7 +321,7 @@ class ServingScheduler(Scheduler):
 
     def abort_lot(self, lot_id: str) -> None:
         job = self._job(lot_id)
-        if job.final:
+        if job.final or job.state == "ABORTING":
             raise Refused(f"lot {lot_id} is already {job.state}")
         self.paused.discard(lot_id)
         job.abort_job()

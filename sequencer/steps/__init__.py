@@ -207,6 +207,15 @@ class ToolHandle:
     def close(self) -> None:
         self.worker.close()
 
+    async def disconnect(self) -> None:
+        """Close the tool's connection (on its worker, after any call in flight), then the
+        worker. A run that ends holds no connection: a tool takes only a few at once."""
+        try:
+            await self.worker.call(self.driver.close)
+        except Exception:  # closing a broken link must not keep the others open
+            log.warning("closing the tool's connection failed", tool=self.name, exc_info=True)
+        self.close()
+
 
 @dataclass
 class StepContext:

@@ -219,6 +219,42 @@ def test_pause_holds_new_steps_resume_lets_them_go_abort_ends_the_lot(daemon: Da
         assert c.post("/lots/LP/resume").status_code == 409
 
 
+def test_abort_while_aborting_or_aborted_is_refused_not_a_server_error(daemon: Daemon) -> None:
+    # Found by test_daemon_fuzz_engine.py: a second abort while the first waits for the
+    # running cure to end answered 500 (the job machine has no ABORTING -abort-> edge).
+    with daemon.client("operator") as c:
+        assert c.post("/lots", json=lot_body("LA", ["AB1"])).status_code == 201
+        eventually(lambda: daemon.tool("oven")["busy"], "AB1 curing")
+        assert c.post("/lots/LA/abort").json()["state"] == "ABORTING"  # the cure runs ~2 s
+        again = c.post("/lots/LA/abort")
+        assert again.status_code == 409 and "ABORTING" in again.json()["detail"]
+        assert daemon.wait_lot("LA", FINAL_LOT)["state"] == "ABORTED"
+        assert c.post("/lots/LA/abort").status_code == 409
+
+
+def test_a_stopped_engine_leaves_no_tool_connection_open(tmp_path: Path, sims: SimThread) -> None:
+    # Found by test_daemon_fuzz_engine.py: stop() left every driver connected; each tool takes
+    # 4 connections at most, so the 5th daemon started in the same process found every tool
+    # closing its connection (COMMS_LOST, manual commands 503).
+    import asyncio
+
+    db = tmp_path / "journal.db"
+    cfg = tools_config_for(sims.endpoints, sims.clock.time_scale, journal=str(db))
+
+    async def lives() -> dict[str, bool]:
+        for _ in range(5):
+            line = EngineLine(cfg, db, recipes_dir=quick_flow(tmp_path), status_poll_wall_s=0.01)
+            await line.start()
+            await asyncio.sleep(0.1)  # the idle pollers have talked to every tool
+            tools = line.health().tools
+            alarms = [a.kind for a in line.alarms(active_only=True)]
+            await line.stop()
+        return {**tools, "alarms": not alarms}
+
+    assert asyncio.run(lives()) == {"exposure": True, "oven": True, "etcher": True,
+                                    "alarms": True}
+
+
 def test_manual_commands_take_give_audit_and_roles(daemon: Daemon) -> None:
     tech, op = daemon.client("technician"), daemon.client("operator")
     # roles and tokens: nothing changes, nothing is audited
