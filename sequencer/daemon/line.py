@@ -249,7 +249,7 @@ class CommandSpec:
     """One manual command: ``changes`` = refused while a job step runs on the tool.
 
     ``args`` maps an argument name to the types it takes (bool is never a number).
-    The engine maps the name to the driver method of the same name (BRIEF-DRIVER-API).
+    The engine maps the name to the driver method of the same name (docs/drivers.md).
     """
 
     changes: bool
