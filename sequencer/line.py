@@ -24,7 +24,8 @@ from .journal import Journal
 from .operator_moves import OperatorHandling
 from .protocols import ToolSet
 from .recipes import Lot
-from .scheduler import RunReport, run_lots
+from .run_report import RunReport
+from .scheduler import run_lots
 from .simhost import SimControlClient
 from .steps import SequencerConfig
 

@@ -7,7 +7,7 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from .scheduler import RunReport
+from .run_report import RunReport
 
 
 def _num(value: float | int | None, fmt: str) -> str:

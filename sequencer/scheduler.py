@@ -22,26 +22,27 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from .alarms import Alarms, Event, EventSink
+from .batching import BatchPolicy
 from .clock import SeqClock
 from .job import ProcessJob
 from .journal import Journal
 from .protocols import MaterialHandling, ToolSet
 from .recovery import reconcile_at_start
+from .run_report import RunReport, build_report
 from .steps import SequencerConfig, StepContext, ToolDown, ToolHandle, apply_fate
-from .steps.cure import cure_batch, develop_cure_breach, expected_cure_s
+from .steps.cure import cure_batch, expected_cure_s
 from .steps.etch import etch_wafer
 from .steps.expose import expose_wafer
 from .substrate import Substrate
 
 log = structlog.get_logger("viaform.scheduler")
 
-UNLOAD_ETA_S = 60.0  # a developed wafer still being unloaded is this close (tool s)
 IDLE_WALL_S = 0.5  # serve mode: longest wait for new work without a wake-up (wall s)
 NOT_STARTED = ("QUEUED", "SETTING_UP", "WAITING_FOR_START")
 #: the tool whose worker (or poller) runs the current task: where a stop may interrupt
@@ -55,33 +56,6 @@ class Stopping(Exception):  # noqa: N818 - a request, not an error
 
 
 @dataclass(frozen=True)
-class WaferRow:
-    lot_id: str
-    wafer_id: str
-    dose: float | None
-    depth_um: float | None
-    residual_um: float | None
-    residual_after_cure_um: float | None
-    cure_batch: int | None
-    etch_time_s: int | None
-    open: bool | None
-    state: str
-    reason: str
-
-
-@dataclass
-class RunReport:
-    rows: list[WaferRow]
-    jobs: dict[str, str]
-    busy_s: dict[str, float]
-    utilisation: dict[str, float]
-    makespan_s: float  # tool seconds
-    makespan_wall_s: float
-    batches: list[tuple[int | None, list[str]]] = field(default_factory=list)
-    recovery: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class Busy:
     """The job step running on a tool."""
 
@@ -89,7 +63,7 @@ class Busy:
     wafers: tuple[Substrate, ...]
 
 
-class Scheduler:
+class Scheduler(BatchPolicy):
     """Runs lots through expose → cure → etch; see the module docstring."""
 
     serve_mode = False  # True: lots may come while running; never ends by itself
@@ -298,75 +272,6 @@ class Scheduler:
                 return w
         return None
 
-    def _cycle(self) -> float:
-        return sum(self.cycle) / len(self.cycle) if self.cycle else self.ctx.config.expose_cycle_s
-
-    def _next_cure_start(self) -> float:
-        """When a wafer whose exposure starts now could start its cure (estimate)."""
-        cfg, now = self.ctx.config, self.clock.now()
-        dev = now + self._cycle()
-        free = now if self.oven_busy is None else sum(self.oven_busy)
-        pool = self._waiting_for_cure()
-        if pool:
-            oldest = min(w.data.develop_end or now for w in pool)
-            forced = oldest + cfg.q_develop_cure_s - cfg.margin_s - self.ctx.tools["oven"].poll_s
-            # that batch goes before this wafer is developed (half a cycle of hysteresis,
-            # so the oven's own decision, made later, cannot flip the other way)
-            if dev + self._cycle() / 2 >= forced:
-                free = max(free, forced) + expected_cure_s(self.flows[pool[0].lot_id].cure, cfg)
-        return max(free, dev)
-
-    async def _gate(self) -> None:
-        """Do not develop a wafer that could not start its cure in time: wait while the
-        oven is expected to be busy past (its develop end + the develop→cure limit)."""
-        cfg = self.ctx.config
-        while True:
-            latest = self.clock.now() + self._cycle() + cfg.q_develop_cure_s - cfg.margin_s
-            early = self._next_cure_start() - latest
-            if early <= 0:
-                return
-            log.info("exposure waits: the oven would break the queue time", wait_s=round(early))
-            await self._idle(self.clock.to_wall(min(early, 600.0)))
-
-    def _waiting_for_cure(self) -> list[Substrate]:
-        return [w for w in self.wafers if not w.final and w.data.developed
-                and not w.data.cured and w.data.step == "" and self._may_run(w)]
-
-    def _can_still_come(self, cure_name: str) -> int:
-        if self.exposure_done:
-            return 0
-        return sum(1 for w in self.wafers if not w.final
-                   and (not w.data.developed or w.data.step == "expose")
-                   and self.flows[w.lot_id].cure.name == cure_name and self._may_run(w))
-
-    def _pick_batch(self) -> tuple[list[Substrate], Any] | None:
-        """The batch to start now, or None to wait. Holds wafers past their queue time."""
-        cfg = self.ctx.config
-        for w in self._waiting_for_cure():
-            if why := develop_cure_breach(self.ctx, w):
-                self._hold([w], why)
-        groups: dict[str, list[Substrate]] = {}
-        for w in sorted(self._waiting_for_cure(), key=lambda x: x.data.develop_end or 0):
-            groups.setdefault(self.flows[w.lot_id].cure.name, []).append(w)
-        cycle = self._cycle()
-        for name, ws in groups.items():
-            recipe = self.flows[ws[0].lot_id].cure
-            size = int(recipe.batch_size)
-            coming = self._can_still_come(name)
-            if len(ws) >= size or coming == 0:
-                return ws[:size], recipe
-            in_flight = any(w.data.developed and w.data.step == "expose" and not w.final
-                            for w in self.wafers)  # developed, being unloaded
-            now = self.clock.now()
-            fill_eta = now + UNLOAD_ETA_S if in_flight else max(now, (self.expose_t0 or now)
-                                                                    + cycle)
-            deadline = (ws[0].data.develop_end or 0) + cfg.q_develop_cure_s
-            if fill_eta + cfg.margin_s + self.ctx.tools["oven"].poll_s >= deadline:
-                log.info("partial batch: queue-time pressure", recipe=name, wafers=len(ws),
-                         deadline_in_s=round(deadline - self.clock.now()))
-                return ws, recipe
-        return None
-
     async def _oven_worker(self) -> None:
         CURRENT_TOOL.set("oven")
         try:
@@ -486,15 +391,8 @@ class Scheduler:
         return self._report(t0, wall0, notes)
 
     def _report(self, t0: float, wall0: float, notes: list[str]) -> RunReport:
-        span = max(self.clock.now() - t0, 1e-9)
-        busy = {n: h.busy_s for n, h in self.ctx.tools.items()}
-        rows = [WaferRow(w.lot_id, w.wafer_id, w.data.dose, w.data.depth_um, w.data.residual_um,
-                         w.data.residual_after_cure_um, w.data.cure_batch, w.data.etch_time_s,
-                         w.data.open, w.state, w.data.reason) for w in self.wafers]
-        return RunReport(rows=rows, jobs={k: j.state for k, j in self.jobs.items()},
-                         busy_s=busy, utilisation={n: min(1.0, b / span) for n, b in busy.items()},
-                         makespan_s=span, makespan_wall_s=self.clock.wall() - wall0,
-                         batches=self.batches, recovery=notes)
+        return build_report(self.wafers, self.jobs, self.ctx.tools, self.batches, notes,
+                            span_s=self.clock.now() - t0, wall_s=self.clock.wall() - wall0)
 
 
 async def run_lots(lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,

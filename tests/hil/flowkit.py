@@ -35,7 +35,7 @@ import yaml
 
 from sequencer.line import run_lot_objects
 from sequencer.lots import load_lot
-from sequencer.scheduler import RunReport
+from sequencer.run_report import RunReport
 from sequencer.simhost import SimControlClient, tools_config_for
 from simulators.runner import SimThread
 

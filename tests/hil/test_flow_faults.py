@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sequencer.scheduler import RunReport
+from sequencer.run_report import RunReport
 from simulators.runner import SimThread
 
 from .flowkit import (

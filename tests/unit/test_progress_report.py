@@ -7,7 +7,7 @@ import io
 from sequencer.alarms import Event
 from sequencer.progress import ProgressDisplay
 from sequencer.report import failures, summary_lines
-from sequencer.scheduler import RunReport, WaferRow
+from sequencer.run_report import RunReport, WaferRow
 
 
 def _row(wafer: str, state: str, reason: str = "") -> WaferRow:

@@ -8,7 +8,8 @@ import pytest
 
 from sequencer.alarms import Event
 from sequencer.journal import Journal
-from sequencer.scheduler import RunReport, run_lots
+from sequencer.run_report import RunReport
+from sequencer.scheduler import run_lots
 from tests.unit.seq_fakes import Line, fast_config, flow, line, lot
 
 pytestmark = pytest.mark.timeout(30)
