@@ -329,8 +329,19 @@ async def send_start(ctx: StepContext, h: ToolHandle, command: str, wafers: list
                     from exc
             continue
         except ToolError as exc:
-            ctx.journal.outcome(iid, "REFUSED", str(exc))
-            raise
+            # An alarm that happens just after the tool accepted the start queues its own
+            # code, which then reads like a refusal of the start: ask the tool what it did.
+            verdict = await _refusal_checked(h, ctx.journal.get_intent(iid))
+            if verdict is None or verdict.verdict != "STARTED":
+                ctx.journal.outcome(iid, "REFUSED", str(exc))
+                raise
+            with ctx.journal.atomic():
+                ctx.journal.outcome(iid, "STARTED", f"made, then the tool reported: {exc}")
+                if phase:
+                    ctx.mark(wafers, phase)
+            log.warning("start made; the error that followed is the tool's own report",
+                        tool=h.name, command=command, error=str(exc))
+            return
         with ctx.journal.atomic():
             ctx.journal.outcome(iid, "OK")
             if phase:
@@ -341,6 +352,16 @@ async def send_start(ctx: StepContext, h: ToolHandle, command: str, wafers: list
 
 #: alarms that warn without stopping work (LX-365 manual: LAMP_LOW)
 WARNING_ALARMS = frozenset({"LAMP_LOW"})
+
+
+async def _refusal_checked(h: ToolHandle, intent: Any) -> Any:
+    """The tool's own record of a start it seemed to refuse (None if it cannot tell)."""
+    from ..recovery import reconcile
+
+    try:
+        return await reconcile(h, intent)
+    except (ToolError, ToolDown):
+        return None
 
 
 async def ensure_idle(ctx: StepContext, h: ToolHandle, idle: str = "IDLE") -> None:

@@ -9,6 +9,7 @@ watches the tools (in-process, every 0.5 ms) and injects at the moment named.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -87,10 +88,21 @@ def test_lamp_failure_mid_exposure(tmp_path: Path) -> None:
     began), the cell left safe (shutter closed, job aborted, F02 unloaded to the stocker);
     F03 cannot be exposed (exposure down): held; F01, already developed, carries on."""
     with SimThread(time_scale=SCALE, seed=11) as sims:
+        # at this time scale F02's exposure lasts ~10 ms of wall time: the lamp fails from
+        # inside the simulator, right after the start of F02's exposure is accepted, so a
+        # loaded machine cannot make the fault land after the exposure
+        cell = sims.tools["exposure"]
+        accept = cell.execute
+
+        async def execute(line: str, *args: Any, **kwargs: Any) -> str | None:
+            reply = await accept(line, *args, **kwargs)
+            if re.search(r"EXP(OSURE)?:STAR", line.upper()) and cell.chuck == "F02" \
+                    and not sims.faults["exposure"].is_on("lamp_fail"):
+                sims.faults["exposure"].inject("lamp_fail")
+            return reply
+
+        sims.call(setattr, cell, "execute", execute)
         run, db = _start(tmp_path, sims, "LAMP-1")
-        wait_for(lambda: _on(sims, "exposure", "F02", "EXPOSING") or run.done(),
-                 RUN_TIMEOUT_S, "F02 exposing")
-        _inject(sims, "exposure", "lamp_fail")
         _, states = _report(run, db, WAFERS)
         world = world_snapshot(sims)
         assert not sims.tools["exposure"].shutter_open

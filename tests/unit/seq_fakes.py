@@ -143,11 +143,13 @@ class _ScpiFake(_Faulty):
     def _cmd(self, method: str, allowed: set[str], fn: Any) -> None:
         when = self._enter(method)
         self._tick()
-        if self._state not in allowed:
+        if self._state not in allowed or when == "refuse":
             raise ToolRejected(-221, "Settings conflict", tool=self.name, command=method)
         fn()
         if when == "after":
             raise CommsError(f"{method}: reply lost", tool=self.name)
+        if when == "alarm_after":  # made, then an alarm's own code read as its error
+            raise ToolRejected(202, "Lamp fault", tool=self.name, command=method)
         if when == "crash":
             raise Crash(method)
 

@@ -215,3 +215,29 @@ def test_develop_to_cure_queue_time_breach_holds_before_start() -> None:
     assert [w.wafer_id for w in done] == ["L1-02"]
     assert sched.wafers[0].state == "STOPPED" and "queue time" in sched.wafers[0].data.reason
     assert not sched.wafers[0].data.cured and sched.wafers[0].data.location == "stocker"
+
+
+def test_a_start_followed_by_the_tools_own_alarm_code_is_known_to_be_made() -> None:
+    """The tool accepts the start, then an alarm queues +202: the error check reads it as
+    the start's error. The tool's job count says the start was made: journal STARTED and
+    follow it (never a blind 'refused' for a partly exposed wafer)."""
+    ln = line()
+    sched = setup(ln)
+    ln.exposure.fail["start_exposure"] = "alarm_after"
+    assert expose(sched) is True
+    cmds = {c.command: c.outcome for c in sched.ctx.journal.commands("exposure")}
+    assert cmds["START_EXPOSURE"] == "STARTED"
+    assert ln.exposure.counts["L1-01"] == 1, "the exposure must not be sent again"
+
+
+def test_a_start_the_tool_really_refused_stays_refused() -> None:
+    ln = line()
+    sched = setup(ln)
+    ln.exposure.fail["start_exposure"] = "refuse"  # -221, no job made
+    assert expose(sched) is False
+    w = sched.wafers[0]
+    cmds = {c.command: c.outcome for c in sched.ctx.journal.commands("exposure")}
+    assert cmds["START_EXPOSURE"] == "REFUSED"
+    assert ln.exposure.counts.get(w.wafer_id, 0) == 0
+    assert w.state == "STOPPED" and "Settings conflict" in w.data.reason
+    assert w.data.location == "stocker", "the unexposed wafer is unloaded and taken back"
