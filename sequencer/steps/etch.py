@@ -24,10 +24,9 @@ from . import (
     apply_fate,
     bind,
     due,
-    ensure_idle,
-    fail_wafer,
     send_start,
 )
+from .safety import ensure_idle, fail_wafer
 
 PHASES = ("", "recipe", "in", "load", "loaded", "start_etch", "etched", "unload", "unloaded",
           "out")

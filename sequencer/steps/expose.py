@@ -20,10 +20,9 @@ from . import (
     WaitTimeout,
     bind,
     due,
-    ensure_idle,
-    fail_wafer,
     send_start,
 )
+from .safety import ensure_idle, fail_wafer
 
 PHASES = ("", "in", "setup", "load", "loaded", "start_exposure", "exposed", "start_develop",
           "developed", "unload", "unloaded", "out")
