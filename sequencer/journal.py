@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import crashpoint
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lots (lot_id TEXT PRIMARY KEY, flow TEXT, job_state TEXT,
     created REAL, data TEXT);
@@ -94,6 +96,7 @@ class Journal:
         self._x("COMMIT")
 
     def _x(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        _ = crashpoint.ACTIVE and crashpoint.before_write(sql, args := tuple(args))  # test hook
         return self.db.execute(sql, tuple(args))
 
     # ---- lots and wafers -------------------------------------------------
