@@ -50,6 +50,18 @@ class ToolDown(Exception):
         self.reason = reason
 
 
+class ToolHeld(ToolDown):
+    """The tool reports an alarm a person must see (``sequencer.tool_alarms``: safety or
+    process class). The step has already settled its wafers (aborted, held, or not yet
+    touched, to resume later); the scheduler holds the tool — no new work, an alarm in
+    viaform's list — until a person acknowledges that alarm, and only then sends the
+    tool's own clear / ACK ALARMS."""
+
+    def __init__(self, tool: str, alarms: tuple[str, ...], reason: str) -> None:
+        super().__init__(tool, reason)
+        self.alarms = tuple(alarms)
+
+
 class ToolAlarm(Exception):
     """The tool went to ALARM / ABORTED while we waited for it."""
 
