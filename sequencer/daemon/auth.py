@@ -13,6 +13,13 @@ Bound to loopback with no tokens, the daemon is open (every caller is an
 engineer named by the ``X-Viaform-User`` header, for the audit). Bound beyond
 loopback with no tokens, it refuses to start (``AuthError``). Tokens, once
 configured, are enforced on loopback too.
+
+The viaform CLI sends ``CLIENT_HEADER: CLIENT_VALUE`` on every request. A browser
+cannot send a custom header cross-site without a CORS preflight, which the
+daemon never grants, so the header proves the request is not a cross-site form
+or fetch: an open daemon accepts a state-changing request with no ``Origin``
+and no ``Referer`` only with it (``gate.py``). The client imports these two
+constants; keep them identical on both sides.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ MIN_TOKEN_CHARS = 16
 ENV_TOKENS = "VIAFORM_TOKENS"
 ENV_TOKENS_FILE = "VIAFORM_TOKENS_FILE"
 USER_HEADER = "X-Viaform-User"
+CLIENT_HEADER = "X-Viaform-Client"
+CLIENT_VALUE = "viaform-cli"
 
 
 class AuthError(ValueError):
@@ -39,9 +48,9 @@ class AuthError(ValueError):
 
 
 class Role(IntEnum):
-    OPERATOR = 1  # lots, alarm acknowledge, every query
-    TECHNICIAN = 2  # + manual tool commands, take/give
-    ENGINEER = 3  # + recipes, forced take that pauses the running job
+    OPERATOR = 1  # lots, every query
+    TECHNICIAN = 2  # + alarm acknowledge, manual tool commands, take/give
+    ENGINEER = 3  # + held wafers' release/scrap, forced take that pauses the running job
 
     @classmethod
     def parse(cls, text: object) -> Role:
