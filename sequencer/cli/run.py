@@ -18,6 +18,7 @@ from ..config import ConfigError, ToolsConfig, load_tools
 from ..line import run_lot_objects
 from ..logsetup import configure_logging
 from ..lots import load_lot
+from ..ownership import ClaimError, claim_line
 from ..progress import ProgressDisplay
 from ..recipes import Lot, RecipeError
 from ..report import failures, print_report
@@ -88,7 +89,13 @@ def register(app: typer.Typer) -> None:
             cfg = load_tools(config)
         except ConfigError as exc:
             raise _fail(str(exc), 2) from None
-        _execute(lots, cfg, db or cfg.journal, live)
+        journal = db or cfg.journal
+        try:  # one owner of the line: before any tool is touched (sequencer/ownership.py)
+            claim = claim_line(cfg, journal, " ".join(["viaform run", *(x.lot_id for x in lots)]))
+        except ClaimError as exc:
+            raise _fail(str(exc), 2) from None
+        with claim:
+            _execute(lots, cfg, journal, live)
 
     @app.command()
     def demo(
