@@ -18,8 +18,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from ..config import ConfigError, load_tools
+from ..config import ConfigError, ToolsConfig, load_tools
 from ..logsetup import configure_logging
+from ..ownership import ClaimError, LineClaim, claim_line
 from .client import daemon_section
 
 
@@ -59,8 +60,9 @@ def register(app: typer.Typer) -> None:
         except (AuthError, server.BindError) as exc:
             _fail(str(exc))
         path = db or cfg.journal
-        audit = AuditLog(path)
         shown = f"[{host}]" if ":" in host else host
+        claim = None if fake else _claim(cfg, path, f"http://{shown}:{sock.getsockname()[1]}")
+        audit = AuditLog(path)
         if fake:
             from ..daemon.fake_line import FakeLine
 
@@ -78,7 +80,17 @@ def register(app: typer.Typer) -> None:
             code = server.serve(app_, sock, "debug" if verbose else "warning")
         finally:
             audit.close()
+            if claim is not None:
+                claim.release()
         raise typer.Exit(code)
+
+
+def _claim(cfg: ToolsConfig, journal: Path, url: str) -> LineClaim:
+    """Own the journal and the tools (sequencer/ownership.py) before any tool is touched."""
+    try:
+        return claim_line(cfg, journal, "viaform daemon", url=url)
+    except ClaimError as exc:
+        _fail(str(exc))
 
 
 def _fail(message: str) -> NoReturn:
