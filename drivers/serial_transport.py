@@ -1,7 +1,9 @@
 """The etcher's transport: a pyserial URL (``socket://host:port``, a pty, ``/dev/tty*``).
 
 pyserial opens and closes; reads and writes go to the raw socket or fd in chunks (see
-:mod:`drivers.transport` for why, measured with pyserial 3.5).
+:mod:`drivers.transport` for why, measured with pyserial 3.5). A device is opened
+exclusive (one process on the serial line; pyserial 3.5 takes the flag for every URL
+and acts on it for device paths only).
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ class SerialTransport(LineTransport):
 
     def _open_raw(self) -> None:
         self._rx.clear()
+        # exclusive: a device path (tty, pty) is flock'ed, so a second opener fails with
+        # "Could not exclusively lock port"; socket:// accepts the flag and ignores it.
         self._ser = serial.serial_for_url(self.target, baudrate=self.baudrate,
                                           timeout=self.timeout_s,
-                                          write_timeout=self.timeout_s)
+                                          write_timeout=self.timeout_s, exclusive=True)
         self._sock = getattr(self._ser, "_socket", None)
         set_nodelay(self._sock)
 

@@ -41,8 +41,6 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -360,15 +358,13 @@ def tool_owner(cfg: ToolsConfig, tool: str) -> Owner | None:
     return _locked_by(tool_lock_path(tool, cfg.entries[tool]))
 
 
-@contextmanager
-def manual_claim(cfg: ToolsConfig, tool: str, command: str | None = None) -> Iterator[LineClaim]:
-    """Hold ``tool``'s lock while a manual change command runs; :class:`LineOwned` if another
-    process (a run, a daemon, another manual command) holds it."""
+def manual_claim(cfg: ToolsConfig, tool: str, command: str | None = None) -> LineClaim:
+    """Take ``tool``'s lock for a manual change command: ``with manual_claim(cfg, tool):``.
+
+    Raises :class:`LineOwned` at once if another process (a run, a daemon, another manual
+    command) holds the tool; the lock is released when the ``with`` ends.
+    """
     entry = cfg.entry(tool)
-    claim = _start(LineClaim(_owner(command or f"viaform tool {tool}")),
-                   [(tool, tool_lock_path(tool, entry),
-                     f"the {tool} ({tool_address(tool, entry)})")])
-    try:
-        yield claim
-    finally:
-        claim.release()
+    return _start(LineClaim(_owner(command or f"viaform tool {tool}")),
+                  [(tool, tool_lock_path(tool, entry),
+                    f"the {tool} ({tool_address(tool, entry)})")])

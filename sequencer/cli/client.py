@@ -5,8 +5,11 @@ in tools.yaml, else ``http://127.0.0.1:8750``. ``none`` (flag or variable) means
 daemon: straight to the tool". An address given by flag or variable must answer; the
 configured or default one is probed first, and when nothing answers there the tool
 commands go straight to the tool (``viaform tool``) or read the journal (``wafer show``).
-Every request sends ``X-Viaform-User: $USER`` and, when ``$VIAFORM_TOKEN`` is set,
-``Authorization: Bearer $VIAFORM_TOKEN``.
+Every request sends ``X-Viaform-User: $USER``, ``X-Viaform-Client: viaform-cli`` (the
+daemon accepts a state-changing request with neither ``Origin`` nor ``Referer`` only with
+a token or this header) and, when ``$VIAFORM_TOKEN`` is set,
+``Authorization: Bearer $VIAFORM_TOKEN``. A failed probe is no leave to change a tool:
+``viaform tool`` then checks who owns the tool (sequencer/ownership.py) before a change.
 
 A refusal is printed as the daemon's ``detail`` (and each of its ``problems``, one per
 line) on stderr; the exit code is 2 for an invalid request (422), else 1.
@@ -29,6 +32,9 @@ ENV_DAEMON = "VIAFORM_DAEMON"
 ENV_TOKEN = "VIAFORM_TOKEN"
 DEFAULT_URL = "http://127.0.0.1:8750"
 PROBE_TIMEOUT_S = 0.5
+#: the CLI's own header, sent on every request (the daemon's CSRF check knows it)
+CLIENT_HEADER = "X-Viaform-Client"
+CLIENT_VALUE = "viaform-cli"
 TIMEOUT_S = 15.0
 #: tests put an ``httpx.MockTransport`` here; None = the network
 TRANSPORT: httpx.BaseTransport | None = None
@@ -74,7 +80,7 @@ class Client:
 
     def __init__(self, url: str, *, token: str | None = None, user: str | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
-        headers = {"X-Viaform-User": user or _user()}
+        headers = {"X-Viaform-User": user or _user(), CLIENT_HEADER: CLIENT_VALUE}
         token = token if token is not None else os.environ.get(ENV_TOKEN)
         if token:
             headers["Authorization"] = f"Bearer {token}"

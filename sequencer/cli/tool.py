@@ -12,9 +12,19 @@ one answering on the default address; see ``client.py``) every action goes throu
 so it can refuse (409) a command that would change a tool while a job step runs there;
 the daemon's reason is printed and the exit code is 1. Otherwise straight to the tool.
 
+Straight to the tool, a command that changes it (``set``, ``raw``, ``reset``,
+``clear-alarms``, ``errors``, which drains the queue) holds the tool's lock while it runs
+(sequencer/ownership.py): it is refused while another process owns the tool, naming the
+owner and what to do (a daemon: go through it with ``take``; a run: wait for its end).
+This holds too when the daemon owns the line but did not answer the 0.5 s probe: never a
+fall-back to the tool. Read-only commands (``status``, ``get``, ``idn``, ``alarms``) take
+no lock and always work (a tool on an exclusive serial port, though, answers only its
+owner).
+
 Exit codes: 0 done; 2 bad input (unknown tool, action or setting, a value out of
 range, a bad tools file) — caught *before* connecting, so nothing is sent;
-1 the tool could not be reached or refused (its own code and text are shown).
+1 the tool could not be reached or refused (its own code and text are shown), or
+another process owns it (busy, not bad input; nothing is sent).
 Every failure is one readable line on stderr, never a traceback.
 """
 
@@ -23,7 +33,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -33,6 +43,7 @@ import typer.core
 
 from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
 from sequencer.config import TOOLS, ConfigError, load_tools
+from sequencer.ownership import ClaimError, LineOwned, manual_claim
 
 from .client import Client, DaemonOpt, call, connect
 from .tool_render import compact_names, fmt, print_table
@@ -49,6 +60,9 @@ ACTIONS = ("status", "idn", "errors", "alarms", "clear-alarms", "reset", "set", 
 #: CLI action → the daemon's manual command (docs/daemon.md)
 DAEMON_COMMANDS = {"idn": "idn", "errors": "errors", "alarms": "alarms",
                    "clear-alarms": "clear_alarms", "reset": "reset"}
+
+#: the simple actions that change the tool (``errors`` drains its queue); with set and raw
+CHANGES = ("errors", "clear-alarms", "reset")
 
 EXIT_TOOL = 1
 EXIT_USAGE = 2
@@ -147,6 +161,37 @@ def build(tool: str, config: Path | None) -> Any:
         fail(f"{tool}: bad configuration: {exc}", EXIT_USAGE)
 
 
+def refusal(tool: str, exc: LineOwned) -> str:
+    """The one line for a change refused because another process owns ``tool``."""
+    owner = exc.owner
+    if owner.is_daemon:
+        at = f" (--daemon {owner.url})" if owner.url else ""
+        how = (f"go through the daemon{at}, which serves these commands: "
+               f"`viaform tool {tool} take`, then retry")
+    elif owner.is_run:
+        how = "wait for the run to end"
+    else:
+        how = "retry when it has ended"
+    return f"{exc}; {how}"
+
+
+@contextmanager
+def owned(tool: str, config: Path | None, action: str) -> Iterator[None]:
+    """Hold ``tool``'s lock for a change straight to the tool; exit 1 if another owns it."""
+    try:
+        cfg = load_tools(config)
+    except ConfigError as exc:
+        fail(f"{tool}: bad configuration: {exc}", EXIT_USAGE)
+    try:
+        claim = manual_claim(cfg, tool, f"viaform tool {tool} {action}")
+    except LineOwned as exc:
+        fail(refusal(tool, exc), EXIT_TOOL)
+    except ClaimError as exc:
+        fail(f"{tool}: {exc}; nothing was sent", EXIT_TOOL)
+    with claim:
+        yield
+
+
 @contextmanager
 def session(tool: str, driver: Any) -> Iterator[Any]:
     """Connected driver; every tool error becomes one line and an exit code."""
@@ -221,7 +266,7 @@ def _register(tool: str) -> None:
                 _daemon_simple(client, tool, action)
                 return
             driver = build(tool, config)
-            with session(tool, driver) as d:
+            with _held(tool, config, action), session(tool, driver) as d:
                 run(d)
 
     simple("status", "the tool's complete status, as a table",
@@ -251,7 +296,7 @@ def _register(tool: str) -> None:
             checked = setting.validate(value)
         except ValidationError as exc:
             fail(_line(tool, exc), EXIT_USAGE)
-        with session(tool, driver) as d:
+        with owned(tool, config, f"set {name}"), session(tool, driver) as d:
             d.set(name, checked)
             typer.echo(f"{tool}: {name} = {fmt(d.get(name))}{unit(setting)}")
 
@@ -278,7 +323,7 @@ def _register(tool: str) -> None:
             typer.echo(reply if reply is not None else f"{tool}: sent (no reply expected)")
             return
         driver = build(tool, config)
-        with session(tool, driver) as d:
+        with owned(tool, config, "raw"), session(tool, driver) as d:
             reply = d.raw(line)
             typer.echo(reply if reply is not None else f"{tool}: sent (no reply expected)")
 
@@ -311,6 +356,11 @@ def _register(tool: str) -> None:
             typer.echo(f"  {state:<17} {seconds:10.1f} s")
 
     app.add_typer(sub, name=tool)
+
+
+def _held(tool: str, config: Path | None, action: str) -> Any:
+    """:func:`owned` for an action that changes the tool, else nothing."""
+    return owned(tool, config, action) if action in CHANGES else nullcontext()
 
 
 def _daemon_simple(client: Client, tool: str, action: str) -> None:
