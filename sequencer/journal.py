@@ -13,6 +13,7 @@ One connection, used from the event-loop thread only. Times are tool seconds
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -61,18 +62,66 @@ class Intent:
     outcome: str | None
 
 
+class JournalError(ValueError):
+    """A journal that cannot be used (directory, permissions, damage, wafer ids): the
+    message is one line for the user and says that nothing was sent to the tools."""
+
+
+def ensure_journal_dir(path: Path | str) -> None:
+    """Create the journal's directory if needed, and check it can be written (WAL needs
+    ``-wal``/``-shm`` files beside the journal): :class:`JournalError` if not."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalError(f"journal {path}: cannot create its directory {path.parent} "
+                           f"({exc.strerror or exc}); nothing was sent to the tools") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise JournalError(f"journal {path}: its directory {path.parent} is read-only; "
+                           "nothing was sent to the tools")
+
+
+def _describe(path: str, exc: sqlite3.Error) -> str:
+    """One line for a failure at open: read-only, damaged, locked or other."""
+    words = str(exc)
+    if "readonly" in words or "read-only" in words or "unable to open" in words:
+        return (f"journal {path}: cannot write it ({words}): check the permissions of the "
+                "file and its directory; nothing was sent to the tools")
+    if "locked" in words or "busy" in words:
+        return f"journal {path}: in use ({words}); nothing was sent to the tools"
+    return (f"journal {path} is damaged ({words}): move it aside or restore it; "
+            "nothing was sent to the tools")
+
+
 class Journal:
     """The run's durable record. ``now`` gives tool seconds (defaults to epoch)."""
 
     def __init__(self, path: str | Path, now: Callable[[], float] = time.time) -> None:
+        """Open (or create) the journal; :class:`JournalError` if it cannot be used.
+
+        Everything that can fail on a bad file is done here, before a caller
+        touches a tool: the directory is created, the file is opened, checked
+        (``PRAGMA quick_check``, cheap) and given its tables inside one try.
+        """
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.now = now
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        if self.path != ":memory:":
+            ensure_journal_dir(self.path)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise JournalError(f"journal {self.path}: cannot open ({exc}); "
+                               "nothing was sent to the tools") from None
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            check = self.db.execute("PRAGMA quick_check").fetchone()
+            if check and check[0] != "ok":
+                raise sqlite3.DatabaseError(str(check[0]))
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise JournalError(_describe(self.path, exc)) from None
 
     def close(self) -> None:
         self.db.close()
@@ -102,9 +151,14 @@ class Journal:
     # ---- lots and wafers -------------------------------------------------
     def add_lot(self, lot_id: str, flow: str, wafers: Iterable[tuple[int, str]],
                 data: dict[str, Any] | None = None) -> bool:
-        """Record a lot and its wafers (NEEDS_PROCESSING). False if the lot was known."""
+        """Record a lot and its wafers (NEEDS_PROCESSING). False if the lot was known.
+
+        :class:`JournalError` if a wafer id already belongs to another lot.
+        """
         if self._x("SELECT 1 FROM lots WHERE lot_id=?", (lot_id,)).fetchone():
             return False
+        wafers = list(wafers)
+        self.refuse_foreign_wafers(lot_id, [wid for _, wid in wafers])
         t = self.now()
         with self.atomic():
             self._x("INSERT INTO lots VALUES (?,?,?,?,?)",
@@ -113,6 +167,29 @@ class Journal:
                 self._x("INSERT INTO wafers VALUES (?,?,?,?,?,?)",
                         (wid, lot_id, slot, "NEEDS_PROCESSING", "{}", t))
         return True
+
+    def wafer_owners(self, wafer_ids: Iterable[str]) -> dict[str, str]:
+        """wafer id -> the lot it belongs to in this journal, for the ids it knows."""
+        owners: dict[str, str] = {}
+        for wid in dict.fromkeys(wafer_ids):
+            row = self._x("SELECT lot_id FROM wafers WHERE wafer_id=?", (wid,)).fetchone()
+            if row:
+                owners[wid] = row[0]
+        return owners
+
+    def refuse_foreign_wafers(self, lot_id: str, wafer_ids: Iterable[str]) -> None:
+        """:class:`JournalError` naming the wafers of ``lot_id`` that another lot owns."""
+        by_lot: dict[str, list[str]] = {}
+        for wid, owner in self.wafer_owners(wafer_ids).items():
+            if owner != lot_id:
+                by_lot.setdefault(owner, []).append(wid)
+        if by_lot:
+            owned = "; ".join(
+                f"wafer id{'s' if len(ids) > 1 else ''} {', '.join(ids)} already "
+                f"belong{'' if len(ids) > 1 else 's'} to lot {owner}"
+                for owner, ids in by_lot.items())
+            raise JournalError(f"lot {lot_id}: {owned} in journal {self.path}; "
+                               "use new wafer ids (nothing was sent to the tools)")
 
     def lot_state(self, lot_id: str) -> str | None:
         row = self._x("SELECT job_state FROM lots WHERE lot_id=?", (lot_id,)).fetchone()
@@ -210,6 +287,25 @@ class Journal:
 
     def clear_alarm(self, alarm_id: int) -> None:
         self._x("UPDATE alarms SET cleared_t=? WHERE id=?", (self.now(), alarm_id))
+
+    def alarm_acked(self, alarm_id: int) -> str | None:
+        """Who acknowledged alarm ``alarm_id`` (possibly from another process: ``viaform
+        alarms --ack``), or None while it is active."""
+        row = self._x("SELECT cleared_t FROM alarms WHERE id=?", (alarm_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        try:
+            who = self._x("SELECT who FROM alarm_acks WHERE alarm_id=?",
+                          (alarm_id,)).fetchone()
+        except sqlite3.OperationalError:  # no acknowledgement table: never acked by a person
+            who = None
+        return str(who[0]) if who else "someone"
+
+    def active_alarm(self, tool: str, kind: str) -> tuple[int, str] | None:
+        """The newest unacknowledged alarm of ``kind`` on ``tool``: (id, text)."""
+        row = self._x("SELECT id, text FROM alarms WHERE tool=? AND kind=? AND cleared_t IS "
+                      "NULL ORDER BY id DESC LIMIT 1", (tool, kind)).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
 
     def alarms(self) -> list[tuple[str, str, str]]:
         return [tuple(r) for r in  # type: ignore[misc]

@@ -7,6 +7,7 @@ tools, which journal and which clock.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,34 @@ def build_toolset(cfg: ToolsConfig) -> ToolSet:
     )
 
 
+class ToolsUnreachable(RuntimeError):
+    """Tools that did not answer a read-only probe at start; the message names each."""
+
+
+async def probe(cfg: ToolsConfig) -> None:
+    """Connect to each tool once (``*IDN?`` / a register read) and close again.
+
+    Read-only: nothing that changes a tool is sent. :class:`ToolsUnreachable`
+    names every tool that could not be reached, with its address and why.
+    """
+    tools = build_toolset(cfg)
+    drivers = {"exposure": tools.exposure, "oven": tools.oven, "etcher": tools.etcher}
+
+    def one(name: str, driver: Any) -> str | None:
+        try:
+            driver.connect()
+        except Exception as exc:  # any failure to reach it is reported, not raised
+            text = str(exc) or type(exc).__name__
+            return text if text.startswith(f"{name}") else f"{name}: {text}"
+        driver.close()
+        return None
+
+    problems = [p for p in await asyncio.gather(
+        *(asyncio.to_thread(one, n, d) for n, d in drivers.items())) if p]
+    if problems:
+        raise ToolsUnreachable("; ".join(problems))
+
+
 async def run_lot_objects(
     lots: list[Lot],
     cfg: ToolsConfig,
@@ -66,24 +95,32 @@ async def run_lot_objects(
     *,
     on_event: Callable[[Event], None] | None = None,
     overrides: dict[str, Any] | None = None,
+    probe_tools: bool = False,
 ) -> RunReport:
     """Run ``lots`` on the tools of ``cfg``.
 
-    With simulated handling the world is told about the lots' wafers first (a
-    wafer it knows already is left as it is, so a resumed run finds the wafers
-    where they are); with operator handling each move waits for
-    ``viaform wafer moved``.
+    The journal is opened first (a :class:`JournalError` for a bad one, or for a
+    lot that reuses another lot's wafer ids), then, with ``probe_tools``, every
+    tool is reached once (:class:`ToolsUnreachable`), all before anything is sent
+    to a tool or to the simulated world. With simulated handling the world is
+    then told about the lots' wafers (a wafer it knows already is left as it is,
+    so a resumed run finds the wafers where they are); with operator handling
+    each move waits for ``viaform wafer moved``.
     """
-    journal_path.parent.mkdir(parents=True, exist_ok=True)
-    handling: SimHandling | OperatorHandling
-    if cfg.handling == "operator":
-        handling = OperatorHandling(journal_path, timeout_s=cfg.handling_timeout_s)
-    else:
-        handling = SimHandling(SimControlClient.from_config(cfg))
-        for lot in lots:
-            await handling.add_wafers([w.wafer_id for w in lot.wafers], lot.flow.exposure.film_um)
     journal = Journal(journal_path)
+    handling: SimHandling | OperatorHandling | None = None
     try:
+        for lot in lots:
+            journal.refuse_foreign_wafers(lot.lot_id, [w.wafer_id for w in lot.wafers])
+        if probe_tools:
+            await probe(cfg)
+        if cfg.handling == "operator":
+            handling = OperatorHandling(journal_path, timeout_s=cfg.handling_timeout_s)
+        else:
+            handling = SimHandling(SimControlClient.from_config(cfg))
+            for lot in lots:
+                await handling.add_wafers([w.wafer_id for w in lot.wafers],
+                                          lot.flow.exposure.film_um)
         return await run_lots(
             lots,
             build_toolset(cfg),
@@ -95,4 +132,5 @@ async def run_lot_objects(
         )
     finally:
         journal.close()
-        handling.close()
+        if handling is not None:
+            handling.close()

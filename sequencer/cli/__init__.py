@@ -4,12 +4,23 @@ Each sub-command group lives in its own module and is registered here:
 ``sim`` (simulators), ``tool`` (technicians' manual commands), ``recipe``,
 ``run``/``demo`` (the sequencer), ``daemon`` and its clients ``lot``, ``wafer``,
 ``alarms``, ``audit``.
+
+:func:`main` is the console script: an exception that escapes a command is one
+line on stderr (``viaform: …``), exit 2 for what the user can fix in a file
+(:class:`ConfigError`, :class:`JournalError`), else exit 1. ``VIAFORM_DEBUG=1``
+also prints the traceback.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+
 import typer
 
+from ..config import ConfigError
+from ..journal import JournalError
 from . import alarms, audit, daemon, lot, recipe, run, sim, tool, wafer
 
 app = typer.Typer(
@@ -29,6 +40,26 @@ daemon.register(app)
 alarms.register(app)
 audit.register(app)
 
+DEBUG_ENV = "VIAFORM_DEBUG"
+
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as exc:  # the last line of defence: one line, never a bare traceback
+        sys.exit(report(exc))
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` for a user (and its traceback under ``VIAFORM_DEBUG=1``); the exit code."""
+    if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+        traceback.print_exception(exc)
+    user_error = isinstance(exc, ConfigError | JournalError)
+    text = str(exc).strip() or type(exc).__name__
+    if not user_error:
+        text = " ".join(part.strip() for part in text.splitlines())
+        text += f" ({type(exc).__name__}; {DEBUG_ENV}=1 shows the traceback)"
+    print(f"viaform: {text}", file=sys.stderr)
+    return 2 if user_error else 1

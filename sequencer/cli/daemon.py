@@ -12,6 +12,7 @@ loopback it refuses to start without tokens (exit 2).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -19,9 +20,9 @@ from typing import Annotated, NoReturn
 import typer
 
 from ..config import ConfigError, ToolsConfig, load_tools
+from ..journal import Journal, JournalError, ensure_journal_dir
 from ..logsetup import configure_logging
 from ..ownership import ClaimError, LineClaim, claim_line
-from .client import daemon_section
 
 
 def register(app: typer.Typer) -> None:
@@ -52,16 +53,27 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:
             _fail(str(exc))
         try:
-            host, port = server.parse_bind(bind or str(daemon_section(cfg.path).get(
+            host, port = server.parse_bind(bind or str(cfg.daemon.get(
                 "bind", server.DEFAULT_BIND)))
             auth = load_auth(tokens)
             auth.check_bind(host)
             sock = server.bind_socket(host, port)
         except (AuthError, server.BindError) as exc:
             _fail(str(exc))
-        path = db or cfg.journal
+        path = Path(os.path.abspath(db)) if db else cfg.journal  # --db: from the cwd
+        typer.echo(f"viaform: journal {path}", err=True)
+        try:
+            ensure_journal_dir(path)
+        except JournalError as exc:
+            _fail(str(exc))
         shown = f"[{host}]" if ":" in host else host
         claim = None if fake else _claim(cfg, path, f"http://{shown}:{sock.getsockname()[1]}")
+        try:  # a bad journal is one line, before any tool is touched
+            Journal(path).close()
+        except JournalError as exc:
+            if claim is not None:
+                claim.release()
+            _fail(str(exc))
         audit = AuditLog(path)
         if fake:
             from ..daemon.fake_line import FakeLine

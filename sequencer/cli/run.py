@@ -8,6 +8,7 @@ simulators itself and runs the demo lot through the whole process.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -15,14 +16,15 @@ from typing import Annotated
 import typer
 
 from ..config import ConfigError, ToolsConfig, load_tools
-from ..line import run_lot_objects
+from ..journal import JournalError, ensure_journal_dir
+from ..line import ToolsUnreachable, run_lot_objects
 from ..logsetup import configure_logging
 from ..lots import load_lot
 from ..ownership import ClaimError, claim_line
 from ..progress import ProgressDisplay
 from ..recipes import Lot, RecipeError
 from ..report import failures, print_report
-from ..simhost import SimThread, tools_config_for
+from ..simhost import SimControlError, SimThread, tools_config_for
 
 DEMO_LOT = Path("configs/lots/demo.yaml")
 DEMO_TIME_SCALE = 400.0
@@ -49,11 +51,22 @@ def _lots(paths: list[Path]) -> list[Lot]:
     return lots
 
 
-def _execute(lots: list[Lot], cfg: ToolsConfig, db: Path, live: bool | None) -> None:
+def _execute(lots: list[Lot], cfg: ToolsConfig, db: Path, live: bool | None,
+             probe_tools: bool = False) -> None:
+    """Run the lots; a bad journal, a reused wafer id or an unreachable tool at start is
+    one line and exit 2, with nothing sent to a tool (see ``run_lot_objects``)."""
     display = ProgressDisplay(live=live)
     display.seed(w.wafer_id for lot in lots for w in lot.wafers)
-    with display:
-        report = asyncio.run(run_lot_objects(lots, cfg, db, on_event=display.on_event))
+    try:
+        with display:
+            report = asyncio.run(run_lot_objects(lots, cfg, db, on_event=display.on_event,
+                                                 probe_tools=probe_tools))
+    except JournalError as exc:
+        raise _fail(str(exc), 2) from None
+    except ToolsUnreachable as exc:
+        raise _fail(f"cannot reach {exc}; nothing was sent to the tools", 2) from None
+    except SimControlError as exc:
+        raise _fail(f"{exc}; nothing was sent to the tools", 2) from None
     print_report(report)
     why = failures(report)
     if why:
@@ -89,13 +102,18 @@ def register(app: typer.Typer) -> None:
             cfg = load_tools(config)
         except ConfigError as exc:
             raise _fail(str(exc), 2) from None
-        journal = db or cfg.journal
+        journal = Path(os.path.abspath(db)) if db else cfg.journal  # --db: from the cwd
+        typer.echo(f"viaform: journal {journal}", err=True)
+        try:
+            ensure_journal_dir(journal)
+        except JournalError as exc:
+            raise _fail(str(exc), 2) from None
         try:  # one owner of the line: before any tool is touched (sequencer/ownership.py)
             claim = claim_line(cfg, journal, " ".join(["viaform run", *(x.lot_id for x in lots)]))
         except ClaimError as exc:
             raise _fail(str(exc), 2) from None
         with claim:
-            _execute(lots, cfg, journal, live)
+            _execute(lots, cfg, journal, live, probe_tools=True)
 
     @app.command()
     def demo(
