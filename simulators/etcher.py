@@ -104,7 +104,40 @@ class EtcherSim(EtcherScpi):
         self._sync_faults(now)
 
     def _on_fault(self, name: str, on: bool, params: dict) -> None:
+        if name == "power_cycle" and on:
+            with self.world.lock:
+                self.power_cycle()
+            return
         self.update()  # advances under the old faults, then applies the new ones
+
+    # ================================================================ power cycle
+    def on_power_off(self) -> None:
+        """RF, gas and pumps stop now; an etch under way keeps what it removed so far."""
+        self.update()
+        if self.state in JOB_STATES:
+            self._abort_job(self._t, "power off")
+
+    def on_power_on(self) -> None:
+        """The manual's power-on; a wafer still in the chamber is sensed (docs/sim-etcher.md).
+
+        No records (jobs, counts, label, results, OES trace), defaults, RF and gas off, throttle
+        open, the chamber venting. A wafer inside brings the tool up in ALARM, to be unloaded
+        (``WAFer:UNLoad``) before anything else; ``ALARm?`` names nothing.
+        """
+        t = self._t
+        self.settings = {s.key: s.default for s in SETTINGS}
+        self.jobs, self._counts, self._run = [], {}, None
+        self._result_removed, self._result_wafer, self._open_at_start = 0.0, None, False
+        self.alarms, self._seen, self._refl_since = {}, frozenset(), t
+        self.label, self._after_pump, self._prev = None, "READY", "IDLE"
+        self._phase_start, self._phase_end, self._vacuum = t, None, False
+        if self.wafer is None:
+            self.state, self._aborted = "IDLE", False
+        else:
+            self.state, self._aborted = "ALARM", True
+            self._log("power on with the wafer in the chamber: ALARM until unloaded")
+        self._reaim(t)
+        self._sync_faults(t)  # an alarm whose cause is present at power-on is raised again
 
     def _next_event(self) -> tuple[float, str] | None:
         events: list[tuple[float, str]] = []

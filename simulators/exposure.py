@@ -105,8 +105,39 @@ class ExposureSim(ExposureScpi):
                 self._updating = False
 
     def _on_fault(self, name: str, on: bool, params: dict[str, Any]) -> None:
-        if name in FAULT_ALARMS:
+        if name == "power_cycle" and on:
+            with self.world.lock:
+                self.power_cycle()
+        elif name in FAULT_ALARMS:
             self.update()  # at once, so an alarm acts at the moment its fault appears
+
+    # ----------------------------------------------------------- power cycle
+    def on_power_off(self) -> None:
+        """Shutter closed, motion stopped: what a running operation did so far stays done."""
+        self.update()
+        if self.op is not None:
+            self._abort("power off")  # partial dose / develop written to the world
+        self.shutter_open = False
+
+    def on_power_on(self) -> None:
+        """The manual's power-on; a wafer still on the chuck is sensed (docs/sim-exposure.md).
+
+        The records are gone (no jobs, counts 0, no wafer id, no results) but the wafer is
+        not: the cell comes up in ALARM with it, as ``*RST`` does, and only ``WAFer:UNLoad``
+        (after ``SYSTem:REMote``) gets it out. The per-field doses stay: they are the resin's.
+        """
+        self.control = "LOCAL"
+        self._defaults()
+        self.jobs, self.expose_counts = [], Counter()
+        self.alarms, self.causes, self.alarm_meanwhile = set(), set(), False
+        self.op, self.results, self.wafer_id, self.film_um = None, None, None, None
+        self.before_alarm = State.IDLE
+        if self.chuck is None:
+            self.state, self.needs_unload = State.IDLE, False
+        else:
+            self.state, self.needs_unload = State.ALARM, True
+            self._log("power on with the wafer on the chuck: ALARM until unloaded")
+        self._sync_causes()  # an alarm whose cause is present at power-on is raised again
 
     def _sync_causes(self) -> None:
         causes = {a for f, a in FAULT_ALARMS.items() if self.faults.is_on(f)}

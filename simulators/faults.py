@@ -1,8 +1,11 @@
 """Fault injection shared by the three simulators.
 
-A fault is a name (and optional parameters) switched on until cleared. The
-communication faults are the same on every tool and are applied by the
-transport layer; the process faults are read by each tool's model.
+A fault is a name (and optional parameters) switched on until cleared, except
+the one-shot actions (:data:`ONE_SHOT`), which act once and are never listed as
+active. The communication faults and the power cycle are the same on every
+tool: the transport layer applies the comms faults (and drops every connection
+on a power cycle); the tool's model reads its process faults and reboots on a
+power cycle (each tool's power-on: `docs/sim-*.md`).
 """
 
 from __future__ import annotations
@@ -11,13 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Faults every tool's transport honours.
+#: Faults every tool honours (names as `viaform sim fault TOOL FAULT` takes them).
 COMMS_FAULTS = {
     "drop": "close every open host connection now (one-shot; new connections are accepted)",
     "mute": "stop answering: requests are read and discarded",
     "garble": "corrupt every reply",
     "slow": "delay every reply by params['delay_s'] wall seconds (default 1.0)",
+    "power_cycle": "switch the tool off and on (one-shot): it reboots as its manual's power-on "
+    "says, every connection dropped, a new SYSTem:BOOT?; wafers stay where they are",
 }
+
+#: Actions that happen once when injected and are never active afterwards.
+ONE_SHOT = frozenset({"drop", "power_cycle"})
 
 #: Process faults, per tool (names as `viaform sim fault TOOL FAULT` takes them).
 TOOL_FAULTS: dict[str, dict[str, str]] = {
@@ -62,7 +70,7 @@ class Faults:
             raise KeyError(
                 f"unknown fault {name!r} for {self.tool}; known: {', '.join(sorted(self.known()))}"
             )
-        if name != "drop":  # drop is one-shot: it acts and is gone
+        if name not in ONE_SHOT:  # a one-shot action acts (the listeners) and is gone
             self.active[name] = dict(params)
         for listener in list(self._listeners):
             listener(name, True, dict(params))

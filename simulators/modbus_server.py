@@ -139,13 +139,13 @@ class ModbusServer:
         return self.device.write(WRITES[fc], address, values)
 
     async def sync(self) -> None:
-        """Advance the device to now and publish its image into the store."""
+        """Advance the device to now and publish its image into the store.
+
+        Holding registers too: host writes change them, but so does a power cycle.
+        """
         self.device.tick()
         for table, (address, values) in self.device.tables().items():
-            if table != "h":  # holding registers change only by host writes
-                await self.store.async_setValues(
-                    self.device.unit_id, TABLE_FC[table], address, values
-                )
+            await self.store.async_setValues(self.device.unit_id, TABLE_FC[table], address, values)
 
     # ------------------------------------------------------------------- PDU
     async def handle(self, unit: int, pdu: bytes, *, tcp: bool) -> bytes | None:
@@ -207,13 +207,27 @@ class ModbusServer:
 
     # ---------------------------------------------------------------- faults
     def _on_fault(self, name: str, on: bool, _params: dict[str, Any]) -> None:
-        if name == "drop" and on and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._drop_all)
+        if name not in ("drop", "power_cycle") or not on or self._loop is None:
+            return
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            here = False
+        if here:  # at once: no request may reach the rebooted device on an old connection
+            self._drop_all(power=name == "power_cycle")
+        else:
+            self._loop.call_soon_threadsafe(self._drop_all, name == "power_cycle")
 
-    def _drop_all(self) -> None:
+    def _drop_all(self, power: bool = False) -> None:
         for w in list(self._writers):
             w.close()
         self._rtu_buf = b""  # a serial line cannot be closed: lose what is in flight
+        if power:  # frames the old boot received but had not answered die with it
+            if self._rtu_gap is not None:
+                self._rtu_gap.cancel()
+                self._rtu_gap = None
+            while not self._rtu_queue.empty():
+                self._rtu_queue.get_nowait()
 
     async def _reply(self, send: Callable[[bytes], None], frame: bytes, header: int) -> None:
         """Send a reply framed as it goes on the wire, honouring slow / garble."""
@@ -246,6 +260,8 @@ class ModbusServer:
                 if pid != 0 or not 2 <= length <= 254:
                     break  # not Modbus: drop the connection rather than guess the framing
                 body = await reader.readexactly(length)
+                if writer.is_closing():
+                    break  # dropped (drop, power_cycle): what was still buffered is lost
                 if self.faults.is_on("mute"):
                     continue
                 reply = await self.handle(body[0], body[1:], tcp=True)

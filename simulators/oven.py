@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 from dataclasses import replace
 
@@ -47,6 +48,8 @@ BAND_C = 3.0
 DEVIATION_C, DEVIATION_S = 15.0, 60.0
 N2_LOW_FRACTION, N2_LOW_S = 0.5, 30.0  # flow below half its setpoint for 30 s
 CASSETTE_SLOTS = 25
+O2_WARMUP_S = 600.0  # (est.) the O2 analyser reads over-range this long after a power cycle
+O2_OVER_RANGE = 65535.0  # what register 3 saturates at: "no reading yet" or air
 
 
 class OvenSim(OvenModbusDevice):
@@ -84,9 +87,11 @@ class OvenSim(OvenModbusDevice):
         self.deviation_s = 0.0
         self.n2_low_s = 0.0
         self.t = clock.now()
+        self.o2_warm_at = -math.inf  # the simulator starts with a warm analyser (docs)
         self._server: ModbusServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         world.register_port("oven", self)
+        faults.subscribe(self._on_fault)
 
     # ------------------------------------------------------------ conditions
     @property
@@ -121,8 +126,13 @@ class OvenSim(OvenModbusDevice):
     def locked(self) -> bool:
         return self.lock and self.door_closed
 
+    @property
+    def o2_reading(self) -> float:
+        """What the controller knows of O2: over-range while the analyser warms up, else ppm."""
+        return O2_OVER_RANGE if self.t < self.o2_warm_at else self.phys.o2_ppm
+
     def alarm_word(self) -> int:
-        o2_high = self.phys.o2_ppm > self.hr[REG_O2_LIMIT] and (
+        o2_high = self.o2_reading > self.hr[REG_O2_LIMIT] and (
             self.heating or self.state == State.COOLING
             or (self.state == State.ABORTED and self.o2_abort)
         )
@@ -178,7 +188,7 @@ class OvenSim(OvenModbusDevice):
     def _program(self, dt: float) -> None:
         if self.state == State.PURGING:
             self.purge_s += dt
-            if self.phys.o2_ppm <= self.hr[REG_O2_LIMIT]:
+            if self.o2_reading <= self.hr[REG_O2_LIMIT]:
                 self.state = State.RUNNING
                 self.sp = self.phys.chamber_c  # the first ramp starts from where the chamber is
                 self._enter_segment(0)
@@ -232,6 +242,36 @@ class OvenSim(OvenModbusDevice):
         elif self.state in (State.COMPLETE, State.ABORTED):
             self.state = State.IDLE
             self.o2_abort = False
+
+    # ------------------------------------------------------------ power cycle
+    def _on_fault(self, name: str, on: bool, _params: dict) -> None:
+        if name == "power_cycle" and on:
+            self.power_cycle()
+
+    def power_cycle(self) -> None:
+        """Off and on: the controller forgets its program, the plant and the cassette stay.
+
+        Power-on as the manual has it: holding registers at their power-on values, IDLE,
+        batch number 0, no segment, heaters and nitrogen off, the lock released (the door
+        stays as it physically is), latches reset (a cause still present trips again).
+        The chamber keeps its heat and its gas; the O2 analyser reads 65535 for
+        ``O2_WARMUP_S``. The server (subscribed after us) drops the connections.
+        """
+        with self.world.lock:
+            self.tick()  # the plant up to the moment the power goes
+            if self.running:
+                self._log(f"power lost: batch {self.batch} program lost in {self.state.name}")
+            self.hr = dict(POWER_ON)
+            self.state = self.resume_to = State.IDLE
+            self.segment, self.phase, self.program = None, None, []
+            self.soak_left_s = self.purge_s = self.deviation_s = self.n2_low_s = 0.0
+            self.batch, self.ended_at, self.lock = 0, None, False
+            self.hl_tripped = self.o2_abort = False
+            self.sp = self.phys.p.ambient_c
+            self.phys.pid.reset()
+            self.phys.heater_out = 0.0
+            self.o2_warm_at = self.t + O2_WARMUP_S
+            self._log("power on: IDLE, batch 0, cassette sensed")
 
     def _log(self, event: str) -> None:
         for wid in self.cassette:

@@ -156,7 +156,7 @@ class OvenModbusDevice:
             soak = round(self.program[self.segment][2])
         since = int(self.t - self.ended_at) if self.ended_at is not None else 0
         return [
-            pv, u16(wsp * 10), round(p.heater_out * 1000), min(0xFFFF, round(p.o2_ppm)),
+            pv, u16(wsp * 10), round(p.heater_out * 1000), min(0xFFFF, round(self.o2_reading)),
             int(self.state), NONE16 if self.segment is None else self.segment, *u32(soak),
             self.alarm_word(), round(p.n2_slm * 10), *u32(self.batch), u16(p.wafer_c * 10),
             *u32(since), NONE16 if self.phase is None else int(self.phase),

@@ -2,8 +2,8 @@
 
 One instance is one instrument: one error queue, one ESR, one command table,
 shared by every connection. Subclasses register their commands with
-:meth:`ScpiInstrument.add` and override :meth:`update`, :meth:`pending` and
-:meth:`on_reset`.
+:meth:`ScpiInstrument.add` and override :meth:`update`, :meth:`pending`,
+:meth:`on_reset` and, for a power cycle, :meth:`on_power_off` / :meth:`on_power_on`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from .values import no_args, nr1, one_arg, parse_int
 
 QUEUE_DEPTH = 16
 
+
+def _new_boot_id() -> int:
+    """A ``SYSTem:BOOT?`` value: random, so a host cannot mistake one boot for another."""
+    return random.SystemRandom().randint(1, 2**31 - 1)
+
 SetHandler = Callable[[list[str]], None]
 QueryHandler = Callable[[list[str]], str]
 
@@ -47,7 +52,7 @@ class ScpiInstrument:
     def __init__(self, idn: str, clock) -> None:
         self.idn = idn
         self.clock = clock
-        self.boot_id = random.SystemRandom().randint(1, 2**31 - 1)
+        self.boot_id = _new_boot_id()
         self.errors: deque[tuple[int, str]] = deque()
         self.esr = ESR_POWER_ON
         self.ese = 0
@@ -95,6 +100,31 @@ class ScpiInstrument:
 
     def self_test(self) -> int:
         return 0
+
+    def on_power_off(self) -> None:
+        """The tool's physics stop: a running operation ends where it got to (power_cycle)."""
+
+    def on_power_on(self) -> None:
+        """The tool's own power-on state (the status model is already reset)."""
+
+    # ----------------------------------------------------------- power cycle
+    def power_cycle(self) -> None:
+        """Switch the instrument off and on again.
+
+        Off: :meth:`on_power_off`. On: empty error queue, ESR = power-on bit only,
+        ESE/SRE 0, no ``*OPC`` armed, a ``SYSTem:BOOT?`` value different from the last
+        one; then :meth:`on_power_on`, which may queue the codes of alarms whose cause is
+        present at power-on. The transport drops the connections (ScpiServer).
+        """
+        self.on_power_off()
+        old = self.boot_id
+        while self.boot_id == old:
+            self.boot_id = _new_boot_id()
+        self.errors.clear()
+        self.esr = ESR_POWER_ON
+        self.ese = self.sre = 0
+        self._opc_armed = False
+        self.on_power_on()
 
     # ----------------------------------------------------------- status model
     def push_error(self, code: int, text: str | None = None) -> None:

@@ -2,7 +2,9 @@
 
 Every connection addresses the same instrument; lines run whole, one at a
 time, in arrival order. The communication faults (drop, mute, garble, slow)
-act here, so they behave the same on both SCPI tools.
+act here, so they behave the same on both SCPI tools; so does the transport's part of a
+power cycle (every TCP connection closed, work in flight lost, the pty's partial line
+discarded; the pty device itself stays).
 """
 
 from __future__ import annotations
@@ -105,9 +107,20 @@ class ScpiServer:
                     log.exception("sim.tick_failed", tool=self.name)
 
     def _on_fault(self, name: str, on: bool, params: dict) -> None:
-        if name == "drop" and on:
+        if name in ("drop", "power_cycle") and on:
             for writer in list(self._writers):
                 writer.transport.abort()
+        if name == "power_cycle" and on:
+            # the instrument has already rebooted (it subscribed first): a line half run, or
+            # waiting in *OPC?, dies with the old boot instead of finishing on the new one
+            try:
+                me = asyncio.current_task()
+            except RuntimeError:  # called outside the event loop's thread
+                me = None
+            for task in list(self._tasks):
+                if task is not me:
+                    task.cancel()
+            self._pty_buffer = b""
 
     # ----------------------------------------------------------- lines
     async def _answer(self, line: bytes) -> bytes | None:
