@@ -1,8 +1,10 @@
 """The daemon's HTTP/JSON API (FastAPI): lots, wafers, tools, alarms, events, audit, metrics.
 
 ``create_app(line, auth, audit)`` wires the API to anything that implements
-``LineControl``. Every route first authenticates (401/403 change nothing), then
-validates (422 with every problem, nothing half-applied), then asks the line.
+``LineControl``. Every request first passes the gate (gate.py: a cross-site
+state-changing request is refused with 403, then a route's token and role are
+checked, 401/403, before its body is read; nothing changes), then is validated
+(422 with every problem, nothing half-applied), then the line is asked.
 The line's events are pumped, on the app's event loop, into the E10 tracker,
 the metrics and the SSE fan-out. OpenAPI: ``/openapi.json``, docs at ``/docs``.
 
@@ -12,7 +14,6 @@ annotations (the local ``Operator``/``Technician`` aliases) at definition time.
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,21 +22,19 @@ from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from sequencer.lots import ID_RE, MAX_SLOTS, parse_lot
 
 from .audit import AuditLog
-from .auth import USER_HEADER, AuthConfig, Principal, Role
+from .auth import AuthConfig, Principal, Role
 from .e10 import E10Tracker
+from .errors import ErrorBody, HttpError, Problem, install_error_handlers
 from .events import EventHub
+from .gate import PRINCIPAL_KEY, ROLE_ATTR, Gate, Refused, authenticate, document_security
 from .line import (
     COMMANDS,
     AlarmView,
@@ -59,20 +58,10 @@ from .metrics import CONTENT_TYPE, LineMetrics
 log = structlog.get_logger("viaform.daemon")
 ID_PATTERN = f"^{ID_RE.pattern}$"
 DEFAULT_EVENT_KINDS = "job,wafer,step_start,step_end,alarm,alarm_ack,tool,take,give,batch,e10"
-_USER_RE = re.compile(r"[^\w.@-]")
+REASON_PATTERN = r"\S"  # a reason is not blank
 
 
 # --- request and error bodies ------------------------------------------------------------
-class Problem(BaseModel):
-    place: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    detail: str
-    problems: list[Problem] = Field(default_factory=list)
-
-
 class LotWaferIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot: StrictInt = Field(ge=1, le=MAX_SLOTS)
@@ -104,6 +93,15 @@ class TakeRequest(BaseModel):
     force: StrictBool = Field(False, description="engineer only: pause the running job now")
 
 
+class WaferDisposition(BaseModel):
+    """Held (STOPPED) wafers to release or scrap, and why: the reason is audited."""
+
+    model_config = ConfigDict(extra="forbid")
+    wafers: list[Annotated[StrictStr, Field(pattern=ID_PATTERN)]] = Field(
+        min_length=1, max_length=MAX_SLOTS)
+    reason: StrictStr = Field(min_length=1, max_length=500, pattern=REASON_PATTERN)
+
+
 class AuditView(BaseModel):
     id: int
     t: float
@@ -125,7 +123,7 @@ class HealthResponse(HealthView):
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request body"), (401, "missing or unknown token"),
-        (403, "the token's role may not do this"),
+        (403, "a cross-site request, or the token's role may not do this"),
         (404, "no such lot, wafer, tool or alarm"), (409, "refused in the current state"),
         (422, "invalid request; problems lists each"), (503, "tool unreachable"))}
 
@@ -173,30 +171,25 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
 
     app = FastAPI(title="viaform daemon", version="1", lifespan=lifespan,
                   description=__doc__)
-    bearer = HTTPBearer(auto_error=False, description="token from the daemon's tokens file")
 
     def require(role: Role) -> Callable[..., Principal]:
-        async def dependency(request: Request, creds: Annotated[
-                HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-            if auth.open:
-                user = _USER_RE.sub("", request.headers.get(USER_HEADER, ""))[:64]
-                return Principal(user or "local", Role.ENGINEER)
-            who = auth.identify(creds.credentials if creds else None)
-            if who is None:
-                log.warning("unauthenticated request", path=request.url.path,
-                            client=request.client.host if request.client else None)
-                raise _Http(401, "missing or unknown bearer token",
-                            {"WWW-Authenticate": "Bearer"})
-            if who.role < role:
-                log.warning("forbidden request", path=request.url.path, who=who.name,
-                            role=who.role.name.lower(), needs=role.name.lower())
-                raise _Http(403, f"{who.name} is {who.role.name.lower()}; this needs "
-                                 f"{role.name.lower()}")
-            return who
+        """The route's principal, as the gate found it (it authenticated before the body
+        was read); ``ROLE_ATTR`` tells the gate and the OpenAPI document the role."""
+        async def dependency(request: Request) -> Principal:
+            who = request.scope.get(PRINCIPAL_KEY)
+            if isinstance(who, Principal):
+                return who
+            client = request.client.host if request.client else None  # gate bypassed
+            try:
+                return authenticate(auth, request.headers, role, request.url.path, client)
+            except Refused as exc:
+                raise HttpError(exc.code, exc.detail, exc.headers) from None
+        setattr(dependency, ROLE_ATTR, role)
         return dependency
 
     Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
     Technician = Annotated[Principal, Depends(require(Role.TECHNICIAN))]
+    Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
     api = APIRouter(responses=ERRORS)
 
     def role_of(who: Principal) -> str:
@@ -230,7 +223,7 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
         lot, problems = await run_in_threadpool(parse_lot, body.lot.model_dump(), None,
                                                 recipes_dir)
         if lot is None:
-            raise _Http(422, f"lot {body.lot.lot_id}: {len(problems)} problem(s)",
+            raise HttpError(422, f"lot {body.lot.lot_id}: {len(problems)} problem(s)",
                         problems=[Problem(place=p.place, message=p.message) for p in problems])
         lot_id = await line.submit_lot(lot)
         return LotSubmitted(lot_id=lot_id, state=line.lot(lot_id).state)
@@ -253,6 +246,36 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     async def get_wafer(wafer_id: str, _: Operator) -> WaferView:
         return line.wafer(wafer_id)
 
+    async def dispose(action: Literal["release", "scrap"], body: WaferDisposition,
+                      who: Principal) -> list[WaferView]:
+        if len(set(body.wafers)) != len(body.wafers):
+            twice = sorted({w for w in body.wafers if body.wafers.count(w) > 1})
+            raise HttpError(422, "invalid request: 1 problem(s)", problems=[Problem(
+                place="wafers", message=f"given more than once: {', '.join(twice)}")])
+        args = {"wafers": body.wafers, "reason": body.reason}
+        entry = audit.begin(who.name, role_of(who), "wafer", action, args)
+        try:
+            views = await getattr(line, f"{action}_wafers")(body.wafers, body.reason, who.name)
+        except BaseException as exc:
+            audit.finish(entry, "refused" if isinstance(exc, LineError) else "error",
+                         f"{type(exc).__name__}: {exc}")
+            raise
+        audit.finish(entry, "ok", ", ".join(f"{v.wafer_id} {v.state}" for v in views))
+        log.info("wafers " + action + "d", wafers=body.wafers, who=who.name)
+        return list(views)
+
+    @api.post("/wafers/release", tags=["wafers"])
+    async def release_wafers(body: WaferDisposition, who: Engineer) -> list[WaferView]:
+        """Held (STOPPED) wafers go on to their next step. Any wafer not held: 409 naming
+        it, and none of the listed wafers changes."""
+        return await dispose("release", body, who)
+
+    @api.post("/wafers/scrap", tags=["wafers"])
+    async def scrap_wafers(body: WaferDisposition, who: Engineer) -> list[WaferView]:
+        """Held (STOPPED) wafers end REJECTED. Any wafer not held: 409 naming it, and none
+        of the listed wafers changes."""
+        return await dispose("scrap", body, who)
+
     # --- tools ----------------------------------------------------------------------
     @api.get("/tools", tags=["tools"])
     async def list_tools(_: Operator) -> list[ToolView]:
@@ -266,7 +289,7 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     async def get_e10(tool: str, _: Operator) -> E10View:
         line.tool_status(tool)  # 404 for an unknown tool
         if tool not in e10.tools():
-            raise _Http(404, f"no E10 record for {tool}")
+            raise HttpError(404, f"no E10 record for {tool}")
         return e10.view(tool)
 
     @api.post("/tools/{tool}/commands", tags=["tools"])
@@ -274,14 +297,14 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
         view = line.tool_status(tool)
         problems = check_command(tool, body.command, body.args)
         if problems:
-            raise _Http(422, f"{tool} {body.command}: invalid command",
+            raise HttpError(422, f"{tool} {body.command}: invalid command",
                         problems=[Problem(place=p, message=m) for p, m in problems])
         if changes_tool(body.command, body.args) and line.tool_busy(tool):
             text = (f"{tool} is running step {view.step} of lot {view.lot_id} (wafer "
                     f"{view.wafer_id}); '{body.command}' would change the tool. Wait for "
                     f"the step to end, or take the tool ('viaform tool {tool} take').")
             audit.record(who.name, role_of(who), tool, body.command, body.args, "refused", text)
-            raise _Http(409, text)
+            raise HttpError(409, text)
         entry = audit.begin(who.name, role_of(who), tool, body.command, body.args)
         try:
             reply = await line.manual(tool, body.command, body.args)
@@ -297,7 +320,7 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     async def take(tool: str, who: Technician, body: TakeRequest | None = None) -> ToolView:
         force = body.force if body is not None else False
         if force and not auth.open and who.role < Role.ENGINEER:
-            raise _Http(403, f"{who.name} is {who.role.name.lower()}; a forced take "
+            raise HttpError(403, f"{who.name} is {who.role.name.lower()}; a forced take "
                              f"(pausing the running job) needs engineer")
         line.tool_status(tool)
         command = "take --force" if force else "take"
@@ -331,8 +354,21 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
         return [a for a in line.alarms(active_only=active) if tool is None or a.tool == tool]
 
     @api.post("/alarms/{alarm_id}/ack", tags=["alarms"])
-    async def ack_alarm(alarm_id: int, who: Operator) -> AlarmView:
-        return await line.ack_alarm(alarm_id, who.name)
+    async def ack_alarm(alarm_id: int, who: Technician) -> AlarmView:
+        """Acknowledge an alarm (a person has seen to its cause); audited on its tool."""
+        alarm = next((a for a in line.alarms(active_only=False) if a.id == alarm_id), None)
+        if alarm is None:
+            raise HttpError(404, f"no alarm {alarm_id}")
+        entry = audit.begin(who.name, role_of(who), alarm.tool, "ack",
+                            {"alarm": alarm_id, "kind": alarm.kind})
+        try:
+            acked = await line.ack_alarm(alarm_id, who.name)
+        except BaseException as exc:
+            audit.finish(entry, "refused", f"{type(exc).__name__}: {exc}")
+            raise
+        audit.finish(entry, "ok", f"acknowledged by {acked.acked_by}"
+                     if acked.acked_by else "acknowledged")
+        return acked
 
     @api.get("/events", tags=["events"], responses={200: {
         "description": "server-sent events: hello, then the line's events as they happen",
@@ -351,56 +387,14 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
         return [AuditView.model_validate(r, from_attributes=True) for r in rows]
 
     app.include_router(api)
-    _install_error_handlers(app)
+    install_error_handlers(app)
+    app.add_middleware(Gate, auth=auth, routes=api.routes)
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        doc = generated()
+        document_security(doc, api.routes, auth.open)
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-class _Http(Exception):
-    """An error answer with the ErrorBody shape."""
-
-    def __init__(self, code: int, detail: str, headers: dict[str, str] | None = None,
-                 problems: list[Problem] | None = None) -> None:
-        super().__init__(detail)
-        self.code, self.detail, self.headers = code, detail, headers
-        self.problems = problems or []
-
-
-def _place(loc: tuple[int | str, ...]) -> str:
-    parts = list(loc[1:]) if loc and loc[0] == "body" else list(loc)
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "body"
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    def body(detail: str, problems: list[Problem] | None = None) -> dict[str, Any]:
-        return ErrorBody(detail=detail, problems=problems or []).model_dump()
-
-    @app.exception_handler(_Http)
-    async def http_error(_: Request, exc: _Http) -> JSONResponse:
-        return JSONResponse(body(exc.detail, exc.problems), exc.code, headers=exc.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:  # Allow: every method of the path, not only the first route's
-            methods: set[str] = set()
-            for route in app.routes:
-                if route.matches(request.scope)[0] is not Match.NONE:
-                    methods |= set(getattr(route, "methods", None) or ())
-            headers["Allow"] = ", ".join(sorted(methods))
-        return JSONResponse(body(str(exc.detail)), exc.status_code, headers=headers)
-
-    @app.exception_handler(LineError)
-    async def line_error(_: Request, exc: LineError) -> JSONResponse:
-        detail = str(exc)
-        if isinstance(exc, ToolRejected) and exc.code is not None:
-            detail = f"{detail} (tool error {exc.code})"
-        return JSONResponse(body(detail), exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [Problem(place=_place(tuple(e.get("loc", ()))), message=str(e.get("msg")))
-                    for e in exc.errors()]
-        return JSONResponse(body(f"invalid request: {len(problems)} problem(s)", problems), 422)

@@ -5,9 +5,14 @@ dashboard can be built against it without simulators). It keeps the rules the
 real engine must keep (E40/E90 state names, atomic submit, manual commands
 refused while a step runs, take effective when the step ends) but nothing
 moves unless told: tests drive it with ``start_step``/``end_step``/
-``lose_comms``/``raise_alarm`` (safe to call from any thread); ``autorun``
+``hold_wafer``/``lose_comms``/``raise_alarm`` (safe to call from any thread); ``autorun``
 walks each lot through expose → cure → etch with a fixed step time for demos.
 Manual commands answer from a small settings table, never from a tool.
+
+Held wafers (STOPPED, awaiting disposition) keep their lot open: a lot is
+PROCESS_COMPLETE only once every wafer is final and none is held. An engineer's
+release sends a held wafer on to the step after the one it was held in (or to
+PROCESSED if none is left); scrap ends it REJECTED.
 """
 
 from __future__ import annotations
@@ -222,6 +227,49 @@ class FakeLine:
                              location=w.location, step=w.step, reason=w.reason,
                              history=list(w.history))
 
+    def _held(self, wafer_ids: list[str], action: str) -> list[_Wafer]:
+        """The listed wafers, all held; else NotFound/Conflict naming them, nothing changed."""
+        wafers = [self._find_wafer(i) for i in wafer_ids]
+        not_held = [f"{w.wafer_id} is {w.state}" for w in wafers if w.state != "STOPPED"]
+        if not_held:
+            raise Conflict(f"{'; '.join(not_held)}: only a held (STOPPED) wafer can be "
+                           f"{action}d; nothing was changed")
+        if action == "release":
+            aborted = [f"{w.wafer_id} (lot {w.lot_id})" for w in wafers
+                       if self._lots[w.lot_id].state == "ABORTED"]
+            if aborted:
+                raise Conflict(f"{', '.join(aborted)}: the lot was aborted, nothing goes on; "
+                               f"scrap instead. Nothing was changed")
+        return wafers
+
+    async def release_wafers(self, wafer_ids: list[str], reason: str,
+                             who: str) -> list[WaferView]:
+        with self._lock:
+            for w in self._held(wafer_ids, "release"):
+                done = {h.step for h in w.history if h.step}
+                nxt = next((tool for tool, step in ROUTE if step not in done), None)
+                note = f"released by {who}: {reason}"
+                if nxt is None:
+                    self._set_wafer(w, "PROCESSED", location="stocker", note=note)
+                else:
+                    self._set_wafer(w, "IN_PROCESS" if done else "NEEDS_PROCESSING",
+                                    step=f"waiting for {nxt}", note=note)
+                self._close_if_done(self._lots[w.lot_id])
+            return [self.wafer(i) for i in wafer_ids]
+
+    async def scrap_wafers(self, wafer_ids: list[str], reason: str,
+                           who: str) -> list[WaferView]:
+        with self._lock:
+            for w in self._held(wafer_ids, "scrap"):
+                self._set_wafer(w, "REJECTED", reason=f"scrapped by {who}: {reason}")
+                self._close_if_done(self._lots[w.lot_id])
+            return [self.wafer(i) for i in wafer_ids]
+
+    def _close_if_done(self, lt: _Lot) -> None:
+        if lt.state not in LOT_FINAL and all(
+                w.state in WAFER_FINAL and w.state != "STOPPED" for w in lt.wafers):
+            self._set_lot(lt, "PROCESS_COMPLETE")
+
     def _set_wafer(self, w: _Wafer, state: str, location: str | None = None, step: str = "",
                    reason: str | None = None, note: str = "") -> None:
         src = w.state
@@ -246,6 +294,18 @@ class FakeLine:
             state = "IN_PROCESS" if w.state == "NEEDS_PROCESSING" else w.state
             self._set_wafer(w, state, location=tool, step=step)
             self._emit("step_start", tool=tool, lot_id=lot_id, wafer_id=wafer_id, step=step)
+
+    def hold_wafer(self, wafer_id: str, reason: str) -> None:
+        """Hold a wafer for disposition (STOPPED with ``reason``), as the engine does on an
+        excursion; a step running on it ends. Its lot stays open."""
+        with self._lock:
+            w = self._find_wafer(wafer_id)
+            if w.state not in ("NEEDS_PROCESSING", "IN_PROCESS"):
+                raise Conflict(f"{wafer_id} is {w.state}: cannot be held")
+            for t in self._tools.values():
+                if t.wafer_id == wafer_id:
+                    self._finish_step(t, "held")
+            self._set_wafer(w, "STOPPED", step=w.step, reason=reason)
 
     def end_step(self, tool: str, outcome: str = "ok") -> None:
         with self._lock:
@@ -301,9 +361,7 @@ class FakeLine:
         nxt = route.index(t.name) + 1
         if nxt == len(route):
             self._set_wafer(w, "PROCESSED", location="stocker")
-            lt = self._lots[w.lot_id]
-            if all(x.state in WAFER_FINAL for x in lt.wafers) and lt.state not in LOT_FINAL:
-                self._set_lot(lt, "PROCESS_COMPLETE")
+            self._close_if_done(self._lots[w.lot_id])
         else:
             w.step = f"waiting for {route[nxt]}"
 

@@ -217,6 +217,19 @@ class LineControl(Protocol):
 
     def wafer(self, wafer_id: str) -> WaferView: ...
 
+    async def release_wafers(self, wafer_ids: list[str], reason: str,
+                             who: str) -> list[WaferView]:
+        """An engineer's disposition: each held (STOPPED) wafer goes on to its next step
+        (the one after the step it was held in), with ``who`` and ``reason`` in its
+        history. All or nothing: a wafer that is not held raises ``Conflict`` naming it,
+        an unknown one ``NotFound``, and then none of the listed wafers changes.
+        Returns the wafers' views in the order given."""
+
+    async def scrap_wafers(self, wafer_ids: list[str], reason: str,
+                           who: str) -> list[WaferView]:
+        """An engineer's disposition: each held (STOPPED) wafer ends REJECTED (final),
+        with ``who`` and ``reason`` as its reason. All or nothing, as ``release_wafers``."""
+
     def tool_status(self, tool: str) -> ToolView: ...
 
     def tool_busy(self, tool: str) -> bool: ...

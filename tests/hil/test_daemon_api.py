@@ -23,7 +23,7 @@ import pytest
 
 from sequencer.daemon.app import create_app
 from sequencer.daemon.audit import AuditLog
-from sequencer.daemon.auth import AuthConfig, parse_env
+from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
 from sequencer.daemon.fake_line import FakeLine
 from sequencer.daemon.server import ServerThread
 
@@ -240,12 +240,18 @@ def test_alarms_ack_and_comms_loss(daemon: Daemon) -> None:
         alarm = op.get("/alarms", params={"active": "true"}).json()[0]
         assert (alarm["tool"], alarm["kind"], alarm["active"]) == ("etcher", "comms", True)
         daemon.line.restore_comms("etcher")
-        acked = op.post(f"/alarms/{alarm['id']}/ack").json()
-        assert (acked["active"], acked["acked_by"]) == (False, "ope-user")
-        assert op.get("/alarms", params={"active": "true"}).json() == []
+        refused = op.post(f"/alarms/{alarm['id']}/ack")  # a technician's, not an operator's
+        assert refused.status_code == 403 and "needs technician" in refused.json()["detail"]
+        assert daemon.line.alarms(active_only=True)[0].id == alarm["id"]  # still active
+        acked = tech.post(f"/alarms/{alarm['id']}/ack").json()
+        assert (acked["active"], acked["acked_by"]) == (False, "tec-user")
+        assert daemon.line.alarms(active_only=True) == []
         assert len(op.get("/alarms").json()) == 1
         eventually(lambda: op.get("/tools/etcher").json()["e10"]["state"] == "STANDBY")
-        assert op.post("/alarms/999/ack").status_code == 404
+        assert tech.post("/alarms/999/ack").status_code == 404
+        row = daemon.audit.entries(tool="etcher", limit=1)[0]
+        assert (row.who, row.role, row.command, row.args, row.outcome) == \
+            ("tec-user", "technician", "ack", {"alarm": alarm["id"], "kind": "comms"}, "ok")
 
 
 def test_event_stream_receives_state_changes(daemon: Daemon) -> None:
@@ -298,7 +304,7 @@ def test_metrics_and_health(daemon: Daemon) -> None:
 def test_open_on_loopback_without_tokens_audits_the_named_user(tmp_path: Path) -> None:
     for daemon in serve(tmp_path, AuthConfig()):
         with httpx.Client(base_url=daemon.url, timeout=5.0,
-                          headers={"X-Viaform-User": "dave"}) as c:
+                          headers={"X-Viaform-User": "dave", CLIENT_HEADER: CLIENT_VALUE}) as c:
             assert c.get("/health").json()["auth"] == "open"
             assert c.post("/tools/oven/commands", json={"command": "idn"}).status_code == 200
             assert c.get("/audit").json()[0]["who"] == "dave"
