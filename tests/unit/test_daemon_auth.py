@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from starlette.datastructures import Headers
 
 from sequencer.daemon.auth import (
+    CLIENT_HEADER,
+    CLIENT_VALUE,
     AuthConfig,
     AuthError,
     Role,
@@ -16,6 +19,7 @@ from sequencer.daemon.auth import (
     parse_env,
     parse_tokens,
 )
+from sequencer.daemon.gate import cross_site, own_origins, parse_origin
 
 T_OP = "operator-token-0123456789"
 T_ENG = "engineer-token-0123456789"
@@ -99,3 +103,53 @@ def test_empty_token_list_counts_as_no_tokens() -> None:
     assert auth.open and isinstance(auth, AuthConfig)
     with pytest.raises(AuthError):
         auth.check_bind("10.0.0.1")
+
+
+# --- the gate's cross-site rule (gate.py): which origins are the daemon's own ----------
+@pytest.mark.parametrize("text, key", [
+    ("http://127.0.0.1:8750", ("http", "127.0.0.1", 8750)),
+    ("http://LocalHost:8750/docs?x=1", ("http", "localhost", 8750)),
+    ("https://toolpc.fab", ("https", "toolpc.fab", 443)),
+    ("http://[::1]:8750", ("http", "::1", 8750)),
+    ("http://toolpc.fab", ("http", "toolpc.fab", 80)),
+    ("null", None), ("file:///tmp/x.html", None), ("http://host:99999", None), ("", None),
+])
+def test_origin_and_referer_values_parse_to_scheme_host_port(text: str, key: object) -> None:
+    assert parse_origin(text) == key
+
+
+def test_own_origins_of_a_loopback_bind_and_the_host_header() -> None:
+    own = own_origins("127.0.0.1:8750", ("127.0.0.1", 8750), open_mode=True)
+    assert {("http", "localhost", 8750), ("http", "127.0.0.1", 8750),
+            ("http", "::1", 8750)} <= own
+    assert ("http", "127.0.0.1", 8751) not in own
+    # open: a non-loopback Host header (DNS rebinding) is not the daemon's own
+    assert ("http", "evil.example", 8750) not in own_origins(
+        "evil.example:8750", ("127.0.0.1", 8750), open_mode=True)
+    # tokens: the name the client used is; a wildcard bind names no host of its own
+    with_tokens = own_origins("toolpc.fab:8750", ("0.0.0.0", 8750), open_mode=False)
+    assert with_tokens == {("http", "toolpc.fab", 8750), ("https", "toolpc.fab", 8750)}
+    assert ("http", "toolpc.fab", 80) in own_origins("toolpc.fab", None, open_mode=False)
+
+
+@pytest.mark.parametrize("method, headers, open_mode, refused", [
+    ("GET", {"origin": "http://evil.example"}, True, False),  # GETs are not checked
+    ("POST", {"origin": "http://evil.example"}, True, True),
+    ("POST", {"origin": "http://evil.example", CLIENT_HEADER: CLIENT_VALUE}, True, True),
+    ("DELETE", {"origin": "http://evil.example"}, False, True),  # tokens do not help
+    ("POST", {"referer": "http://evil.example/a"}, False, True),
+    ("POST", {"origin": "http://127.0.0.1:8750", "referer": "http://evil.example/"}, True,
+     False),  # Origin, when present, is the one that counts
+    ("POST", {"referer": "http://localhost:8750/docs"}, True, False),
+    ("POST", {}, True, True),  # open, no Origin, no CLI header
+    ("PATCH", {CLIENT_HEADER: "something-else"}, True, True),
+    ("POST", {CLIENT_HEADER: CLIENT_VALUE}, True, False),
+    ("POST", {}, False, False),  # tokens: the token decides
+])
+def test_cross_site_rule(method: str, headers: dict[str, str], open_mode: bool,
+                         refused: bool) -> None:
+    scope_headers = Headers({"host": "127.0.0.1:8750", **headers})
+    reason = cross_site(method, scope_headers, ("127.0.0.1", 8750), open_mode)
+    assert (reason is not None) is refused, reason
+    if refused:
+        assert "nothing was changed" in str(reason)
