@@ -8,6 +8,7 @@ simulated world and the fault switches. Requests and replies:
     {"op": "add_wafers", "wafers": ["W01"], "film_um": 10}  → {"ok": true}
     {"op": "transfer", "wafers": ["W01"], "to": "oven"}     → {"ok": true}
     {"op": "fault", "tool": "oven", "fault": "door_open", "params": {}} → {"ok": true}
+    {"op": "fault", "tool": "oven", "fault": "power_cycle"} → {"ok": true}  (one-shot: reboots now)
     {"op": "clear", "tool": "oven", "fault": null}          → {"ok": true}
     {"op": "faults"}                                        → {"ok": true, "faults": {...}}
     {"op": "endpoints"}                                     → {"ok": true, "endpoints": {...}}
