@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import yaml
 
+from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE
+
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 1000.0
 CLIENTS = 50
@@ -39,6 +41,7 @@ ROUNDS = 2  # quiet + loaded pairs
 WAFERS = 4
 SATURATE_S = 3.0
 TARGET = 1.05
+CLI = {CLIENT_HEADER: CLIENT_VALUE}  # the daemon is open (no tokens): POSTs need the CLI header
 _SIMS = """
 import sys, time, yaml
 from simulators.runner import SimThread
@@ -178,7 +181,7 @@ async def _lot(url: str, lot_id: str, rate: float | None, load: bool) -> tuple[f
                     "wafers": [{"slot": i, "id": f"{lot_id}-{i}"} for i in range(1, WAFERS + 1)]}}
     lat: list[float] = []
     stop = asyncio.Event()
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, headers=CLI) as http:
         t0 = time.perf_counter()
         r = await http.post("/lots", json=body)
         r.raise_for_status()
@@ -200,7 +203,7 @@ async def _lot(url: str, lot_id: str, rate: float | None, load: bool) -> tuple[f
 async def _saturate(url: str) -> tuple[float, list[float]]:
     lat: list[float] = []
     stop = asyncio.Event()
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, headers=CLI) as http:
         body = {"lot": {"lot_id": "SAT", "flow": "FLOW-Q",
                         "wafers": [{"slot": 1, "id": "SAT-1"}]}}
         (await http.post("/lots", json=body)).raise_for_status()

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 
 from .flowkit import (
@@ -99,7 +100,8 @@ def test_sigterm_mid_lot_then_restart_completes_the_lot(
     with SimThread(time_scale=SCALE, seed=3) as sims:
         tools = write_tools_yaml(tmp_path / "tools.yaml", sims, db)
         with daemon_process(tools, db, recipes, "first") as (proc, base):
-            reply = httpx.post(f"{base}/lots", json=lot_body("LS", WAFERS), timeout=10.0)
+            reply = httpx.post(f"{base}/lots", json=lot_body("LS", WAFERS), timeout=10.0,
+                               headers={CLIENT_HEADER: CLIENT_VALUE})  # open daemon
             assert reply.status_code == 201, reply.text
             wait_for(lambda: stop_when(sims), 30.0, stop_when.__name__)
             proc.send_signal(signal.SIGTERM)
