@@ -119,9 +119,20 @@ class Journal:
             if check and check[0] != "ok":
                 raise sqlite3.DatabaseError(str(check[0]))
             self.db.executescript(SCHEMA)
+            self._probe_write()
         except sqlite3.Error as exc:
             self.db.close()
             raise JournalError(_describe(self.path, exc)) from None
+
+    def _probe_write(self) -> None:
+        """Write a row and roll it back: a read-only file opens and reads fine, and
+        would fail only at the run's first write, after tools were touched."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("INSERT INTO transitions (t, kind, subject, src, dst, reason) "
+                            "VALUES (0, 'probe', '', '', '', '')")
+        finally:
+            self.db.execute("ROLLBACK")
 
     def close(self) -> None:
         self.db.close()
