@@ -1,6 +1,8 @@
 """Run every ``benchmarks/bench_*.py`` module's ``main()``; exit 1 if any misses a target.
 
 ``python -m benchmarks`` runs them all; ``python -m benchmarks scpi`` only ``bench_scpi``.
+Options after the names go to the one benchmark named, whose ``main(argv)`` takes them:
+``python -m benchmarks crash --points 8 --seed 3``.
 """
 
 from __future__ import annotations
@@ -18,20 +20,26 @@ def discover() -> list[str]:
                   if m.name.startswith("bench_"))
 
 
-def run(selected: list[str]) -> int:
+def run(argv: list[str]) -> int:
     benchmarks.quiet_logs()
+    cut = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    selected, options = argv[:cut], argv[cut:]
     names = discover()
     if selected:
         names = [n for n in names if n.removeprefix("bench_") in selected or n in selected]
         if not names:
             print(f"no benchmark matches {selected}; known: {', '.join(discover())}")
             return 2
+    if options and len(names) != 1:
+        print(f"options {options} need exactly one benchmark named before them")
+        return 2
     failed: list[str] = []
     for name in names:
         print(f"\n=== {name} ===", flush=True)
         start = time.perf_counter()
         try:
-            ok = importlib.import_module(f"benchmarks.{name}").main()
+            module = importlib.import_module(f"benchmarks.{name}")
+            ok = module.main(options) if options else module.main()
         except Exception as exc:  # one broken benchmark must not hide the others' figures
             print(f"{name}: crashed: {type(exc).__name__}: {exc}")
             ok = False
