@@ -205,7 +205,7 @@ class Gate:
         try:
             reason = cross_site(scope["method"], headers, scope.get("server"), self.auth.open)
             if reason is not None:
-                log.warning("cross-site request refused", method=scope["method"],
+                log.warning("state-changing request refused", method=scope["method"],
                             path=scope["path"], origin=headers.get("origin"),
                             referer=headers.get("referer"), client=client)
                 raise Refused(403, reason)
