@@ -274,7 +274,10 @@ class Campaign:
         if code not in (0, 1) or "Traceback" in err:
             what = "did not end" if code == -9 else f"ended with {code}"
             result.problems.append(f"the rerun {what}{crash_checks.tail(err)}")
-        problems, result.states = crash_checks.check(self.line.endpoints, db, wafers)
+        try:
+            problems, result.states = crash_checks.check(self.line.endpoints, db, wafers)
+        except (OSError, SimControlError) as exc:  # a tool that does not answer is a finding
+            problems = [f"could not read the tools' records: {type(exc).__name__}: {exc}"]
         result.problems += problems
         if point.variant == "fault":
             self.technician_clears()
