@@ -13,6 +13,15 @@ with a reason. ``phase`` is the last finished phase of the step in progress
           |                             |--reject--> REJECTED
           \\--hold--> STOPPED <--hold---/
     any non-final --lose--> LOST
+
+    disposition of a held wafer (an engineer's, audited; :func:`dispose`):
+    STOPPED --release--> IN_PROCESS        (held after its route began: its next step)
+    STOPPED --release_unstarted--> NEEDS_PROCESSING   (held before anything was done)
+    STOPPED --scrap--> REJECTED
+
+E90 has no way back from STOPPED; the release transitions are this line's extension for
+a person's disposition (the reason journaled with them says who and why), so that a
+SECS/GEM front end sees an ordinary IN_PROCESS / NEEDS_PROCESSING substrate again.
 """
 
 from __future__ import annotations
@@ -35,7 +44,11 @@ TRANSITIONS = [
     {"trigger": "hold", "source": ["NEEDS_PROCESSING", "IN_PROCESS"], "dest": "STOPPED"},
     {"trigger": "skip", "source": "NEEDS_PROCESSING", "dest": "SKIPPED"},
     {"trigger": "lose", "source": ["NEEDS_PROCESSING", "IN_PROCESS"], "dest": "LOST"},
+    {"trigger": "release", "source": "STOPPED", "dest": "IN_PROCESS"},
+    {"trigger": "release_unstarted", "source": "STOPPED", "dest": "NEEDS_PROCESSING"},
+    {"trigger": "scrap", "source": "STOPPED", "dest": "REJECTED"},
 ]
+DISPOSITIONS = ("release", "scrap")
 
 
 @dataclass
@@ -62,6 +75,10 @@ class WaferData:
     cure_start: float | None = None
     cure_end: float | None = None
     etch_start: float | None = None
+    #: the cure batch went beyond the recipe's limits (what, how much, how long); set with
+    #: ``cured`` (the program ran to its end) and the wafer held: only an engineer's
+    #: release sends it on to etch
+    cure_excursion: str = ""
     reason: str = ""
 
 
@@ -70,7 +87,8 @@ StateListener = Callable[["Substrate", str, str, str], None]  # (wafer, src, dst
 
 class Substrate:
     """One wafer of a lot. Triggers: start, complete, abort(reason), reject(reason),
-    hold(reason), skip(reason), lose(reason); ``listener`` hears every change."""
+    hold(reason), skip(reason), lose(reason), and for a held one release(reason),
+    release_unstarted(reason), scrap(reason); ``listener`` hears every change."""
 
     state: str
 
@@ -116,3 +134,53 @@ class Substrate:
     def __repr__(self) -> str:
         return f"Substrate({self.wafer_id!r}, {self.state})"
 
+
+
+def disposition_refusal(w: Substrate, action: str) -> str | None:
+    """Why ``action`` (release / scrap) may not be done to ``w`` now (None: it may).
+
+    Only a held (STOPPED) wafer is disposed of. A release also needs the wafer in the
+    stocker: a wafer recorded on a tool (one that could not be made safe) is first moved
+    out by a person (``viaform wafer moved W --to stocker``) — a worker would otherwise
+    send it to a tool while it sits in another.
+    """
+    if action not in DISPOSITIONS:
+        return f"{action!r}: choose release or scrap"
+    if w.state != "STOPPED":
+        return (f"{w.wafer_id} is {w.state}, not held for disposition: only a STOPPED "
+                f"wafer can be {action}{'d' if action.endswith('e') else 'ped'}")
+    if action == "release" and w.data.location != "stocker":
+        return (f"{w.wafer_id} is recorded at {w.data.location}, not in the stocker: move it "
+                f"out first (viaform wafer moved {w.wafer_id} --to stocker)")
+    return None
+
+
+def dispose(w: Substrate, action: str, reason: str, who: str, held_from: str) -> None:
+    """Release or scrap a held wafer (check :func:`disposition_refusal` first).
+
+    ``held_from`` is the state it was held from (the journal's transition into STOPPED):
+    from NEEDS_PROCESSING it goes back there (nothing was done to it), else to IN_PROCESS.
+    A release forgets the step it was held in (``step``/``phase``): that step was ended
+    or abandoned when it was held, so the wafer goes on to the first step the journal
+    says it has not done (expose+develop → cure → etch). A start on a tool whose job
+    records already know the wafer is held again before anything is sent (the job-record
+    check before every start), so nothing is re-exposed or re-etched blind. The reason
+    journaled with the transition is ``released by WHO: REASON`` (``scrapped by …``).
+    """
+    if action == "scrap":
+        w.scrap(reason=f"scrapped by {who}: {reason}")
+        return
+    w.data.step, w.data.phase = "", ""
+    text = f"released by {who}: {reason}"
+    if held_from == "NEEDS_PROCESSING":
+        w.release_unstarted(reason=text)
+    else:
+        w.release(reason=text)
+
+
+def held_from(transitions: list[tuple[str, str, str]]) -> str:
+    """The state a wafer was last held from, given its journaled (src, dst, reason)."""
+    for src, dst, _ in reversed(transitions):
+        if dst == "STOPPED":
+            return src
+    return "IN_PROCESS"

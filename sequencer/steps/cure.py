@@ -17,17 +17,21 @@ from drivers.errors import ToolError
 
 from ..protocols import state_name
 from ..substrate import Substrate
+from ..tool_alarms import describe, holding
 from . import (
     StepContext,
     StepFailed,
     ToolAlarm,
     ToolDown,
+    ToolHeld,
     WaitTimeout,
     apply_fate,
     bind,
     due,
+    log,
     send_start,
 )
+from .cure_watch import PROFILE_COLUMNS, CureWatch, alarm_names
 
 PHASES = ("", "in", "upload", "start", "cured", "out")
 _READY = {"IDLE", "COMPLETE", "ABORTED"}
@@ -74,16 +78,39 @@ def develop_cure_breach(ctx: StepContext, w: Substrate) -> str | None:
     return None
 
 
-async def _oven_ready(ctx: StepContext, unload_c: float) -> None:
-    """Idle (or finished) and at or below the unload temperature, door unlocked."""
+def _held_reason(names: tuple[str, ...], when: str) -> str:
+    return (f"oven held {when}: {describe('oven', names)}; a person acknowledges it with "
+            f"`viaform alarms --ack ID` once seen to (only then is ACK ALARMS sent)")
+
+
+async def _hold_if_alarmed(ctx: StepContext, seen: tuple[str, ...], when: str) -> None:
+    """ToolHeld if the oven shows (or showed during the batch: ``seen``) an alarm that
+    holds it for a person. Warnings (DEVIATION) are logged only."""
+    live = alarm_names(getattr(await ctx.tools["oven"].q("status"), "alarms", ()))
+    names = tuple(dict.fromkeys((*live, *seen)))
+    held = holding("oven", names)
+    if held:
+        raise ToolHeld("oven", held, _held_reason(held, when))
+    if names:
+        log.warning("oven warning", tool="oven", alarms=list(names), when=when)
+
+
+async def _oven_ready(ctx: StepContext, unload_c: float, *, before_batch: bool = True) -> None:
+    """Idle (or finished) and at or below the unload temperature, door unlocked.
+
+    ``before_batch``: an alarm that holds the oven (a latched high-limit trip …) raises
+    ToolHeld at once, before any wafer goes in. After a failure (False) the wafers must
+    come out first: the alarm is left for :func:`_hold_if_alarmed` once they are held.
+    """
     h = ctx.tools["oven"]
     deadline = ctx.clock.now() + ctx.config.tool_down_s + ctx.config.oven_tau_s * 2
     while True:
         st = await h.q("status")
         name = state_name(st.state)
+        held = holding("oven", alarm_names(getattr(st, "alarms", ())))
+        if before_batch and held:
+            raise ToolHeld("oven", held, _held_reason(held, "before a batch"))
         if name in _READY and float(st.chamber_c) <= unload_c:
-            if getattr(st, "alarms", None):
-                await h.q("ack_alarms")
             if getattr(st, "door_locked", False):
                 await h.q("lock_door", False)
             return
@@ -97,29 +124,45 @@ async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> 
     the reason. ToolDown passes (the scheduler holds what is left)."""
     h = ctx.tools["oven"]
     h.current_lot = wafers[0].lot_id
+    watch = CureWatch(ctx, wafers, recipe)
     with bind(lot_id=wafers[0].lot_id, tool="oven", step="cure"):
         ctx.begin(wafers, "cure", "oven")
         try:
-            done = await _run(ctx, wafers, recipe)
+            done = await _run(ctx, wafers, recipe, watch)
         except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
             live = [w for w in wafers if not w.final]
+            batch = live[0].data.cure_batch if live else "?"
             reason = exc.reason if isinstance(exc, StepFailed) else \
-                f"held for disposition: cure batch {live[0].data.cure_batch if live else '?'}" \
-                f" failed: {exc}"
+                f"held for disposition: cure batch {batch} failed: {exc}"
+            if watch.summary():
+                reason += f"; before it, {watch.summary()}"
             ctx.alarms.raise_("oven", "CURE_FAILED", reason, lot_id=wafers[0].lot_id,
                               wafer_ids=[w.wafer_id for w in live])
             await _unload_after_failure(ctx, live, recipe)
             for w in live:
                 apply_fate(w, "hold", reason)
             ctx.end(live, "cure", "oven", ok=False)
+            await _hold_if_alarmed(ctx, watch.seen_alarms(),
+                                   f"after cure batch {batch} failed (its wafers are held)")
             return []
+        excursion = [w for w in done if w.data.cure_excursion]
+        for w in excursion:  # held before the step ends: no etch worker may pick it
+            apply_fate(w, "hold", f"held for disposition: {w.data.cure_excursion}")
+        if excursion:
+            ctx.end(excursion, "cure", "oven", ok=False)
+            done = [w for w in done if not w.data.cure_excursion]
     ctx.end(done, "cure", "oven", ok=True)
+    if excursion:
+        await _hold_if_alarmed(ctx, watch.seen_alarms(),
+                               f"after the excursion of cure batch "
+                               f"{excursion[0].data.cure_batch} (its wafers are held)")
     return done
 
 
 async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: Any) -> None:
+    """Abort a program still running, let the chamber cool, move the wafers out. No ACK
+    ALARMS: a latched trip stays latched on the oven for a person to see."""
     h = ctx.tools["oven"]
-    await h.q("ack_alarms")
     st = state_name((await h.q("status")).state)
     if st in ("PURGING", "RUNNING", "PAUSED"):
         iid = ctx.journal.intent("oven", "ABORT", wafer_ids=[w.wafer_id for w in wafers])
@@ -127,11 +170,12 @@ async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: An
         ctx.journal.outcome(iid, "OK")
     inside = [w for w in wafers if w.data.location == "oven"]
     if inside:
-        await _oven_ready(ctx, float(r.unload_c))
+        await _oven_ready(ctx, float(r.unload_c), before_batch=False)
         await ctx.move(inside, "stocker")
 
 
-async def _run(ctx: StepContext, wafers: list[Substrate], r: Any) -> list[Substrate]:
+async def _run(ctx: StepContext, wafers: list[Substrate], r: Any,
+               watch: CureWatch) -> list[Substrate]:
     h = ctx.tools["oven"]
     first = wafers[0]
     if due(first, "in", PHASES):
@@ -164,7 +208,7 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: Any) -> list[Substr
                          record={"recipe": r.name}, phase="start")
         ctx.journal.set_batch_state(batch, "STARTED")
     if due(first, "cured", PHASES):
-        await _follow(ctx, wafers, r, batch)
+        await _follow(ctx, wafers, r, batch, watch)
         ctx.mark(wafers, "cured")
     if due(first, "out", PHASES):
         await ctx.move(wafers, "stocker")
@@ -172,20 +216,25 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: Any) -> list[Substr
     return wafers
 
 
-async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int) -> None:
+async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int,
+                  watch: CureWatch) -> None:
+    """Poll to COMPLETE. Every reading goes into the profile (a header row naming the
+    columns, then one row per poll: ``PROFILE_COLUMNS``) and through the excursion
+    watch, which raises CURE_EXCURSION as each kind is detected and journals it on the
+    wafers (``cure_excursion``) at once, so a restart mid-cure still holds the batch."""
     h = ctx.tools["oven"]
     final_target = float(r.segments[-1].target_c)
-    profile: list[list[Any]] = []
+    profile: list[list[Any]] = [list(PROFILE_COLUMNS)]
     at_temp = [0.0]
     t0 = ctx.clock.now()
+    watch.batch = batch
 
     def record(st: Any) -> None:
         t = ctx.clock.now() - t0
-        if profile and abs(float(st.chamber_c) - final_target) <= ctx.config.band_c:
+        if len(profile) > 1 and abs(float(st.chamber_c) - final_target) <= ctx.config.band_c:
             at_temp[0] += t - profile[-1][0]
-        profile.append([round(t, 1), st.chamber_c, getattr(st, "wafer_c", None),
-                        getattr(st, "setpoint_c", None), getattr(st, "o2_ppm", None),
-                        state_name(st.state)])
+        profile.append(watch.row(round(t, 1), st))
+        watch.observe(t, st)
 
     try:
         await h.wait({"COMPLETE"}, expected_cure_s(r, ctx.config), f"cure batch {batch}",
@@ -197,12 +246,15 @@ async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int)
         raise StepFailed("hold", f"held for disposition: oven reports another batch than {batch}")
     ctx.journal.set_batch_state(batch, "COMPLETE")
     shrink = float(getattr(r, "shrink_fraction", 0.25))
+    excursion = watch.summary()
     for w in wafers:
-        w.data.cured = True
+        w.data.cured = True  # the program ran to its end; an excursion still holds it
+        w.data.cure_excursion = excursion or w.data.cure_excursion  # (kept over a restart)
         w.data.cure_end = ctx.clock.now()
         w.data.time_at_temp_s = round(at_temp[0], 1)
         if w.data.residual_um is not None:
             w.data.residual_after_cure_um = round(w.data.residual_um * (1 - shrink), 4)
         ctx.journal.result(w.wafer_id, "cure", {
             "batch_no": batch, "time_at_temp_s": w.data.time_at_temp_s,
-            "residual_after_cure_um": w.data.residual_after_cure_um})
+            "residual_after_cure_um": w.data.residual_after_cure_um,
+            "cure_excursion": w.data.cure_excursion})
