@@ -4,6 +4,16 @@
     viaform wafer pending                         moves the sequencer waits for
     viaform wafer show W01                        state, results and history
                                                   (from the daemon, else the journal)
+    viaform wafer release W01 [W02 …] --reason T  held wafers go on to their next step
+    viaform wafer scrap W01 [W02 …] --reason T    held wafers end REJECTED
+
+Release and scrap are an engineer's disposition of held (STOPPED) wafers: through the
+daemon when one runs (its engineer-only routes, audited there); with no daemon, written
+into the journal file itself (one transaction, all or nothing) and audited in the same
+file's audit table. A ``viaform run`` on that journal keeps what it has in memory: it
+never rewrites a final wafer's row, and the next ``viaform run`` of the lot resumes a
+released wafer. A released wafer whose lot's job had finished (PROCESS_COMPLETE or
+STOPPED: every wafer was final) re-opens that job (QUEUED, journaled).
 """
 
 from __future__ import annotations
@@ -16,9 +26,12 @@ from typing import Annotated, Any
 
 import typer
 
+from ..clock import SeqClock
 from ..config import ConfigError, load_tools
+from ..journal import Journal, JournalError
 from ..operator_moves import LOCATIONS, MoveBook
-from .client import DaemonOpt, call, connect
+from ..substrate import Substrate, dispose, disposition_refusal, held_from
+from .client import DaemonError, DaemonOpt, NoDaemon, call, connect, fail_from
 
 app = typer.Typer(help="Wafers: confirm moves (real tools), show a wafer's record.",
                   no_args_is_help=True)
@@ -131,3 +144,131 @@ def _from_journal(wafer_id: str, config: Path | None, db: Path | None) -> dict[s
                 "data": results, "history": [vars(h) for h in hist.wafer_history(wafer_id)]}
     finally:
         hist.close()
+
+
+ReasonOpt = Annotated[str, typer.Option("--reason", help="why (journaled and audited)")]
+WafersArg = Annotated[list[str], typer.Argument(help="held wafer id(s)")]
+_JOB_FINAL = ("PROCESS_COMPLETE", "STOPPED")
+
+
+@app.command()
+def release(wafers: WafersArg, reason: ReasonOpt, daemon: DaemonOpt = None,
+            config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Held (STOPPED) wafers go on to the next step they have not done (engineer)."""
+    _dispose_cmd("release", wafers, reason, daemon, config, db)
+
+
+@app.command()
+def scrap(wafers: WafersArg, reason: ReasonOpt, daemon: DaemonOpt = None,
+          config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Held (STOPPED) wafers end REJECTED (engineer)."""
+    _dispose_cmd("scrap", wafers, reason, daemon, config, db)
+
+
+def _next_step(data: dict[str, Any]) -> str:
+    if not data.get("developed"):
+        return "expose+develop"
+    if not data.get("cured"):
+        return "cure"
+    return "etch" if not data.get("etched") else "none"
+
+
+def _dispose_cmd(action: str, wafers: list[str], reason: str, daemon: str | None,
+                 config: Path | None, db: Path | None) -> None:
+    twice = sorted({w for w in wafers if wafers.count(w) > 1})
+    if twice:
+        raise _fail(f"{action}: given more than once: {', '.join(twice)}", 2)
+    if not reason.strip():
+        raise _fail(f"{action}: --reason must say why", 2)
+    client = connect(daemon, config, required=False)
+    if client is not None:
+        try:
+            views = client.post(f"/wafers/{action}", {"wafers": wafers, "reason": reason})
+        except DaemonError as exc:
+            if exc.status in (404, 409):  # the user's wafer list: not known / not held
+                raise _fail(exc.detail, 2) from None
+            fail_from(exc)
+        except NoDaemon as exc:
+            fail_from(exc)
+        rows = [(v["wafer_id"], v["state"], _next_step(v.get("data", {}))) for v in views]
+    else:
+        rows = dispose_in_journal(_journal_path(config, db), wafers, action, reason,
+                                  getpass.getuser(), _scale(config))
+    for wid, state, nxt in rows:
+        then = f" (next: {nxt})" if action == "release" else ""
+        typer.echo(f"{action}d {wid}: {state}{then}".replace("scrapd", "scrapped"))
+
+
+def _scale(config: Path | None) -> float:
+    try:
+        return load_tools(config).time_scale
+    except ConfigError:
+        return 1.0
+
+
+class _Refusal(Exception):
+    pass
+
+
+def dispose_in_journal(path: Path, wafer_ids: list[str], action: str, reason: str,
+                       who: str, time_scale: float = 1.0) -> list[tuple[str, str, str]]:
+    """Release or scrap held wafers in the journal file (no daemon): (id, state, next step).
+
+    All or nothing, in one ``BEGIN IMMEDIATE`` transaction (a run's writes wait for it):
+    an unknown wafer, or one that :func:`disposition_refusal` refuses, exits 2 naming it
+    and nothing changes. Audited (who, when, reason) in the journal file's audit table,
+    refusals included, as the daemon audits its routes.
+    """
+    from ..daemon.audit import AuditLog
+
+    try:
+        journal = Journal(path, now=SeqClock(time_scale).now)
+    except JournalError as exc:
+        raise _fail(str(exc), 2) from None
+    audit = AuditLog(path)
+    args = {"wafers": wafer_ids, "reason": reason}
+    try:
+        try:
+            rows = _dispose_rows(journal, wafer_ids, action, reason, who)
+        except _Refusal as exc:
+            audit.record(who, "local", "wafer", action, args, "refused", str(exc))
+            raise _fail(str(exc), 2) from None
+        audit.record(who, "local", "wafer", action, args, "ok",
+                     ", ".join(f"{w} {st}" for w, st, _ in rows))
+        return rows
+    finally:
+        audit.close()
+        journal.close()
+
+
+def _dispose_rows(journal: Journal, wafer_ids: list[str], action: str, reason: str,
+                  who: str) -> list[tuple[str, str, str]]:
+    def journaled(w: Substrate, src: str, dst: str, why: str) -> None:
+        journal.wafer_transition(w.wafer_id, src, dst, why, w.data_dict())
+
+    out: list[tuple[str, str, str]] = []
+    with journal.atomic():
+        ws: list[Substrate] = []
+        for wid in wafer_ids:
+            row = journal.db.execute("SELECT lot_id, slot, state, data FROM wafers "
+                                     "WHERE wafer_id=?", (wid,)).fetchone()
+            if row is None:
+                raise _Refusal(f"no wafer {wid!r} in {journal.path}")
+            w = Substrate(wid, row[0], int(row[1]), listener=journaled)
+            w.restore(row[2], json.loads(row[3]))
+            why = disposition_refusal(w, action)
+            job = journal.lot_state(w.lot_id)
+            if why is None and action == "release" and job in ("ABORTING", "ABORTED"):
+                why = f"{wid}: lot {w.lot_id} is {job}: nothing resumes"
+            if why is not None:
+                raise _Refusal(why)
+            ws.append(w)
+        for w in ws:
+            dispose(w, action, reason, who, held_from(journal.transitions(w.wafer_id)))
+            out.append((w.wafer_id, w.state, _next_step(w.data_dict())))
+        if action == "release":
+            for lot_id in dict.fromkeys(w.lot_id for w in ws):
+                job = journal.lot_state(lot_id)
+                if job in _JOB_FINAL:
+                    journal.set_lot_state(lot_id, str(job), "QUEUED")
+    return out

@@ -47,7 +47,7 @@ from .serving import Refused, Unknown
 
 _DATA_KEYS = ("dose", "depth_um", "residual_um", "residual_after_cure_um", "cure_batch",
               "time_at_temp_s", "etch_time_s", "removed_um", "open", "developed", "cured",
-              "etched", "phase")
+              "etched", "phase", "cure_excursion")
 
 
 class EngineLine:
@@ -201,6 +201,39 @@ class EngineLine:
                          reason=data.get("reason") or None,
                          data={k: data.get(k) for k in _DATA_KEYS if data.get(k) is not None},
                          history=history)
+
+    async def release_wafers(self, wafer_ids: list[str], reason: str,
+                             who: str) -> list[WaferView]:
+        return await self._dispose(wafer_ids, "release", reason, who)
+
+    async def scrap_wafers(self, wafer_ids: list[str], reason: str,
+                           who: str) -> list[WaferView]:
+        return await self._dispose(wafer_ids, "scrap", reason, who)
+
+    async def _dispose(self, wafer_ids: list[str], action: str, reason: str,
+                       who: str) -> list[WaferView]:
+        """On the engine loop (``ServingScheduler.dispose_wafers``): all or nothing.
+
+        A wafer of a lot that was already finished when this daemon started is not in the
+        engine: refused (Conflict) with what to do — the engine resumes only unfinished
+        lots, so such a wafer is released on the journal with the daemon stopped
+        (``viaform wafer release`` re-opens its job) and the next start resumes it."""
+        sched = self._sched()
+        live = {w.wafer_id for w in list(sched.wafers)}
+        assert self._history is not None
+        for wid in wafer_ids:
+            if wid in live:
+                continue
+            row = self._history.wafer(wid)
+            if row is None:
+                raise NotFound(f"no wafer {wid!r}")
+            lot = self._past.get(row[0])
+            raise Conflict(f"{wid} belongs to lot {row[0]}, "
+                           f"{lot.state if lot else 'finished'} before this daemon started: "
+                           f"stop the daemon, `viaform wafer {action} {wid} --reason …` on "
+                           f"the journal, then start the daemon again")
+        await self._control(sched.dispose_wafers, list(wafer_ids), action, reason, who)
+        return [self.wafer(wid) for wid in wafer_ids]
 
     # ---- tools ---------------------------------------------------------------------------
     def _handle(self, tool: str) -> Any:
