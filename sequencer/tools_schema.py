@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+ListenPort = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (the simulators)
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Baud = Annotated[int, Field(gt=0)]
 Text = Annotated[str, Field(min_length=1)]
@@ -31,7 +32,7 @@ class SimAddress(_Section):
     """``sim:`` of a tool: where `viaform sim` serves its simulator (tests use ``pty``)."""
 
     host: Text = "127.0.0.1"
-    port: Port | None = None
+    port: ListenPort | None = None
 
 
 class EtcherSim(SimAddress):
@@ -83,10 +84,10 @@ class Oven(_Section):
 
 
 class SimControl(_Section):
-    """The simulators' control port (world, faults, transfers)."""
+    """The simulators' control port (world, faults, transfers); 0 only for `viaform sim`."""
 
     host: Text = "127.0.0.1"
-    port: Port = 5030
+    port: ListenPort = 5030
 
 
 class Daemon(_Section):

@@ -22,7 +22,7 @@ def _config(tmp_path: Path, control_port: int = 0) -> Path:
         "time_scale: 100\n"
         "exposure: {resource: 'TCPIP0::127.0.0.1::0::SOCKET', sim: {port: 0}}\n"
         "etcher: {url: 'socket://127.0.0.1:0', sim: {port: 0}}\n"
-        "oven: {transport: tcp, host: 127.0.0.1, port: 0, sim: {port: 0}}\n"
+        "oven: {transport: tcp, host: 127.0.0.1, port: 502, sim: {port: 0}}\n"
         f"sim_control: {{host: 127.0.0.1, port: {control_port}}}\n"
     )
     return path

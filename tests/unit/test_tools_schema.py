@@ -119,6 +119,8 @@ def test_an_impossible_oven_value_is_refused(tmp_path, key, value, words) -> Non
     ("handling: robot\n", "handling", "'sim' or 'operator'"),
     ("handling_timeout_s: -5\n", "handling_timeout_s", "greater than 0"),
     ("sim_control: {host: 127.0.0.1, port: 99999}\n", "sim_control.port", "65535"),
+    ("exposure: {resource: x, sim: {port: -1}}\n", "exposure.sim.port",
+     "greater than or equal to 0"),
     ("daemon: {bind: 'everywhere'}\n", "daemon.bind", "pattern"),
     ("daemon: {url: 'localhost:8750'}\n", "daemon.url", "pattern"),
     ("daemon: {urll: 'http://x:1'}\n", "daemon.urll", "did you mean url?"),
