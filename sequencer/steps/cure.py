@@ -142,7 +142,8 @@ async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> 
             for w in live:
                 apply_fate(w, "hold", reason)
             ctx.end(live, "cure", "oven", ok=False)
-            await _hold_if_alarmed(ctx, watch.seen_alarms(),
+            seen = (*watch.seen_alarms(), *getattr(exc, "alarms", ()))  # ToolAlarm's too
+            await _hold_if_alarmed(ctx, tuple(dict.fromkeys(seen)),
                                    f"after cure batch {batch} failed (its wafers are held)")
             return []
         excursion = [w for w in done if w.data.cure_excursion]
@@ -198,6 +199,7 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: Any,
         await h.q("upload", _program(ctx, r, batch))
         for w in wafers:
             w.data.cure_batch = batch
+            w.data.cure_excursion = ""  # a new batch: an earlier (released) one is history
         await h.q("lock_door", True)
         ctx.mark(wafers, "upload")
     batch = int(first.data.cure_batch or 0)

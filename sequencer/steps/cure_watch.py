@@ -135,7 +135,12 @@ class CureWatch:
         state = state_name(st.state)
         names = alarm_names(getattr(st, "alarms", ()))
         self._seen.update(dict.fromkeys(names))
-        by_kind = {_ALARM_KIND[n]: n for n in names if n in _ALARM_KIND}
+        # an alarm bit counts where its measure would (O2_HIGH at the end of a failed
+        # purge is that purge's failure, not an excursion of a cure that never heated)
+        where = {"O2": state in _HEATING, "N2": state in _N2_ON,
+                 "BAND": state == "RUNNING", "SENSOR": True}
+        by_kind = {_ALARM_KIND[n]: n for n in names
+                   if n in _ALARM_KIND and where[_ALARM_KIND[n]]}
         chamber = _num(getattr(st, "chamber_c", None))
         sp = _num(getattr(st, "setpoint_c", None))
         o2 = _num(getattr(st, "o2_ppm", None))
