@@ -53,14 +53,17 @@ class Alarms:
         self.raised: list[AlarmRecord] = []
 
     def raise_(self, tool: str, kind: str, text: str, *, lot_id: str | None = None,
-               wafer_ids: Iterable[str] = ()) -> AlarmRecord:
+               wafer_ids: Iterable[str] = (), down: bool = True) -> AlarmRecord:
+        """``down``: the alarm says the tool cannot work (E10 UNSCHEDULED_DOWN until it is
+        acknowledged); False for one about a wafer on a tool that carries on."""
         ids = tuple(wafer_ids)
         aid = self.journal.alarm(tool, kind, text, lot_id, ids)
         rec = AlarmRecord(aid, tool, kind, text, lot_id, ids)
         self.raised.append(rec)
         log.warning("alarm", tool=tool, kind=kind, text=text, wafers=list(ids))
         self.emit(Event("alarm", self.journal.now(), lot_id=lot_id, tool=tool,
-                        data={"id": aid, "kind": kind, "text": text, "wafers": list(ids)}))
+                        data={"id": aid, "kind": kind, "text": text, "wafers": list(ids),
+                              "down": down}))
         return rec
 
     def clear(self, rec: AlarmRecord) -> None:

@@ -124,6 +124,13 @@ async def reconcile_at_start(ctx: StepContext, wafers: dict[str, Substrate]) -> 
     notes: list[str] = []
     for intent in ctx.journal.open_intents():
         affected = [wafers[i] for i in intent.wafer_ids if i in wafers]
+        if intent.command == "MAKE_SAFE":  # finished by the tool's worker before new work
+            notes.append(f"{intent.tool} MAKE_SAFE {list(intent.wafer_ids)}: interrupted; "
+                         f"resumed before any new work")
+            continue
+        if intent.command == "CLEAR_ALARMS":  # a person acknowledged; the tool is read again
+            ctx.journal.outcome(intent.id, "UNKNOWN", "at restart: the tool is read again")
+            continue
         if intent.tool == "handling":
             ctx.journal.outcome(intent.id, "REISSUE", "move outcome unknown; re-issued")
             for w in affected:

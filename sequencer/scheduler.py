@@ -35,11 +35,13 @@ from .journal import Journal
 from .protocols import MaterialHandling, ToolSet
 from .recovery import reconcile_at_start
 from .run_report import RunReport, build_report
-from .steps import SequencerConfig, StepContext, ToolDown, ToolHandle, apply_fate
+from .steps import SequencerConfig, StepContext, ToolDown, ToolHandle, ToolHeld, apply_fate
 from .steps.cure import cure_batch, expected_cure_s
 from .steps.etch import etch_wafer
 from .steps.expose import expose_wafer
+from .steps.safety import resume_make_safe
 from .substrate import Substrate
+from .tool_holds import ToolHolds
 
 log = structlog.get_logger("viaform.scheduler")
 
@@ -97,6 +99,7 @@ class Scheduler(BatchPolicy):
         self.busy: dict[str, Busy] = {}  # tool → the job step running on it
         self.paused: set[str] = set()  # lots paused by request (not by a comms loss)
         self.stopping = False
+        self.holds = ToolHolds(self.ctx)
         self._loaded = False
 
     # ---- hooks (serve mode overrides them) ------------------------------------------
@@ -227,9 +230,56 @@ class Scheduler(BatchPolicy):
         if step is not None:
             self._after_step(tool, step)
 
+    # ---- a step, guarded ------------------------------------------------------------
+    async def _guarded(self, tool: str, wafers: list[Substrate], run: Callable[[], Any],
+                       default: Any) -> Any:
+        """Run one step on ``tool`` (``busy`` already names it; released here). A held tool
+        waits here for a person; an error no rule expected holds the step's wafers and the
+        tool, with the reason: never a traceback, and the other tools carry on."""
+        held: ToolHeld | None = None
+        result = default
+        try:
+            result = await run()
+        except ToolHeld as exc:
+            held = exc
+        except ToolDown as exc:
+            if not self._on_tool_down(tool, exc, wafers):
+                raise
+        except (Stopping, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("step failed unexpectedly", tool=tool)
+            why = f"{tool}: {type(exc).__name__}: {exc}"
+            self._hold([w for w in wafers if not w.final],
+                       f"held for disposition: the step on the {why}")
+            held = ToolHeld(tool, ("STEP_FAILED",), f"the step on the {why}")
+        finally:
+            self._release(tool)
+        if held is not None:
+            await self._held(tool, held, wafers)
+        return result
+
+    async def _held(self, tool: str, exc: ToolHeld, wafers: Iterable[Substrate] = ()) -> None:
+        """Hold ``tool`` for a person (one alarm) and wait until it is released."""
+        ws = list(wafers)
+        self.holds.hold(tool, exc.alarms, exc.reason, lot_id=ws[0].lot_id if ws else None,
+                        wafer_ids=[w.wafer_id for w in ws])
+        self.changed.set()
+        await self.holds.wait_release(tool, self._check_stop)
+        self.changed.set()
+
+    async def _resume_safe(self, tool: str) -> None:
+        """Finish any make-safe on ``tool`` that a kill interrupted, before new work."""
+        try:
+            self.recovery += await resume_make_safe(self.ctx, tool,
+                                                    {w.wafer_id: w for w in self.wafers})
+        except ToolHeld as exc:
+            await self._held(tool, exc)
+
     async def _exposure_worker(self) -> None:
         CURRENT_TOOL.set("exposure")
         try:
+            await self._resume_safe("exposure")
             while (w := await self._work(self._next_exposure, lambda: True,
                                          IDLE_WALL_S)) is not None:
                 if "oven" in self.down:
@@ -240,14 +290,8 @@ class Scheduler(BatchPolicy):
                 if not await self._claim("exposure", [w], "expose"):
                     continue
                 t0 = self.expose_t0 = self.clock.now()
-                try:
-                    ok = await expose_wafer(self.ctx, w, self.flows[w.lot_id].exposure)
-                except ToolDown as exc:
-                    if not self._on_tool_down("exposure", exc, [w]):
-                        raise
-                    ok = False
-                finally:
-                    self._release("exposure")
+                ok = await self._guarded("exposure", [w], lambda w=w: expose_wafer(
+                    self.ctx, w, self.flows[w.lot_id].exposure), False)
                 self.expose_t0 = None
                 self.ctx.tools["exposure"].busy_s += self.clock.now() - t0
                 if ok:
@@ -309,14 +353,9 @@ class Scheduler(BatchPolicy):
         t0 = self.clock.now()
         self.oven_busy = (t0, expected_cure_s(recipe, self.ctx.config))
         try:
-            done = await cure_batch(self.ctx, ws, recipe)
-        except ToolDown as exc:
-            if not self._on_tool_down("oven", exc, ws):
-                raise
-            done = []
+            done = await self._guarded("oven", ws, lambda: cure_batch(self.ctx, ws, recipe), [])
         finally:
             self.oven_busy = None
-            self._release("oven")
         self.ctx.tools["oven"].busy_s += self.clock.now() - t0
         self.batches.append((ws[0].data.cure_batch, [w.wafer_id for w in ws]))
         self._emit(Event("batch", self.clock.now(), tool="oven",
@@ -334,13 +373,11 @@ class Scheduler(BatchPolicy):
         CURRENT_TOOL.set("etcher")
         poll = self.clock.to_wall(self.ctx.tools["etcher"].poll_s)
         try:
+            await self._resume_safe("etcher")
             while (w := await self._work(self._next_etch, lambda: self.oven_done,
                                          max(poll, 0.01))) is not None:
                 if await self._claim("etcher", [w], "etch"):
-                    try:
-                        await self._etch(w)
-                    finally:
-                        self._release("etcher")
+                    await self._guarded("etcher", [w], lambda w=w: self._etch(w), None)
         except Stopping:
             pass
 
@@ -353,6 +390,8 @@ class Scheduler(BatchPolicy):
         t0 = self.clock.now()
         try:
             await etch_wafer(self.ctx, w, self.flows[w.lot_id].etch)
+        except ToolHeld:
+            raise
         except ToolDown as exc:
             if not self._on_tool_down("etcher", exc, [w]):
                 self.down["etcher"] = exc.reason

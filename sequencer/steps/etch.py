@@ -26,13 +26,17 @@ from . import (
     due,
     send_start,
 )
-from .safety import ensure_idle, fail_wafer
+from .checks import check_job_records, check_readback
+from .safety import SAFE_PARAMS, ensure_idle, fail_wafer
 
 PHASES = ("", "recipe", "in", "load", "loaded", "start_etch", "etched", "unload", "unloaded",
           "out")
 TIMING = {"load_s": 45.0, "stabilize_s": 30.0, "vent_s": 30.0}
 _ACTIVE = {"STABILIZING", "ETCHING", "OVERETCH"}
 _UNLOADABLE = {"READY", "COMPLETE", "ALARM"}
+SAFE_PARAMS["etch"] = ("etcher", _ACTIVE, _UNLOADABLE, TIMING["vent_s"])
+#: the etch plan's keys that are tool settings (read back before ETCH:STARt)
+SETTINGS = ("o2", "cf4", "pressure", "rf_power", "etch_time", "overetch", "endpoint", "target")
 
 
 def etch_plan(recipe: Any, residual_after_cure_um: float) -> dict[str, Any]:
@@ -91,6 +95,7 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
     plan = etch_plan(r, float(w.data.residual_after_cure_um or 0.0))
     if due(w, "recipe", PHASES):
         await ensure_idle(ctx, h)
+        await check_job_records(ctx, h, w)
         await h.q("apply_recipe", plan["o2"], plan["cf4"], plan["pressure"], plan["rf_power"],
                   plan["etch_time"], plan["overetch"], plan["endpoint"], plan["target"])
         w.data.etch_time_s = plan["expected_s"]
@@ -106,6 +111,8 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
     if due(w, "start_etch", PHASES):
         if why := queue_time_breach(ctx, w):
             raise StepFailed("hold", why)
+        await check_job_records(ctx, h, w)
+        await check_readback(h, {k: plan[k] for k in SETTINGS})
         w.data.etch_start = ctx.clock.now()
         await send_start(ctx, h, "START_ETCH", [w], "start_etch", record=plan,
                          phase="start_etch")

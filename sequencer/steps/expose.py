@@ -22,13 +22,15 @@ from . import (
     due,
     send_start,
 )
-from .safety import ensure_idle, fail_wafer
+from .checks import check_job_records, check_readback
+from .safety import SAFE_PARAMS, ensure_idle, fail_wafer
 
 PHASES = ("", "in", "setup", "load", "loaded", "start_exposure", "exposed", "start_develop",
           "developed", "unload", "unloaded", "out")
 TIMING = {"load_s": 20.0, "unload_s": 15.0, "measure_s": 10.0, "fields": 52, "step_s": 0.25}
 _ACTIVE = {"LOADING", "EXPOSING", "DEVELOPING", "MEASURING"}
 _UNLOADABLE = {"READY", "EXPOSED", "COMPLETE", "ALARM"}
+SAFE_PARAMS["expose"] = ("exposure", _ACTIVE, _UNLOADABLE, TIMING["unload_s"])
 
 
 async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
@@ -54,6 +56,7 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
     intensity = 1000.0
     if due(w, "in", PHASES):
         await ensure_idle(ctx, h)
+        await check_job_records(ctx, h, w)
         await ctx.move([w], "exposure")
         ctx.mark([w], "in")
     if due(w, "setup", PHASES):
@@ -70,6 +73,9 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         await h.wait({"READY"}, TIMING["load_s"], "load", fail={"ALARM", "IDLE"})
         ctx.mark([w], "loaded")
     if due(w, "start_exposure", PHASES):
+        await check_job_records(ctx, h, w)
+        await check_readback(h, {"dose": float(r.dose_mj_cm2), "focus": float(r.focus_um),
+                                 "develop_time": int(r.develop_s), "reticle": r.reticle})
         await send_start(ctx, h, "START_EXPOSURE", [w], "start_exposure",
                          record={"dose": r.dose_mj_cm2}, phase="start_exposure")
     if due(w, "exposed", PHASES):

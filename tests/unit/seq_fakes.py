@@ -49,7 +49,7 @@ def lot(lot_id: str, n: int, fl: Flow | None = None) -> Lot:
                                          for i in range(n)))
 
 
-class Crash(Exception):
+class Crash(BaseException):
     """The sequencer's PC dies here (raised through everything, like a power cut)."""
 
 
@@ -240,6 +240,10 @@ class FakeExposure(_ScpiFake):
     def set(self, name: str, value: Any) -> None:
         self._cmd("set", {"IDLE", "READY"}, lambda: self.settings.__setitem__(name, value))
 
+    def get(self, name: str) -> Any:
+        self._enter("get")
+        return self.settings.get(name)
+
     def start_exposure(self) -> None:
         self._cmd("start_exposure", {"READY"}, lambda: (self._job("EXPOSE"),
                                                          self._go("EXPOSING")))
@@ -286,6 +290,10 @@ class FakeEtcher(_ScpiFake):
             self.durations = {**type(self).durations, "ETCHING": float(etch_time),
                               "OVERETCH": etch_time * overetch / 100}
         self._cmd("apply_recipe", {"IDLE", "READY", "COMPLETE"}, go)
+
+    def get(self, name: str) -> Any:
+        self._enter("get")
+        return self.recipe.get(name)
 
     def start_etch(self) -> None:
         def go() -> None:

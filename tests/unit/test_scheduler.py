@@ -100,13 +100,38 @@ def test_queue_time_breach_before_etch_holds_the_wafer(tmp_path) -> None:
     assert ln.etcher.etched == ["L1-01"]
 
 
-def test_exposure_down_holds_its_remaining_work_and_the_rest_carries_on(tmp_path) -> None:
+def test_a_dead_lamp_holds_the_exposure_cell_and_its_work_waits_for_a_person(tmp_path) -> None:
+    """The lamp fails mid-exposure and stays dead: the wafer is ABORTED, the cell is held
+    (no wafer loaded, nothing cleared) until a person acknowledges; the lamp repaired and
+    the alarm acknowledged, the lot's other wafers go on."""
+    import time
+
+    from sequencer.daemon.history import record_ack
+    from sequencer.scheduler import Scheduler
+
     ln = line()
     ln.exposure.alarm_in["EXPOSING"] = "LAMP_FAIL"
     ln.exposure.sticky_alarm = True  # the lamp stays dead: ALARM never clears
-    rep = run(ln, [lot("L1", 3, flow(batch_size=3))], tmp_path)
+    journal = Journal(":memory:", now=ln.clock.now)
+    sched = Scheduler([lot("L1", 3, flow(batch_size=3))], ln.tools, ln.handling, journal,
+                      ln.clock, fast_config())
+
+    async def main():
+        task = asyncio.create_task(sched.run())
+        while "exposure" not in sched.holds.held:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert ln.exposure.calls.count("load") == 1 and "clear_alarms" not in ln.exposure.calls
+        assert [w.state for w in sched.wafers[1:]] == ["NEEDS_PROCESSING"] * 2
+        ln.exposure.sticky_alarm = False  # the lamp is replaced
+        alarm_id = sched.holds.held["exposure"].alarm_id
+        record_ack(journal.db, alarm_id, time.time(), "tech")
+        journal.clear_alarm(alarm_id)
+        return await task
+
+    rep = asyncio.run(main())
     states = {r.wafer_id: (r.state, r.reason) for r in rep.rows}
     assert states["L1-01"][0] == "ABORTED" and "LAMP_FAIL" in states["L1-01"][1]
-    assert states["L1-02"][0] == "STOPPED" and "exposure down" in states["L1-02"][1]
-    assert states["L1-03"][0] == "STOPPED"
-    assert ln.oven.starts == []  # nothing developed to cure
+    assert states["L1-02"][0] == states["L1-03"][0] == "PROCESSED"
+    assert ln.exposure.calls.count("clear_alarms") == 1
+    assert ln.oven.starts == [1]

@@ -9,6 +9,7 @@ import pytest
 
 from sequencer.journal import Journal
 from sequencer.scheduler import Scheduler
+from sequencer.steps import ToolHeld
 from sequencer.steps.cure import cure_batch
 from sequencer.steps.etch import etch_plan, etch_wafer
 from sequencer.steps.expose import expose_wafer
@@ -56,23 +57,28 @@ def test_expose_journals_intents_before_outcomes_and_the_result() -> None:
     assert sched.ctx.journal.results("L1-01")[0][1]["residual_um"] == 2.0
 
 
-def test_alarm_mid_exposure_aborts_the_wafer_and_leaves_the_tool_safe() -> None:
+def test_alarm_mid_exposure_aborts_the_wafer_leaves_the_tool_safe_and_holds_it() -> None:
     ln = line()
     ln.exposure.alarm_in["EXPOSING"] = "DOOR_OPEN"
     sched = setup(ln)
-    assert expose(sched) is False
+    with pytest.raises(ToolHeld) as held:
+        expose(sched)
+    assert held.value.alarms == ("DOOR_OPEN",)
     w = sched.wafers[0]
     assert w.state == "ABORTED" and "DOOR_OPEN" in w.data.reason
     assert ln.exposure.calls.count("unload") == 1 and ln.exposure._state == "IDLE"
     assert w.data.location == "stocker"
-    assert [a.kind for a in sched.ctx.alarms.raised] == ["TOOL_ALARM"]
+    assert "clear_alarms" not in ln.exposure.calls, "only a person's acknowledgement clears"
+    safe = [c for c in sched.ctx.journal.commands("exposure") if c.command == "MAKE_SAFE"]
+    assert [c.outcome for c in safe] == ["OK"] and safe[0].args["fate"] == "abort"
 
 
 def test_alarm_while_loading_holds_the_unexposed_wafer() -> None:
     ln = line()
     ln.exposure.alarm_in["LOADING"] = "VACUUM_LOSS"
     sched = setup(ln)
-    assert expose(sched) is False
+    with pytest.raises(ToolHeld):
+        expose(sched)
     w = sched.wafers[0]
     assert w.state == "STOPPED" and "VACUUM_LOSS" in w.data.reason
     assert ln.exposure.counts == {}
@@ -101,10 +107,13 @@ def test_alarm_mid_etch_aborts_the_wafer_and_unloads_it() -> None:
     ln.etcher.alarm_in["ETCHING"] = "RF_REFLECTED"
     sched = setup(ln)
     cured(sched, ln)
-    assert etch(sched) is False
+    with pytest.raises(ToolHeld) as held:
+        etch(sched)
+    assert held.value.alarms == ("RF_REFLECTED",)
     w = sched.wafers[0]
     assert w.state == "ABORTED" and "RF_REFLECTED" in w.data.reason
     assert ln.etcher.calls.count("unload") == 1 and w.data.location == "stocker"
+    assert "clear_alarms" not in ln.etcher.calls
 
 
 def test_comms_loss_after_etch_start_follows_the_job_without_resending() -> None:
@@ -191,14 +200,16 @@ def test_batch_number_is_above_anything_the_oven_reported() -> None:
     assert ln.oven.starts == [42]
 
 
-def test_cure_aborted_holds_the_batch_acks_and_unloads() -> None:
+def test_cure_aborted_holds_the_batch_unloads_and_holds_the_oven_unacknowledged() -> None:
     ln = line()
     ln.oven.abort_at = 0.5
     sched = setup(ln, 2)
-    assert _cure(sched, ln) == []
+    with pytest.raises(ToolHeld) as held:
+        _cure(sched, ln)
+    assert held.value.tool == "oven" and held.value.alarms == ("OVER_TEMPERATURE",)
     assert all(w.state == "STOPPED" and "cure batch 1 failed" in w.data.reason
                for w in sched.wafers)
-    assert "ack_alarms" in ln.oven.calls and ln.oven.alarm_word == ()
+    assert "ack_alarms" not in ln.oven.calls and ln.oven.alarm_word == ("OVER_TEMPERATURE",)
     assert all(w.data.location == "stocker" and not w.data.cured for w in sched.wafers)
     assert [a.kind for a in sched.ctx.alarms.raised] == ["CURE_FAILED"]
 
