@@ -174,15 +174,36 @@ def _control(line: SimLine, op: str, *args: Any) -> None:
         client.close()
 
 
+def _ack_open_holds(line: SimLine, db: Path, acked: set[int]) -> None:
+    """A technician acknowledges each open TOOL_HELD alarm of the etcher in the journal
+    (``viaform alarms --ack ID``, no daemon: written into the journal file)."""
+    for aid in crash_checks.open_holds(db, "etcher"):
+        if aid not in acked:
+            acked.add(aid)
+            cmd = [_viaform(), "alarms", "--ack", str(aid), "--config", str(line.tools),
+                   "--db", str(db), "--daemon", "none"]
+            r = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                               cwd=REPO, env=crash_checks.base_env(), timeout=30, check=False)
+            if r.returncode:
+                print(f"viaform alarms --ack {aid} failed ({r.returncode})"
+                      f"{crash_checks.tail(r.stderr)}")
+
+
 @contextmanager
-def _rf_trip(line: SimLine, wafer: str) -> Iterator[None]:
-    """While inside: trip the etcher with ``rf_reflected`` once ``wafer`` is ETCHING, and
-    clear the fault (the match network fixed) once the etcher is in ALARM."""
+def _rf_trip(line: SimLine, wafer: str, db: Path) -> Iterator[None]:
+    """While inside: trip the etcher with ``rf_reflected`` once ``wafer`` is ETCHING, clear
+    the fault (the match network fixed) once the etcher is in ALARM, then acknowledge the
+    hold viaform raises for it, as the technician would."""
     stop = threading.Event()
 
     def watch() -> None:
-        injected = False
+        injected = cleared = False
+        acked: set[int] = set()
         while not stop.is_set():
+            if cleared:
+                _ack_open_holds(line, db, acked)
+                time.sleep(0.05)
+                continue
             try:
                 st = crash_checks.scpi(line.endpoints, "etcher", "SYST:STAT?;:WAF:ID?")
             except OSError:
@@ -194,7 +215,7 @@ def _rf_trip(line: SimLine, wafer: str) -> Iterator[None]:
                 injected = True
             elif injected and state == "ALARM":
                 _control(line, "clear", "etcher", "rf_reflected")
-                return
+                cleared = True
             time.sleep(0.0005)
 
     thread = threading.Thread(target=watch, name="rf-trip", daemon=True)
@@ -238,9 +259,9 @@ class Campaign:
         return lot_id, wafers, _write_lot(self.folder, lot_id, wafers), self.folder / f"p{p}.db"
 
     @contextmanager
-    def _variant(self, variant: str, wafers: list[str]) -> Iterator[None]:
+    def _variant(self, variant: str, wafers: list[str], db: Path) -> Iterator[None]:
         if variant == "fault":
-            with _rf_trip(self.line, wafers[0]):
+            with _rf_trip(self.line, wafers[0], db):
                 yield
         else:
             yield
@@ -249,7 +270,7 @@ class Campaign:
         """The lot run once to its end, with every journal write listed."""
         _, wafers, lot, db = self.lot(variant)
         log = self.folder / f"writes-{variant}.tsv"
-        with self._variant(variant, wafers):
+        with self._variant(variant, wafers, db):
             code, err = self.run(lot, db, f"dry-{variant}", {"VIAFORM_CRASH_LOG": str(log)})
         if variant == "fault":
             self.technician_clears()
@@ -265,7 +286,7 @@ class Campaign:
         lot_id, wafers, lot, db = self.lot(point.variant)
         tag = f"p{self.serial}"
         result = Outcome(point)
-        with self._variant(point.variant, wafers):
+        with self._variant(point.variant, wafers, db):
             code, err = self.run(lot, db, f"{tag}-crash", {"VIAFORM_CRASH_AT": str(point.n)})
             if code != CRASH_EXIT_CODE:
                 result.problems.append(f"the run did not crash at write {point.n} "
@@ -314,6 +335,8 @@ def choose(dry: dict[str, list[Point]], count: int, seed: int) -> list[Point]:
     chosen: list[Point] = []
     for k, pts in strata.items():
         n = share[k]
+        if n == 0:
+            continue
         # split the stratum into n consecutive chunks and take one write from each at random
         bounds = [round(i * len(pts) / n) for i in range(n + 1)]
         chosen += [pts[rng.randrange(lo, hi)] for lo, hi in zip(bounds, bounds[1:], strict=False)

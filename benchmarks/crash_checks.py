@@ -83,6 +83,19 @@ def _journal(db: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]
     return {w: (st, json.loads(d or "{}")) for w, st, d in rows}, alarmed
 
 
+def open_holds(db: Path, tool: str) -> list[int]:
+    """Ids of the journal's unacknowledged TOOL_HELD alarms of ``tool``."""
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0) as con:
+            return [i for (i,) in con.execute(
+                "SELECT id FROM alarms WHERE tool=? AND kind='TOOL_HELD' AND cleared_t IS NULL "
+                "ORDER BY id", (tool,)).fetchall()]
+    except sqlite3.OperationalError:  # the schema is not written yet
+        return []
+
+
 def _first(history: list[dict[str, Any]], tool: str, *words: str) -> float | None:
     for h in history:
         if h["tool"] == tool and all(w in h["event"] for w in words):
