@@ -61,6 +61,7 @@ async def read_before(h: ToolHandle, command: str, wafer_ids: list[str]) -> dict
         return {"tool_batch": int(await h.q("batch_no"))}
     before: dict[str, Any] = {"boot": await h.q("boot_id"),
                               "job_no": _job_no(await h.q("last_job"))}
+    h.boot = before["boot"]  # a later failure compares with it: did the tool reboot?
     if command in ("START_EXPOSURE", "START_ETCH"):
         before["count"] = int(await h.q("job_count", wafer_ids[0]))
     return before

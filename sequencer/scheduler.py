@@ -52,6 +52,10 @@ CURRENT_TOOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("viafo
                                                                          default=None)
 
 
+class _NoWork(Exception):
+    """A held tool in a run that no work can reach any more: its worker ends."""
+
+
 class Stopping(Exception):  # noqa: N818 - a request, not an error
     """A graceful stop interrupts a step here: no command is in flight, the phase is
     journaled; the step resumes from there at the next start."""
@@ -265,8 +269,23 @@ class Scheduler(BatchPolicy):
         self.holds.hold(tool, exc.alarms, exc.reason, lot_id=ws[0].lot_id if ws else None,
                         wafer_ids=[w.wafer_id for w in ws])
         self.changed.set()
-        await self.holds.wait_release(tool, self._check_stop)
+        try:
+            await self.holds.wait_release(tool, lambda: self._check_held(tool))
+        except _NoWork:
+            log.warning("run ends with the tool still held: no work left for it", tool=tool)
         self.changed.set()
+
+    def _check_held(self, tool: str) -> None:
+        """While ``tool`` is held: a stop ends the wait; so, in a run (not serving), does
+        having no work left that could ever reach the tool (the hold stays journaled)."""
+        self._check_stop()
+        if self.serve_mode:
+            return
+        left = {"exposure": lambda: self._next_exposure() is not None,
+                "oven": lambda: bool(self._waiting_for_cure()) or not self.exposure_done,
+                "etcher": lambda: self._next_etch() is not None or not self.oven_done}
+        if not left[tool]():
+            raise _NoWork(tool)
 
     async def _resume_safe(self, tool: str) -> None:
         """Finish any make-safe on ``tool`` that a kill interrupted, before new work."""

@@ -90,6 +90,13 @@ TABLE: dict[str, dict[str, ToolAlarmSpec]] = {
     },
 }
 
+#: held by viaform itself, whatever the tool: a reboot mid-step, a step that failed unexpectedly
+for _tool in TABLE.values():
+    _tool["REBOOTED"] = ToolAlarmSpec(S, "power cycle mid-step: state and job records lost",
+                                      "take the wafer off by hand; check the tool")
+    _tool["STEP_FAILED"] = ToolAlarmSpec(S, "a step ended on an error no rule expected",
+                                         "read the reason and the log; check the tool")
+
 _UNKNOWN = ToolAlarmSpec(S, "not in the manual's table", "ask the tool's engineer")
 
 

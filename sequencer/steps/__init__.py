@@ -129,6 +129,7 @@ class ToolHandle:
         self.comms = "OK"
         self.current_lot: str | None = None
         self.busy_s = 0.0
+        self.boot: Any = None  # SYSTem:BOOT? as last read before a journaled command
         self.on_comms: list[Callable[[ToolHandle, str], None]] = []
 
     @property

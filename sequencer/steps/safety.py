@@ -107,6 +107,22 @@ async def _unload(ctx: StepContext, h: ToolHandle, w: Substrate) -> None:
             await ctx.clock.sleep(max(h.poll_s, 1.0))
 
 
+async def rebooted(h: ToolHandle) -> str | None:
+    """Why the tool's records cannot be trusted since the step's last command (its boot
+    id changed: a power cycle), or None."""
+    if h.boot is None:
+        return None
+    try:
+        boot = await h.q("boot_id")
+    except (ToolError, ToolDown):
+        return None
+    if boot == h.boot:
+        return None
+    was, h.boot = h.boot, boot
+    return f"the {h.name} rebooted mid-step (boot {was} → {boot}): its state and job records " \
+           f"were lost"
+
+
 async def fail_wafer(ctx: StepContext, h: ToolHandle, w: Substrate, exc: Exception, *,
                      step: str, label: str, begun: bool, active: set[str],
                      unloadable: set[str], unload_s: float) -> None:
@@ -118,6 +134,12 @@ async def fail_wafer(ctx: StepContext, h: ToolHandle, w: Substrate, exc: Excepti
     other reasons read ``"<label>: <what happened>"``. A ToolAlarm (the tool went to
     ALARM on its own) ends in ToolHeld once the tool is safe.
     """
+    if w.data.location == h.name and (why := await rebooted(h)):
+        # the tool forgot the wafer: nothing is sent to it; a person takes the wafer off
+        apply_fate(w, "hold", f"held for disposition: {why}; {w.wafer_id} is still on it")
+        ctx.end([w], step, h.name, ok=False)
+        raise ToolHeld(h.name, ("REBOOTED",), f"{why}; take wafer {w.wafer_id} off the "
+                                              f"{h.name} by hand, then acknowledge")
     fate = exc.fate if isinstance(exc, StepFailed) else ("abort" if begun else "hold")
     reason = exc.reason if isinstance(exc, StepFailed) else f"{label}: {exc}"
     held = tuple(exc.alarms) if isinstance(exc, ToolAlarm) else None

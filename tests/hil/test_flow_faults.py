@@ -34,6 +34,7 @@ from .flowkit import (
     world_snapshot,
     write_lot,
 )
+from .holdkit import ack, wait_held
 
 SCALE = 3000.0
 RUN_TIMEOUT_S = 60.0
@@ -84,9 +85,10 @@ def _report(run: InProcessRun, db: Path, wafers: list[str]) -> tuple[RunReport, 
 
 @pytest.mark.timeout(90)
 def test_lamp_failure_mid_exposure(tmp_path: Path) -> None:
-    """The lamp fails while F02 is exposed and stays failed: F02 ABORTED (its exposure
-    began), the cell left safe (shutter closed, job aborted, F02 unloaded to the stocker);
-    F03 cannot be exposed (exposure down): held; F01, already developed, carries on."""
+    """The lamp fails while F02 is exposed: F02 ABORTED (its exposure began), the cell left
+    safe (shutter closed, job aborted, F02 unloaded to the stocker) and HELD: F03 is not
+    loaded and the cell's alarm is not cleared until a person acknowledges it (after the
+    lamp is replaced); then F03 goes on. F01, already developed, carries on meanwhile."""
     with SimThread(time_scale=SCALE, seed=11) as sims:
         # at this time scale F02's exposure lasts ~10 ms of wall time: the lamp fails from
         # inside the simulator, right after the start of F02's exposure is accepted, so a
@@ -103,18 +105,24 @@ def test_lamp_failure_mid_exposure(tmp_path: Path) -> None:
 
         sims.call(setattr, cell, "execute", execute)
         run, db = _start(tmp_path, sims, "LAMP-1")
-        _, states = _report(run, db, WAFERS)
-        world = world_snapshot(sims)
+        alarm_id, text = wait_held(db, "exposure", RUN_TIMEOUT_S, done=run.done)
+        assert "LAMP_FAIL" in text and "process" in text
+        time.sleep(0.5)  # ~25 min of tool time: F03 would have been loaded by now
         assert not sims.tools["exposure"].shutter_open
         assert scpi(sims, "exposure", "WAF:ID?") == "NONE"
         assert scpi(sims, "exposure", "JOB:LAST?").startswith(tuple(
             f"{n},F02,EXPOSE,ABORTED" for n in range(1, 10)))
-    assert states["F01"] == ("PROCESSED", "")
+        assert scpi(sims, "exposure", "JOB:COUN? F03") == "0", "F03 went into a held cell"
+        assert "LAMP_FAIL" in scpi(sims, "exposure", "ALAR?"), "cleared without a person"
+        _clear(sims, "exposure", "lamp_fail")  # the lamp is replaced
+        assert "acknowledged" in ack(db, alarm_id)
+        _, states = _report(run, db, WAFERS)
+        world = world_snapshot(sims)
+    assert states["F01"] == states["F03"] == ("PROCESSED", "")
     assert states["F02"][0] == "ABORTED" and "LAMP_FAIL" in states["F02"][1], states["F02"]
-    assert states["F03"][0] == "STOPPED" and "exposure down" in states["F03"][1], states["F03"]
-    assert_world_sound(world, WAFERS, processed=["F01"])
+    assert_world_sound(world, WAFERS, processed=["F01", "F03"])
     assert world["wafers"]["F02"]["cure_batches"] == []
-    assert world["wafers"]["F03"]["exposures"] == 0
+    assert world["wafers"]["F03"]["exposures"] == 1
 
 
 @pytest.mark.timeout(90)
@@ -160,7 +168,9 @@ def test_o2_purge_failure(tmp_path: Path) -> None:
 @pytest.mark.timeout(90)
 def test_rf_reflected_mid_etch(tmp_path: Path) -> None:
     """Reflected power trips the etcher while F02 is etched (RF off, job aborted): F02
-    ABORTED with the alarm; the etcher left safe (F02 vented out); F03 carries on."""
+    ABORTED with the alarm; the etcher left safe (F02 vented out) and HELD: F03 is not
+    loaded into it, and its RF_REFLECTED stays latched, until a person acknowledges the
+    alarm; then the clear is sent and F03 is etched."""
     with SimThread(time_scale=SCALE, seed=14) as sims:
         run, db = _start(tmp_path, sims, "RF-1")
         wait_for(lambda: _on(sims, "etcher", "F02", "ETCHING") or run.done(),
@@ -169,9 +179,17 @@ def test_rf_reflected_mid_etch(tmp_path: Path) -> None:
         wait_for(lambda: tool_state(sims, "etcher") == "ALARM" or run.done(),
                  RUN_TIMEOUT_S, "the etcher's RF_REFLECTED alarm")
         _clear(sims, "etcher", "rf_reflected")  # the match network is fixed
+        alarm_id, text = wait_held(db, "etcher", RUN_TIMEOUT_S, done=run.done)
+        assert "RF_REFLECTED" in text and "safety" in text
+        time.sleep(0.5)
+        assert scpi(sims, "etcher", "JOB:COUN? F03") == "0", "F03 went into a held etcher"
+        assert scpi(sims, "etcher", "WAF:ID?") == "NONE"
+        assert "RF_REFLECTED" in scpi(sims, "etcher", "ALAR?"), "cleared without a person"
+        ack(db, alarm_id)
         _, states = _report(run, db, WAFERS)
         world = world_snapshot(sims)
         _etcher_safe(sims)
+        assert scpi(sims, "etcher", "ALAR?") == "NONE"
     assert states["F01"] == states["F03"] == ("PROCESSED", "")
     assert states["F02"][0] == "ABORTED" and "RF_REFLECTED" in states["F02"][1], states["F02"]
     assert_world_sound(world, WAFERS, processed=["F01", "F03"])
