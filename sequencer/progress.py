@@ -87,7 +87,8 @@ class ProgressState:
             self.jobs[ev.lot_id] = str(ev.data.get("dst"))
             return f"{elapsed} lot      {ev.lot_id} {ev.data.get('dst')}"
         elif ev.kind == "alarm":
-            line = f"{ev.tool}: {ev.data.get('kind')}: {ev.data.get('text')}"
+            line = (f"#{ev.data.get('id')} {ev.tool}: {ev.data.get('kind')}: "
+                    f"{ev.data.get('text')}")
             self.alarms.append(line)
             return f"{elapsed} ALARM    {line}"
         elif ev.kind == "tool" and ev.tool:

@@ -134,6 +134,9 @@ async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> 
             batch = live[0].data.cure_batch if live else "?"
             reason = exc.reason if isinstance(exc, StepFailed) else \
                 f"held for disposition: cure batch {batch} failed: {exc}"
+            lost = await _program_lost(ctx, exc, batch)
+            if lost:
+                reason = f"held for disposition: {lost}"
             if watch.summary():
                 reason += f"; before it, {watch.summary()}"
             ctx.alarms.raise_("oven", "CURE_FAILED", reason, lot_id=wafers[0].lot_id,
@@ -142,6 +145,8 @@ async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> 
             for w in live:
                 apply_fate(w, "hold", reason)
             ctx.end(live, "cure", "oven", ok=False)
+            if lost:
+                raise ToolHeld("oven", ("REBOOTED",), f"{lost}; its wafers are held") from exc
             seen = (*watch.seen_alarms(), *getattr(exc, "alarms", ()))  # ToolAlarm's too
             await _hold_if_alarmed(ctx, tuple(dict.fromkeys(seen)),
                                    f"after cure batch {batch} failed (its wafers are held)")
@@ -158,6 +163,21 @@ async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> 
                                f"after the excursion of cure batch "
                                f"{excursion[0].data.cure_batch} (its wafers are held)")
     return done
+
+
+async def _program_lost(ctx: StepContext, exc: Exception, batch: Any) -> str | None:
+    """Why the oven forgot the batch (IDLE mid-program with another batch number: a
+    power cycle resets it to 0), or None."""
+    if not isinstance(exc, ToolAlarm) or exc.state != "IDLE":
+        return None
+    try:
+        seen = int(await ctx.tools["oven"].q("batch_no"))
+    except (ToolError, ToolDown):
+        return None
+    if seen == batch:
+        return None
+    return (f"the oven lost cure batch {batch} mid-program (it reports IDLE, batch {seen}: "
+            f"a power cycle?)")
 
 
 async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: Any) -> None:

@@ -22,12 +22,12 @@ def test_plain_display_prints_steps_alarms_and_final_states() -> None:
         display.on_event(Event("step_start", 0.0, "L1", "W1", "exposure", "expose"))
         display.on_event(Event("step_end", 155.0, "L1", "W1", "exposure", "expose", {"ok": True}))
         display.on_event(Event("alarm", 200.0, "L1", None, "etcher", None,
-                               {"kind": "RF_REFLECTED", "text": "reflected power"}))
+                               {"id": 12, "kind": "RF_REFLECTED", "text": "reflected power"}))
         display.on_event(Event("wafer", 300.0, "L1", "W2", None, None,
                                {"src": "IN_PROCESS", "dst": "ABORTED", "reason": "RF fault"}))
     lines = out.getvalue().splitlines()
     assert any("exposure expose W1 ok" in line for line in lines)
-    assert any("ALARM    etcher: RF_REFLECTED: reflected power" in line for line in lines)
+    assert any("ALARM    #12 etcher: RF_REFLECTED: reflected power" in line for line in lines)
     assert any("wafer    W2 ABORTED: RF fault" in line for line in lines)
     assert display.state.wafers == {"W1": "exposed", "W2": "ABORTED"}
 
