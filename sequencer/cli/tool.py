@@ -30,7 +30,9 @@ Every failure is one readable line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import getpass
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -43,6 +45,7 @@ import typer.core
 
 from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
 from sequencer.config import TOOLS, ConfigError, load_tools
+from sequencer.manual_record import record_manual
 from sequencer.ownership import ClaimError, LineOwned, manual_claim
 
 from .client import Client, DaemonOpt, call, connect
@@ -190,6 +193,9 @@ def owned(tool: str, config: Path | None, action: str) -> Iterator[None]:
         fail(f"{tool}: {exc}; nothing was sent", EXIT_TOOL)
     with claim:
         yield
+    warning = record_manual(cfg.journal, cfg.time_scale, tool, action, _who())
+    if warning:
+        typer.echo(f"{tool}: {warning}", err=True)
 
 
 @contextmanager
@@ -356,6 +362,13 @@ def _register(tool: str) -> None:
             typer.echo(f"  {state:<17} {seconds:10.1f} s")
 
     app.add_typer(sub, name=tool)
+
+
+def _who() -> str:
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except Exception:  # no user name on this system
+        return "unknown"
 
 
 def _held(tool: str, config: Path | None, action: str) -> Any:

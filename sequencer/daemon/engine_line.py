@@ -24,6 +24,7 @@ from sequencer.alarms import Event
 from sequencer.config import TOOLS, ToolsConfig
 from sequencer.recipes import Lot
 from sequencer.substrate import Substrate
+from sequencer.tool_alarms import describe, holding
 
 from .engine import Engine
 from .history import History, LotRow, record_ack
@@ -48,6 +49,20 @@ from .serving import Refused, Unknown
 _DATA_KEYS = ("dose", "depth_um", "residual_um", "residual_after_cure_um", "cure_batch",
               "time_at_temp_s", "etch_time_s", "removed_um", "open", "developed", "cured",
               "etched", "phase", "cure_excursion")
+
+
+def _held(sched: Any, tool: str, alarms: tuple[str, ...]) -> dict[str, Any]:
+    """``held``/``held_reason`` of a tool view: held by the scheduler, or idle with an alarm
+    latched that will hold it at its next step (shown now, named)."""
+    hold = sched.holds.held.get(tool)
+    if hold is not None:
+        return {"held": True, "held_reason": f"{hold.reason} (acknowledge alarm "
+                                             f"{hold.alarm_id} once the cause is gone)"}
+    latched = holding(tool, alarms)
+    if latched:
+        return {"held": True, "held_reason": f"the {tool} reports {describe(tool, latched)}: "
+                                             f"held at its next step until acknowledged"}
+    return {"held": False, "held_reason": None}
 
 
 class EngineLine:
@@ -253,7 +268,7 @@ class EngineLine:
                         wafer_id=first.wafer_id if first else None,
                         step=step.step if step else None, engineering=tool in sched.taken,
                         take_pending=tool in sched.take_pending, taken_by=taken_by,
-                        alarms=list(h.last_alarms))
+                        alarms=list(h.last_alarms), **_held(sched, tool, h.last_alarms))
 
     def tool_busy(self, tool: str) -> bool:
         self._handle(tool)

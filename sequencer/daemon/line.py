@@ -131,6 +131,9 @@ class ToolView(BaseModel):
     take_pending: bool = Field(False, description="taken, effective when the step ends")
     taken_by: str | None = None
     alarms: list[str] = Field(default_factory=list, description="the tool's own alarm names")
+    held: bool = Field(False, description="held for a person: a tool alarm (or a latched one "
+                                          "on an idle tool) waits for an acknowledgement")
+    held_reason: str | None = Field(None, description="why, and what a person must do")
     e10: E10View | None = None
 
 

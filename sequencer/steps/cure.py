@@ -15,6 +15,7 @@ from typing import Any
 
 from drivers.errors import ToolError
 
+from ..manual_record import manual_note
 from ..protocols import state_name
 from ..substrate import Substrate
 from ..tool_alarms import describe, holding
@@ -137,6 +138,8 @@ async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> 
             lost = await _program_lost(ctx, exc, batch)
             if lost:
                 reason = f"held for disposition: {lost}"
+            reason += manual_note(ctx.journal, "oven", [w.wafer_id for w in live],
+                                  ctx.clock.time_scale)
             if watch.summary():
                 reason += f"; before it, {watch.summary()}"
             ctx.alarms.raise_("oven", "CURE_FAILED", reason, lot_id=wafers[0].lot_id,

@@ -17,6 +17,7 @@ from typing import Any
 
 from drivers.errors import InterlockError, ToolError
 
+from ..manual_record import manual_note
 from ..substrate import Substrate
 from ..tool_alarms import describe, holding
 from . import (
@@ -142,6 +143,7 @@ async def fail_wafer(ctx: StepContext, h: ToolHandle, w: Substrate, exc: Excepti
                                               f"{h.name} by hand, then acknowledge")
     fate = exc.fate if isinstance(exc, StepFailed) else ("abort" if begun else "hold")
     reason = exc.reason if isinstance(exc, StepFailed) else f"{label}: {exc}"
+    reason += manual_note(ctx.journal, h.name, [w.wafer_id], ctx.clock.time_scale)
     held = tuple(exc.alarms) if isinstance(exc, ToolAlarm) else None
     args: dict[str, Any] = {"fate": fate, "reason": reason, "step": step,
                             "alarms": list(held) if held is not None else None}

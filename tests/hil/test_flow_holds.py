@@ -17,6 +17,7 @@ from simulators.runner import SimThread
 
 from .flowkit import (
     InProcessRun,
+    SeqProcess,
     assert_accounted,
     commands_for,
     rows_by_wafer,
@@ -25,6 +26,7 @@ from .flowkit import (
     wait_for,
     world_snapshot,
     write_lot,
+    write_tools_yaml,
 )
 from .holdkit import ack, active_holds, wait_held
 
@@ -166,3 +168,34 @@ def test_a_lot_rerun_on_a_fresh_journal_is_held_not_processed_again(tmp_path: Pa
         assert [scpi(sims, "etcher", f"JOB:COUN? {w}") for w in ("T01", "T02")] == ["1"] * 2
         world = world_snapshot(sims)
     assert all(world["wafers"][w]["exposures"] == 1 for w in ("T01", "T02"))
+
+
+@pytest.mark.timeout(150)
+def test_a_manual_reset_between_runs_is_named_in_the_batchs_reason(tmp_path: Path) -> None:
+    """The run dies mid-cure; with no owner left, a technician resets the oven (its ABORT
+    cuts the batch). The rerun holds the batch, and the reason names who reset the oven."""
+    from typer.testing import CliRunner
+
+    from sequencer.cli import app
+
+    with SimThread(time_scale=SCALE, seed=26) as sims:
+        lot = write_lot(tmp_path, "RESET-1", "FLOW-A", WAFERS)
+        db = tmp_path / "journal.db"
+        tools = write_tools_yaml(tmp_path / "tools.yaml", sims, db)
+        with SeqProcess([lot], tools, db, "first") as first:
+            wait_for(lambda: (tool_state(sims, "oven") == "RUNNING"
+                              and sims.tools["oven"].segment == 1) or not first.alive(),
+                     TIMEOUT_S, "the oven at its 320 °C segment")
+            first.kill()
+        reset = CliRunner().invoke(app, ["tool", "--daemon", "none", "oven", "reset",
+                                         "--config", str(tools)], env={"USER": "bob"})
+        assert reset.exit_code == 0, reset.output
+        assert tool_state(sims, "oven") == "ABORTED"
+        with SeqProcess([lot], tools, db, "rerun") as rerun:
+            rerun.result(TIMEOUT_S)
+        world = world_snapshot(sims)
+    states = assert_accounted(db, WAFERS)
+    for w in WAFERS:
+        assert states[w][0] == "STOPPED", states[w]
+        assert "viaform tool oven reset by bob" in states[w][1], states[w]
+        assert world["wafers"][w]["etches"] == 0
