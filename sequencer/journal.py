@@ -312,6 +312,20 @@ class Journal:
             who = None
         return str(who[0]) if who else "someone"
 
+    def acked_uncleared(self, tool: str, kind: str) -> int | None:
+        """The newest alarm of ``kind`` on ``tool`` that a person acknowledged but whose
+        tool clear (a CLEAR_ALARMS command naming it) was never sent: e.g. acknowledged
+        after the run that held the tool had ended."""
+        row = self._x("SELECT id FROM alarms WHERE tool=? AND kind=? ORDER BY id DESC "
+                      "LIMIT 1", (tool, kind)).fetchone()
+        if row is None or self.alarm_acked(int(row[0])) is None:
+            return None
+        aid = int(row[0])
+        for c in self.commands(tool):
+            if c.command == "CLEAR_ALARMS" and c.args.get("alarm_id") == aid:
+                return None
+        return aid
+
     def active_alarm(self, tool: str, kind: str) -> tuple[int, str] | None:
         """The newest unacknowledged alarm of ``kind`` on ``tool``: (id, text)."""
         row = self._x("SELECT id, text FROM alarms WHERE tool=? AND kind=? AND cleared_t IS "

@@ -281,6 +281,9 @@ class Scheduler(BatchPolicy):
         self._check_stop()
         if self.serve_mode:
             return
+        step = {"exposure": "expose", "oven": "cure", "etcher": "etch"}[tool]
+        if any(w.data.step == step and not w.final for w in self.wafers):
+            return  # a step begun on the tool waits for it
         left = {"exposure": lambda: self._next_exposure() is not None,
                 "oven": lambda: bool(self._waiting_for_cure()) or not self.exposure_done,
                 "etcher": lambda: self._next_etch() is not None or not self.oven_done}
@@ -375,6 +378,10 @@ class Scheduler(BatchPolicy):
             done = await self._guarded("oven", ws, lambda: cure_batch(self.ctx, ws, recipe), [])
         finally:
             self.oven_busy = None
+        for w in ws:  # held before any went in (the oven was held): back to waiting
+            if not w.final and w.data.step == "cure" and not w.data.phase:
+                w.data.step = ""
+                self.ctx.save(w)
         self.ctx.tools["oven"].busy_s += self.clock.now() - t0
         self.batches.append((ws[0].data.cure_batch, [w.wafer_id for w in ws]))
         self._emit(Event("batch", self.clock.now(), tool="oven",

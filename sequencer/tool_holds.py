@@ -7,7 +7,8 @@ A step that meets a tool alarm of the safety or process class (``tool_alarms``) 
    the tool UNSCHEDULED_DOWN while it is unacknowledged), naming the tool's alarms, what
    a technician does, and the command that acknowledges it. A restart that finds the
    tool still alarmed reuses the journal's unacknowledged alarm instead of raising a
-   second one;
+   second one (and one acknowledged after the run that held the tool had ended counts
+   as acknowledged: the clear is sent at once);
 2. the tool's worker waits (no new work on it) until a person acknowledges that alarm:
    ``viaform alarms --ack ID`` through the daemon, or, under ``viaform run``, the same
    command writing the acknowledgement into the journal file, which is polled here;
@@ -60,12 +61,19 @@ class ToolHolds:
         """Hold ``tool``: one alarm for a person (reused if the journal has one open)."""
         names = tuple(alarms)
         existing = self.ctx.journal.active_alarm(tool, KIND)
+        acked = self.ctx.journal.acked_uncleared(tool, KIND) if tool not in self.held \
+            else None
         if existing is not None and tool not in self.held:
             alarm_id = existing[0]
             log.warning("tool still held", tool=tool, alarm_id=alarm_id, alarms=names)
+        elif acked is not None:  # acknowledged while no run held it: clear it now
+            alarm_id = acked
+            log.info("tool held; its alarm was acknowledged already", tool=tool,
+                     alarm_id=alarm_id)
         else:
-            text = (f"{tool} held: {describe(tool, names)}. {reason}. When the cause is "
-                    f"gone, acknowledge this alarm (viaform alarms --ack ID)")
+            how = "" if "acknowledge" in reason else \
+                ". When the cause is gone, acknowledge this alarm (viaform alarms --ack ID)"
+            text = f"{tool} held: {describe(tool, names)}. {reason}{how}"
             alarm_id = self.ctx.alarms.raise_(tool, KIND, text, lot_id=lot_id,
                                               wafer_ids=wafer_ids).id
         hold = Hold(tool, names, alarm_id, reason)
@@ -79,10 +87,10 @@ class ToolHolds:
         """Until a person acknowledged the hold's alarm and the tool then cleared.
         ``check`` is called at every look (a graceful stop raises from it)."""
         while True:
-            check()
             hold = self.held[tool]
             who = self.ctx.journal.alarm_acked(hold.alarm_id)
             if who is None:
+                check()
                 await asyncio.sleep(ACK_POLL_WALL_S)
                 continue
             why = await self._clear(hold, who)

@@ -189,12 +189,19 @@ def test_heater_stuck_on_trips_high_limit_latch_stays_for_a_person(
         etch_counts = {w: scpi(sims, "etcher", f"JOB:COUNt? {w}") for w in WAFERS}
         time.sleep(0.5)  # ~25 min of tool time held: still nobody may clear it
         assert _oven_latch(sims)[0] is True
+        report = run.report(RUN_TIMEOUT_S)  # the held oven has no work left: the run ends
+        assert _oven_latch(sims)[0] is True, "the run cleared the latch on its way out"
         _ack_as_person(db, alarm_id)  # a person has seen to the heater
-        report = run.report(RUN_TIMEOUT_S)
+        # the next run on this journal finds the oven held, acknowledged: it sends ACK
+        # ALARMS (the cause is gone) and cures its own batch
+        more = ["X11", "X12"]
+        lot2 = write_lot(tmp_path, "HOT-2", "FLOW-A", more)
+        report2 = InProcessRun(sims, [lot2], db).report(RUN_TIMEOUT_S)
         after_ack = _oven_latch(sims)
         world = world_snapshot(sims)
     # only after the person's acknowledgement does viaform send ACK ALARMS (cause gone)
     assert after_ack == (False, 0), after_ack
+    assert set(rows_by_wafer(report2).values()) == {("PROCESSED", "")}, rows_by_wafer(report2)
     states = rows_by_wafer(report)
     for w in WAFERS:
         state, reason = states[w]

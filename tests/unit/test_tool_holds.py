@@ -83,7 +83,7 @@ def test_a_tool_whose_cause_is_still_there_stays_held_with_the_tools_reason() ->
     ln.etcher.alarm_in["ETCHING"] = "RF_REFLECTED"
     ln.etcher.sticky_alarm = True  # the clear does not take: the cause is not gone
     journal = Journal(":memory:", now=ln.clock.now)
-    sched = _sched(ln, 1, journal)
+    sched = _sched(ln, 2, journal)  # the second wafer waits for the etcher
 
     async def main() -> None:
         run = asyncio.create_task(sched.run())
