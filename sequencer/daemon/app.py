@@ -307,7 +307,7 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
             raise HttpError(409, text)
         entry = audit.begin(who.name, role_of(who), tool, body.command, body.args)
         try:
-            reply = await line.manual(tool, body.command, body.args)
+            reply = await line.manual(tool, body.command, body.args, who.name)
         except BaseException as exc:
             outcome = ("refused" if isinstance(exc, ToolBusy) else
                        "rejected" if isinstance(exc, ToolRejected) else "error")

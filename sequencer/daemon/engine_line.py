@@ -22,6 +22,7 @@ from typing import Any
 
 from sequencer.alarms import Event
 from sequencer.config import TOOLS, ToolsConfig
+from sequencer.manual_record import PREFIX
 from sequencer.recipes import Lot
 from sequencer.substrate import Substrate
 from sequencer.tool_alarms import describe, holding
@@ -284,12 +285,13 @@ class EngineLine:
         await self._control(self._sched().give, tool, who)
         return self.tool_status(tool)
 
-    async def manual(self, tool: str, command: str, args: Mapping[str, Any]) -> ManualReply:
+    async def manual(self, tool: str, command: str, args: Mapping[str, Any],
+                     who: str = "?") -> ManualReply:
         h = self._handle(tool)
-        reply = await self.engine.call(self._manual, h, command, dict(args))
+        reply = await self.engine.call(self._manual, h, command, dict(args), who)
         return ManualReply(tool=tool, command=command, reply=reply)
 
-    async def _manual(self, h: Any, command: str, args: dict[str, Any]) -> Any:
+    async def _manual(self, h: Any, command: str, args: dict[str, Any], who: str) -> Any:
         """On the engine loop: no step may start on the tool while the command runs."""
         sched = self._sched()
         try:
@@ -300,7 +302,12 @@ class EngineLine:
             def emit(cmd: str, duration_s: float, outcome: str) -> None:
                 sched._emit(Event("command", sched.clock.now(), tool=h.name, data={
                     "command": cmd, "duration_s": duration_s, "outcome": outcome}))
-            return await run_manual(h, command, args, emit)
+            reply = await run_manual(h, command, args, emit)
+            if changes_tool(command, args):  # who did what, for a later failure's reason
+                iid = sched.ctx.journal.intent(h.name, f"{PREFIX}{command}",
+                                               args={"by": who, **args})
+                sched.ctx.journal.outcome(iid, "OK", f"manual command by {who} (daemon)")
+            return reply
         finally:
             sched.manual_end(h.name)
 

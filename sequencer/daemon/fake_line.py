@@ -224,7 +224,8 @@ class FakeLine(FakeState):
                 self._emit("give", tool=tool, data={"by": who})
             return self.tool_status(tool)
 
-    async def manual(self, tool: str, command: str, args: Mapping[str, Any]) -> ManualReply:
+    async def manual(self, tool: str, command: str, args: Mapping[str, Any],
+                     who: str = "?") -> ManualReply:
         with self._lock:
             t = self._get_tool(tool)
             if not t.connected:

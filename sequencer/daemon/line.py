@@ -242,8 +242,11 @@ class LineControl(Protocol):
 
     async def give(self, tool: str, who: str) -> ToolView: ...
 
-    async def manual(self, tool: str, command: str, args: Mapping[str, Any]) -> ManualReply:
-        """Run one validated manual command (see ``COMMANDS``) on the tool."""
+    async def manual(self, tool: str, command: str, args: Mapping[str, Any],
+                     who: str = "?") -> ManualReply:
+        """Run one validated manual command (see ``COMMANDS``) on the tool; ``who`` sent
+        it (a command that changes the tool is journaled with it, so a step that then
+        fails on that tool names the person in its wafers' reasons)."""
 
     def alarms(self, active_only: bool) -> list[AlarmView]: ...
 

@@ -199,3 +199,34 @@ def test_a_manual_reset_between_runs_is_named_in_the_batchs_reason(tmp_path: Pat
         assert states[w][0] == "STOPPED", states[w]
         assert "viaform tool oven reset by bob" in states[w][1], states[w]
         assert world["wafers"][w]["etches"] == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_setting_changed_at_the_tool_refuses_the_start(tmp_path: Path) -> None:
+    """Someone changes the dose at the cell's front panel while H02 loads: the read-back
+    before EXPOSURE:STARt sees it, the start is refused, H02 is held with the setting, the
+    sent and the read value, unloaded to the stocker, and never exposed."""
+    import re
+    from typing import Any
+
+    with SimThread(time_scale=SCALE, seed=27) as sims:
+        cell = sims.tools["exposure"]
+        accept = cell.execute
+
+        async def execute(line: str, *args: Any, **kwargs: Any) -> str | None:
+            reply = await accept(line, *args, **kwargs)
+            if re.search(r"WAF(ER)?:LOAD\s+\"?H02", line.upper()):
+                cell.dose = 300.0  # the front panel, after viaform set 318.0
+            return reply
+
+        sims.call(setattr, cell, "execute", execute)
+        run, db = _run(tmp_path, sims, "READBACK-1")
+        states = _states(run, db)
+        assert scpi(sims, "exposure", "JOB:COUN? H02") == "0"
+        assert scpi(sims, "exposure", "WAF:ID?") == "NONE"
+        world = world_snapshot(sims)
+    assert states["H02"][0] == "STOPPED"
+    assert "dose sent 318.0, tool reads 300.0" in states["H02"][1], states["H02"]
+    assert world["wafers"]["H02"]["location"] == "stocker"
+    assert world["wafers"]["H02"]["exposures"] == 0
+    assert states["H01"] == states["H03"] == ("PROCESSED", "")
