@@ -30,7 +30,7 @@ from sequencer.daemon.server import ServerThread
 from sequencer.simhost import tools_config_for
 from simulators.runner import SimThread
 
-from .flowkit import assert_world_sound, wait_for, world_snapshot, write_recipe
+from .flowkit import assert_world_sound, scpi, wait_for, world_snapshot, write_recipe
 
 SCALE = 3000.0
 TOKENS = {"operator": "op-token-0123456789abcdef", "technician": "tech-token-0123456789abc",
@@ -322,4 +322,36 @@ def test_lost_connection_raises_an_alarm_and_the_daemon_carries_on(daemon: Daemo
     assert acked["active"] is False and acked["acked_by"] == "tec"
     eventually(lambda: daemon.tool("etcher")["e10"]["state"] != "UNSCHEDULED_DOWN", "E10 up")
     assert daemon.wait_lot("LC", FINAL_LOT)["state"] == "PROCESS_COMPLETE"
+    op.close()
+
+
+def test_a_tool_alarm_holds_the_tool_until_a_technician_acknowledges_it(
+        daemon: Daemon) -> None:
+    """rf_reflected while the first wafer etches: the etcher is held (view `held`, E10
+    UNSCHEDULED_DOWN, one TOOL_HELD alarm); the second wafer is not loaded into it and
+    its RF_REFLECTED stays latched. An operator may not acknowledge; a technician does,
+    the daemon clears the tool and the lot goes on."""
+    op = daemon.client("operator")
+    assert op.post("/lots", json=lot_body("LH", ["R01", "R02"])).status_code == 201
+    sims = daemon.sims
+    eventually(lambda: sims.tools["etcher"].state == "ETCHING", "R01 etching", 60.0)
+    sims.call(lambda: sims.faults["etcher"].inject("rf_reflected"))
+    held = eventually(lambda: [a for a in op.get("/alarms", params={"active": True}).json()
+                               if a["tool"] == "etcher" and a["kind"] == "TOOL_HELD"],
+                      "the etcher held", 30.0)[0]
+    sims.call(lambda: sims.faults["etcher"].clear("rf_reflected"))  # the match is fixed
+    view = daemon.tool("etcher")
+    assert view["held"] is True and "RF_REFLECTED" in view["held_reason"]
+    assert view["e10"]["state"] == "UNSCHEDULED_DOWN"
+    time.sleep(0.5)
+    assert scpi(sims, "etcher", "JOB:COUN? R02") == "0", "R02 went into a held etcher"
+    assert scpi(sims, "etcher", "WAF:ID?") == "NONE"
+    assert "RF_REFLECTED" in scpi(sims, "etcher", "ALAR?"), "cleared without a person"
+    assert op.post(f"/alarms/{held['id']}/ack").status_code == 403
+    with daemon.client("technician") as tech:
+        assert tech.post(f"/alarms/{held['id']}/ack").status_code == 200
+    lot = daemon.wait_lot("LH", FINAL_LOT, 60.0)
+    states = {w["wafer_id"]: w["state"] for w in lot["wafers"]}
+    assert states == {"R01": "ABORTED", "R02": "PROCESSED"}
+    assert daemon.tool("etcher")["held"] is False
     op.close()
