@@ -23,11 +23,11 @@ must end (bounded). Then the invariants, from the tools' own records:
 
 The points are chosen from a dry run (``VIAFORM_CRASH_LOG``) of the same lot: spread
 over the whole lot and stratified by kind (intents, outcomes, wafer fates, other
-writes) and, with ``--faults``, make-safe steps: a variant lot whose first wafer's etch
-is tripped by ``rf_reflected`` (injected through the control port when it is ETCHING),
-crashed at the writes from that alarm until the wafer is back in the stocker.
+writes) and, with ``--faults`` (the default), make-safe steps: a variant lot whose
+first wafer's etch is tripped by ``rf_reflected`` (injected through the control port
+when it is ETCHING), crashed at the writes from that alarm until the wafer is back in the stocker.
 
-``python -m benchmarks crash [--points N] [--seed S] [--time-scale X] [--faults]``.
+``python -m benchmarks crash [--points N] [--seed S] [--time-scale X] [--no-faults]``.
 """
 
 from __future__ import annotations
@@ -388,8 +388,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=1, help="choice of points and sim seed")
     ap.add_argument("--time-scale", type=float, default=DEFAULT_SCALE,
                     help="tool seconds per wall second (≥ 2000 keeps a point short)")
-    ap.add_argument("--faults", action="store_true",
-                    help="also crash the make-safe steps after an rf_reflected etch")
+    ap.add_argument("--faults", action=argparse.BooleanOptionalAction, default=True,
+                    help="also crash the make-safe steps after an rf_reflected etch "
+                         "(default; --no-faults for the clean lot only)")
     args = ap.parse_args(argv)
     if args.points < 1 or not args.time_scale > 0:
         ap.error("--points must be ≥ 1 and --time-scale > 0")

@@ -399,7 +399,11 @@ class Scheduler(BatchPolicy):
         CURRENT_TOOL.set("etcher")
         poll = self.clock.to_wall(self.ctx.tools["etcher"].poll_s)
         try:
-            await self._resume_safe("etcher")
+            try:
+                await self._resume_safe("etcher")
+            except ToolDown as exc:  # its wafer stays recorded on it; its work is held
+                if not self._on_tool_down("etcher", exc, []):
+                    self.down["etcher"] = exc.reason
             while (w := await self._work(self._next_etch, lambda: self.oven_done,
                                          max(poll, 0.01))) is not None:
                 if await self._claim("etcher", [w], "etch"):

@@ -81,7 +81,8 @@ async def _make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in:
         await h.q("abort")
         ctx.journal.outcome(iid, "OK")
         st = await h.state()
-    if st in unload_from:
+    on = getattr(await h.q("status"), "wafer_id", None)
+    if st in unload_from and on not in (None, "", "NONE"):  # (ALARM without one: nothing)
         await _unload(ctx, h, w)
     try:  # out when the unload has ended: IDLE, or ALARM if an alarm is still latched
         await h.wait({"IDLE", "ALARM"}, unload_s, "unload after failure", fail=())

@@ -16,7 +16,7 @@ import pytest
 from benchmarks import bench_crash
 from sequencer import crashpoint
 
-POINTS = 7
+POINTS = 8
 SEED = 11
 
 
@@ -71,11 +71,12 @@ def test_hook_is_off_without_the_variables() -> None:
 
 @pytest.mark.timeout(300)
 def test_seeded_crash_points_hold_the_invariants() -> None:
-    """Seven crash points spread over a 2-wafer lot (intents, outcomes, wafer fates and
-    the lot's own writes): every one crashes at its write, the rerun ends, and the tools'
-    job counts, states and the world hold every invariant."""
+    """Eight crash points spread over a 2-wafer lot (intents, outcomes, wafer fates, the
+    lot's own writes, and the make-safe steps after an rf_reflected etch): every one
+    crashes at its write, the rerun ends, and the tools' job counts, states and the
+    world hold every invariant."""
     lines: list[str] = []
-    total, held = bench_crash.campaign(POINTS, SEED, 3000.0, faults=False, out=lines.append)
+    total, held = bench_crash.campaign(POINTS, SEED, 3000.0, faults=True, out=lines.append)
     report = "\n".join(lines)
     assert total == POINTS, report
     assert held == total, report
