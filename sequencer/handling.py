@@ -12,7 +12,7 @@ import asyncio
 
 import structlog
 
-from .simhost import SimControlClient, SimControlError
+from .sim_control import SimControlClient, SimControlError
 
 log = structlog.get_logger("viaform.handling")
 

@@ -27,7 +27,7 @@ from .protocols import ToolSet
 from .recipes import Lot
 from .run_report import RunReport
 from .scheduler import run_lots
-from .simhost import SimControlClient
+from .sim_control import SimControlClient
 from .steps import SequencerConfig
 
 

@@ -1,9 +1,9 @@
 """Validating recipes and flows: every rule, every problem, each with its place.
 
 Nothing stops at the first problem: a file is read whole and all that is wrong
-with it comes back as a list of ``Problem``s. ``load_*`` raise ``RecipeError``
-carrying that list; ``check_file`` returns it. The rules are listed, with their
-reasons, in ``docs/recipes.md``.
+with it comes back as a list of ``Problem``s. Reading whole files of any kind
+(``check_file``, ``load_recipe``, ``load_flow``) is ``recipe_files``'s, above this
+module and ``lots``. The rules are listed, with their reasons, in ``docs/recipes.md``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from .recipes import (
     Flow,
     Problem,
     Recipe,
-    RecipeError,
 )
 
 A_WINDOW_TOP = 0.95  # flow A: dose below 0.95·E0, so a controllable residual stays
@@ -180,14 +179,14 @@ def parse_etch(raw: object, place: str = "etch") -> tuple[EtchRecipe | None, lis
 PARSERS = {"exposure": parse_exposure, "cure": parse_cure, "etch": parse_etch}
 
 
-def _parse_recipe(kind: str, body: object, place: str,
+def parse_recipe(kind: str, body: object, place: str,
                   variant: str | None) -> tuple[Recipe | None, list[Problem]]:
     if kind == "exposure":
         return parse_exposure(body, place, variant)
     return PARSERS[kind](body, place)
 
 
-def _name_problem(obj: Recipe | Flow | None, path: Path, kind: str) -> list[Problem]:
+def name_problem(obj: Recipe | Flow | None, path: Path, kind: str) -> list[Problem]:
     obj_name = obj.name if obj is not None else path.stem
     if obj_name != path.stem:
         return [Problem(f"{kind}.name", f"{obj_name!r} does not match the file name "
@@ -313,8 +312,8 @@ def _step_recipe(name: str, proc: str | None, recipes_dir: Path, at: str,
     if proc is not None and kind != proc:
         return None, [Problem(f"{at}.recipe", f"{name} is a {kind} recipe; this step is "
                                               f"{proc}")]
-    rec, problems = _parse_recipe(kind, body, kind, variant)
-    problems += _name_problem(rec, path, kind)
+    rec, problems = parse_recipe(kind, body, kind, variant)
+    problems += name_problem(rec, path, kind)
     return rec, [p.under(prefix) for p in problems]
 
 
@@ -324,56 +323,3 @@ def default_recipes_dir() -> Path:
     if DEFAULT_RECIPES_DIR.is_dir():
         return DEFAULT_RECIPES_DIR
     return Path(__file__).resolve().parent.parent / DEFAULT_RECIPES_DIR
-
-
-def inspect_file(path: Path | str,
-                 recipes_dir: Path | str | None = None) -> tuple[Any, list[Problem]]:
-    """(the loaded object or None, every problem) for any recipe, flow or lot file.
-
-    A flow's recipes are looked up in ``recipes_dir``, else next to the flow file.
-    """
-    path = Path(path)
-    kind, body, problems = read_document(path)
-    if kind is None:
-        return None, problems
-    if kind == "lot":
-        from .lots import parse_lot  # lots builds on this module
-
-        lot, lot_problems = parse_lot(body, path, recipes_dir)
-        return lot, problems + lot_problems
-    if kind == "flow":
-        flow, flow_problems = parse_flow(body, Path(recipes_dir or path.parent))
-        problems += flow_problems
-        if flow is not None:
-            problems += _name_problem(flow, path, "flow")
-        return (None if problems else flow), problems
-    rec, rec_problems = _parse_recipe(kind, body, kind, None)
-    problems += rec_problems + _name_problem(rec, path, kind)
-    return (None if problems else rec), problems
-
-
-def check_file(path: Path | str) -> list[Problem]:
-    """Every problem in the file; an empty list means it is good."""
-    return inspect_file(path)[1]
-
-
-def load_recipe(path: Path | str) -> Recipe | Flow:
-    obj, problems = inspect_file(path)
-    if problems or obj is None or not isinstance(obj, Recipe | Flow):
-        raise RecipeError(str(path), problems or [Problem("file", "not a recipe or flow")])
-    return obj
-
-
-def load_flow(name_or_path: Path | str, recipes_dir: Path | str | None = None) -> Flow:
-    """A flow by name (found in ``recipes_dir``, default configs/recipes) or by file path."""
-    given = Path(name_or_path)
-    if given.suffix in (".yaml", ".yml") or given.is_file():
-        path = given
-    else:
-        path = Path(recipes_dir or default_recipes_dir()) / f"{name_or_path}.yaml"
-    obj, problems = inspect_file(path, recipes_dir)
-    if not problems and not isinstance(obj, Flow):
-        problems = [Problem("file", f"{path} is not a flow")]
-    if problems:
-        raise RecipeError(str(path), problems)
-    return obj

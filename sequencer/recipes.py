@@ -5,8 +5,8 @@ the rules that decide whether a recipe is acceptable live in ``recipe_check`` an
 ``lots``, which also read the YAML files. Everything a file holds is validated
 before one of these objects exists, so code that receives a ``Flow`` can trust it.
 
-``load_recipe``, ``load_flow``, ``load_lot`` and ``check_file`` are re-exported
-here (thin wrappers, imported late because the checkers import these models).
+The models import none of the loaders (the loaders import them): load files with
+``recipe_files.load_recipe`` / ``load_flow`` / ``check_file`` and ``lots.load_lot``.
 """
 
 from __future__ import annotations
@@ -242,32 +242,3 @@ class Lot:
 
 
 Recipe = ExposureRecipe | CureRecipe | EtchRecipe
-
-
-# --- loaders (implemented in recipe_check / lots, which import this module) ----------
-def load_recipe(path: Path | str) -> Recipe | Flow:
-    """Load one recipe or flow file; raises ``RecipeError`` listing every problem."""
-    from .recipe_check import load_recipe as _load
-
-    return _load(path)
-
-
-def load_flow(name_or_path: Path | str, recipes_dir: Path | str | None = None) -> Flow:
-    """A flow by name (``recipes_dir/NAME.yaml``) or by path, with its three recipes."""
-    from .recipe_check import load_flow as _load
-
-    return _load(name_or_path, recipes_dir)
-
-
-def load_lot(path: Path | str, recipes_dir: Path | str | None = None) -> Lot:
-    """A lot file with its flow resolved; raises ``RecipeError`` listing every problem."""
-    from .lots import load_lot as _load
-
-    return _load(path, recipes_dir)
-
-
-def check_file(path: Path | str) -> list[Problem]:
-    """Every problem in a recipe, flow or lot file (empty list: the file is good)."""
-    from .recipe_check import check_file as _check
-
-    return _check(path)

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..recipe_check import inspect_file
 from ..recipe_fields import fmt
+from ..recipe_files import inspect_file
 from ..recipes import CureRecipe, EtchRecipe, ExposureRecipe, Flow, Lot
 
 app = typer.Typer(help="Check and show recipes, flows and lots.", no_args_is_help=True)

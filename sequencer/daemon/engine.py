@@ -34,7 +34,7 @@ from sequencer.lots import parse_lot
 from sequencer.operator_moves import OperatorHandling
 from sequencer.recipes import Lot
 from sequencer.scheduler import CURRENT_TOOL, Stopping
-from sequencer.simhost import SimControlClient
+from sequencer.sim_control import SimControlClient
 from sequencer.steps import SequencerConfig, ToolDown
 
 from .serving import ServingScheduler

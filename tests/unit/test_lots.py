@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sequencer.lots import load_lot, parse_lot, valid_id
-from sequencer.recipe_check import check_file
+from sequencer.recipe_files import check_file
 from sequencer.recipes import LotWafer, RecipeError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

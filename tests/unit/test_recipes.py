@@ -15,14 +15,12 @@ from sequencer.recipe_check import (
     ETCH_FIELDS,
     EXPOSURE_FIELDS,
     SEGMENT_FIELDS,
-    check_file,
-    load_flow,
-    load_recipe,
     parse_cure,
     parse_etch,
     parse_exposure,
 )
 from sequencer.recipe_fields import Field
+from sequencer.recipe_files import check_file, load_flow, load_recipe
 from sequencer.recipes import (
     CureRecipe,
     CureSegment,
