@@ -53,7 +53,7 @@ from .line import (
     changes_tool,
     check_command,
 )
-from .metrics import CONTENT_TYPE, LineMetrics
+from .metrics import CONTENT_TYPE, LineMetrics, Scrape
 
 log = structlog.get_logger("viaform.daemon")
 ID_PATTERN = f"^{ID_RE.pattern}$"
@@ -133,7 +133,14 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
                recipes_dir: Path | str | None = None,
                clock: Callable[[], float] = time.time) -> FastAPI:
     started = clock()
-    e10, metrics, hub = E10Tracker(clock), LineMetrics(started), EventHub()
+    e10, hub = E10Tracker(clock), EventHub()
+
+    def scrape() -> Scrape:
+        return Scrape(e10={t: (v.state, v.seconds) for t in e10.tools() for v in [e10.view(t)]},
+                      lot_states=[lt.state for lt in line.lots()],
+                      active_alarms=len(line.alarms(active_only=True)),
+                      subscribers=hub.subscribers)
+    metrics = LineMetrics(started, scrape)
 
     async def pump() -> None:
         while True:
@@ -212,10 +219,7 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
         "description": "Prometheus text format 0.0.4",
         "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def get_metrics(_: Operator) -> PlainTextResponse:
-        snap = {t: (v.state, v.seconds) for t in e10.tools() for v in [e10.view(t)]}
-        text = metrics.render(snap, [lt.state for lt in line.lots()],
-                              len(line.alarms(active_only=True)), hub.subscribers)
-        return PlainTextResponse(text, media_type=CONTENT_TYPE)
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
     # --- lots and wafers ------------------------------------------------------------
     @api.post("/lots", tags=["lots"], status_code=status.HTTP_201_CREATED)

@@ -26,6 +26,7 @@ from sequencer.daemon.audit import AuditLog
 from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
 from sequencer.daemon.fake_line import FakeLine
 from sequencer.daemon.server import ServerThread
+from tests.promtext import key, samples
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "configs" / "recipes"
@@ -292,13 +293,11 @@ def test_metrics_and_health(daemon: Daemon) -> None:
             return text if "viaform_step_duration_seconds_count" in text else ""
         text = eventually(scraped)
         r = op.get("/metrics")
-        assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
-        for line in text.splitlines():
-            assert line.startswith("# HELP ") or line.startswith("# TYPE ") or \
-                len(line.rsplit(" ", 1)) == 2 and float(line.rsplit(" ", 1)[1]) is not None
-        assert 'viaform_lots{state="PROCESSING"} 1' in text
-        assert 'viaform_tool_e10_state{state="STANDBY",tool="etcher"} 1' in text
-        assert 'viaform_step_duration_seconds_count{step="etch",tool="etcher"} 1' in text
+        assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+        got = samples(text)  # Prometheus's parser: raises on anything not the text format
+        assert got[key("viaform_lots", state="PROCESSING")] == 1
+        assert got[key("viaform_tool_e10_state", state="STANDBY", tool="etcher")] == 1
+        assert got[key("viaform_step_duration_seconds_count", step="etch", tool="etcher")] == 1
 
 
 def test_open_on_loopback_without_tokens_audits_the_named_user(tmp_path: Path) -> None:

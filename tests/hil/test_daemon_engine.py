@@ -29,6 +29,7 @@ from sequencer.daemon.engine_line import EngineLine
 from sequencer.daemon.server import ServerThread
 from sequencer.simhost import tools_config_for
 from simulators.runner import SimThread
+from tests.promtext import key, samples
 
 from .flowkit import assert_world_sound, scpi, wait_for, world_snapshot, write_recipe
 
@@ -184,9 +185,9 @@ def test_submitted_lot_runs_to_the_end_with_events_history_and_metrics(daemon: D
                      "IN_PROCESS → PROCESSED"):
             assert what in notes
         assert c.get("/wafers/NOPE").status_code == 404
-        metrics = c.get("/metrics").text
-        assert 'viaform_wafers_total{state="PROCESSED"} 2' in metrics
-        assert 'viaform_lots{state="PROCESS_COMPLETE"} 1' in metrics
+        metrics = samples(c.get("/metrics").text)
+        assert metrics[key("viaform_wafers_total", state="PROCESSED")] == 2
+        assert metrics[key("viaform_lots", state="PROCESS_COMPLETE")] == 1
         health = c.get("/health").json()
         assert health["status"] == "ok" and health["tools"] == {
             "exposure": True, "oven": True, "etcher": True}

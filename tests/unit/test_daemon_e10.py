@@ -8,7 +8,6 @@ import pytest
 
 from sequencer.daemon.e10 import E10Tracker
 from sequencer.daemon.line import LineEvent, ToolView
-from sequencer.daemon.metrics import LineMetrics
 
 
 class Clock:
@@ -105,27 +104,3 @@ def test_events_for_unknown_tools_or_other_kinds_change_nothing(tracker: E10Trac
     assert tracker.observe(ev("step_start", tool="stocker")) is None
     assert tracker.observe(ev("job", tool=None, state="PAUSED")) is None
     assert tracker.observe(ev("alarm_ack", tool=None, id="junk")) is None
-
-
-def test_metrics_from_events_in_prometheus_text() -> None:
-    m = LineMetrics(start_time=1.5)
-    m.observe(LineEvent(kind="step_start", t=100, tool="etcher", step="etch", wafer_id="W1"))
-    m.observe(LineEvent(kind="step_end", t=420, tool="etcher", step="etch", wafer_id="W1"))
-    m.observe(LineEvent(kind="wafer", t=0, data={"src": "IN_PROCESS", "dst": "PROCESSED"}))
-    m.observe(LineEvent(kind="wafer", t=0, data={"dst": "IN_PROCESS"}))  # not final
-    m.observe(LineEvent(kind="alarm", t=0, tool="oven", data={"kind": 'o2 "high"\n'}))
-    m.observe(LineEvent(kind="command", t=0, tool="oven", data={"duration_s": True}))  # junk
-    text = m.render({"etcher": ("PRODUCTIVE", {"PRODUCTIVE": 2.5, "STANDBY": 0.0})},
-                    ["QUEUED", "QUEUED", "PAUSED"], 1, 0)
-    lines = text.splitlines()
-    assert 'viaform_wafers_total{state="PROCESSED"} 1' in lines
-    assert 'viaform_step_duration_seconds_bucket{step="etch",tool="etcher",le="300"} 0' in lines
-    assert 'viaform_step_duration_seconds_bucket{step="etch",tool="etcher",le="600"} 1' in lines
-    assert 'viaform_step_duration_seconds_bucket{step="etch",tool="etcher",le="+Inf"} 1' in lines
-    assert 'viaform_step_duration_seconds_count{step="etch",tool="etcher"} 1' in lines
-    assert 'viaform_alarms_total{kind="o2 \\"high\\"\\n",tool="oven"} 1' in lines
-    assert 'viaform_tool_e10_state{state="PRODUCTIVE",tool="etcher"} 1' in lines
-    assert 'viaform_tool_e10_seconds_total{state="PRODUCTIVE",tool="etcher"} 2.5' in lines
-    assert 'viaform_lots{state="QUEUED"} 2' in lines
-    assert "viaform_command_duration_seconds_count" not in text
-    assert "# TYPE viaform_step_duration_seconds histogram" in lines
