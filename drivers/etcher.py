@@ -1,7 +1,9 @@
 """PE-200 plasma etcher driver (manual: /work/shared/tools/plasma-etcher.md).
 
-SCPI over RS-232 through pyserial (``/dev/ttyUSB0``, a pty path, or a terminal server
-``socket://host:5026``); we write LF, the tool answers CR LF. No LOCAL/REMOTE state.
+SCPI over RS-232 through pyserial (``/dev/ttyUSB0``, a pty path), or a terminal server
+``socket://host:5026`` over our own TCP transport (picked by
+:func:`drivers.serial_transport.line_transport`); we write LF, the tool answers CR LF.
+No LOCAL/REMOTE state.
 
 The CF4 rule: the tool refuses (-221) any ``GAS:O2``/``GAS:CF4`` write that would make
 CF4 / (O2 + CF4) exceed 25 % against the *other* current flow. ``set()`` checks that
@@ -34,7 +36,7 @@ from drivers.scpi_values import (
     parse_reals,
     split_fields,
 )
-from drivers.serial_transport import SerialTransport
+from drivers.serial_transport import line_transport
 
 #: The highest CF4 fraction of the total flow the tool accepts.
 CF4_MAX_FRACTION = 0.25
@@ -154,8 +156,8 @@ class PlasmaEtcher(ScpiInstrument):
     @classmethod
     def from_config(cls, entry: Mapping[str, Any]) -> Self:
         """``entry``: tools.yaml's ``etcher`` mapping (``url``, ``baudrate``, ``timeout_s``)."""
-        transport = SerialTransport(str(entry["url"]), baudrate=int(entry.get("baudrate", 9600)),
-                                    timeout_s=float(entry.get("timeout_s", 2.0)), tool=cls.name)
+        transport = line_transport(str(entry["url"]), baudrate=int(entry.get("baudrate", 9600)),
+                                   timeout_s=float(entry.get("timeout_s", 2.0)), tool=cls.name)
         return cls(transport)
 
     # ------------------------------------------------------------- the CF4 rule

@@ -1,6 +1,7 @@
 """LX-365 exposure cell driver (manual: /work/shared/tools/exposure-tool.md).
 
-SCPI over a raw TCP socket through pyvisa-py (``TCPIP0::host::5025::SOCKET``, LF lines).
+SCPI over a raw TCP socket (VISA resource ``TCPIP0::host::5025::SOCKET``, LF lines),
+through our own :class:`~drivers.socket_transport.SocketTransport`.
 ``WAFer:LOAD``, ``WAFer:UNLoad``, ``EXPosure:STARt`` and ``DEVelop:STARt`` need REMOTE
 control: the caller (the sequencer, once per session) calls :meth:`ExposureTool.remote`;
 the driver never takes control behind the operator's back, so in LOCAL those commands
@@ -26,7 +27,7 @@ from drivers.scpi_values import (
     parse_real,
     split_fields,
 )
-from drivers.visa_transport import VisaTransport
+from drivers.socket_transport import SocketTransport
 
 
 class ExposureState(StrEnum):
@@ -110,8 +111,8 @@ class ExposureTool(ScpiInstrument):
     @classmethod
     def from_config(cls, entry: Mapping[str, Any]) -> Self:
         """``entry``: the ``exposure`` mapping of tools.yaml (``resource``, ``timeout_s``)."""
-        transport = VisaTransport(str(entry["resource"]),
-                                  timeout_s=float(entry.get("timeout_s", 2.0)), tool=cls.name)
+        transport = SocketTransport.from_visa_resource(
+            str(entry["resource"]), timeout_s=float(entry.get("timeout_s", 2.0)), tool=cls.name)
         return cls(transport)
 
     # ------------------------------------------------------------- control

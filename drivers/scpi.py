@@ -8,9 +8,13 @@ validators, the :class:`~drivers.scpi_values.Setting` table) are in
 Protocol decisions a reader cannot see in the calls (manual: exposure-tool.md, shared by
 plasma-etcher.md):
 
-- After every command (setting write, start, ``*RST``, ...) the error queue is drained with
-  ``SYSTem:ERRor?`` until ``0,"No error"``. If anything was queued, the newest entry is
-  raised (our line ran last; older entries are logged at warning) as
+- Every command (setting write, start, ``*RST``, ...) goes out as ONE line with its error
+  check, ``*ESE?;:<command>;:SYST:ERR?``: one round trip when the tool accepts it. The
+  manual stops a line at the first failing command and sends nothing for a line without
+  replies, so the sentinel ``*ESE?`` in front always answers: one reply part means the
+  command failed, two parts carry the oldest queued error. Whenever an error is queued
+  the queue is drained with ``SYSTem:ERRor?`` until ``0,"No error"`` and the newest entry
+  is raised (our line ran last; older entries are logged at warning) as
   :class:`ToolRejected`, or :class:`InterlockError` for +201/+301.
 - "A failed query sends nothing", so a query that the tool may refuse (results outside
   COMPLETE) would only show up as a timeout. Such queries are sent behind a harmless
@@ -30,7 +34,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, Concatenate, NoReturn, ParamSpec, Self, TypeVar
 
 import structlog
 
@@ -54,6 +58,7 @@ log = structlog.get_logger("viaform.drivers")
 
 T = TypeVar("T")
 P = ParamSpec("P")
+SelfT = TypeVar("SelfT", bound="ScpiInstrument")
 
 
 # ------------------------------------------------------------------ typed results
@@ -71,15 +76,21 @@ SENTINEL = "*ESE?"
 _MAX_DRAIN = 40  # the queue holds 16; more means the reply stream is out of step
 
 
-def locked(method: Callable[Concatenate[Any, P], T]) -> Callable[Concatenate[Any, P], T]:
-    """Run the method under the instance's lock (one lock per instance)."""
+def locked(method: Callable[Concatenate[SelfT, P], T]) -> Callable[Concatenate[SelfT, P], T]:
+    """Run the method under the instance's lock (one lock per instance); the signature,
+    ``self``'s type included, stays what a type checker sees."""
 
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
+    def wrapper(self: SelfT, /, *args: P.args, **kwargs: P.kwargs) -> T:
         with self._lock:
             return method(self, *args, **kwargs)
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
+
+
+def _after_sentinel(line: str) -> str:
+    """``line`` behind the sentinel query, starting at the root (``*`` headers already do)."""
+    return f"{SENTINEL};{line}" if line.startswith("*") else f"{SENTINEL};:{line.lstrip(':')}"
 
 
 def rejection(code: int, text: str, *, tool: str, command: str) -> ToolRejected:
@@ -134,10 +145,12 @@ class ScpiInstrument:
         self.close()
 
     # ----------------------------------------------------------- low level (lock held)
-    def _query(self, line: str, parse: Callable[[str], T] = str, *, retry: bool = True) -> T:
-        """One query line; parsed. Retried once after a lost connection."""
+    def _query(self, line: str, parse: Callable[[str], T], *, retry: bool = True,
+               check_idle: bool = False) -> T:
+        """One query line; parsed. Retried once after a lost connection unless ``retry``
+        is False (``check_idle``: see :meth:`LineTransport.query`)."""
         try:
-            reply = self.transport.query(line)
+            reply = self.transport.query(line, check_idle=check_idle)
         except ConnectionLost:
             if not retry:
                 raise
@@ -174,8 +187,7 @@ class ScpiInstrument:
         return self._behind_sentinel(";:".join(lines), len(lines))
 
     def _behind_sentinel(self, line: str, queries: int) -> list[str]:
-        joined = f"{SENTINEL};{line}" if line.startswith("*") else f"{SENTINEL};:{line.lstrip(':')}"
-        parts = self._query(joined, lambda r: r.split(";"))
+        parts = self._query(_after_sentinel(line), lambda r: r.split(";"))
         if len(parts) <= queries:  # a query failed: its error is in the queue
             self._check_errors(line, expect_error=True)
         if len(parts) != queries + 1:
@@ -185,7 +197,7 @@ class ScpiInstrument:
         return parts[1:]
 
     def _command(self, line: str, *, clear_stale: bool = False) -> None:
-        """Send a command once (never retried), then check the error queue.
+        """Send a command once (never retried) with its error check on the same line.
 
         ``clear_stale`` first drains what the tool queued on its own (an alarm
         queues its +2xx/+3xx code when it happens), so that it is logged as the
@@ -196,8 +208,17 @@ class ScpiInstrument:
             for code, text in self._drain_errors():
                 log.warning("tool_error_queued_before", tool=self.name, code=code, text=text,
                             command=line)
-        self.transport.send(line)
-        self._check_errors(line)
+        parts = self._query(f"{_after_sentinel(line)};:SYST:ERR?",
+                            lambda r: r.split(";", 1), retry=False, check_idle=True)
+        if len(parts) == 1:  # the line stopped at our command: its error is queued
+            errors = self._drain_errors()
+            if not errors:
+                self.transport.close()
+                raise ReplyError(f"{line!r} failed and queued no error", tool=self.name)
+            self._raise_errors(line, errors)
+        first = self._parsed(parts[1:], [parse_error])[0]
+        if first[0] != 0:  # queued before or by our line: drain the rest, raise the newest
+            self._raise_errors(line, [first, *self._drain_errors()])
 
     def _drain_errors(self) -> list[tuple[int, str]]:
         found: list[tuple[int, str]] = []
@@ -211,12 +232,16 @@ class ScpiInstrument:
 
     def _check_errors(self, command: str, *, expect_error: bool = False) -> None:
         errors = self._drain_errors()
-        for code, text in errors:
-            log.warning("tool_error", tool=self.name, code=code, text=text, command=command)
         if errors:
-            raise rejection(*errors[-1], tool=self.name, command=command)
+            self._raise_errors(command, errors)
         if expect_error:
             raise ReplyError(f"{command!r} sent no reply and queued no error", tool=self.name)
+
+    def _raise_errors(self, command: str, errors: Sequence[tuple[int, str]]) -> NoReturn:
+        """Log every drained entry (oldest first); raise the newest, which our line made."""
+        for code, text in errors:
+            log.warning("tool_error", tool=self.name, code=code, text=text, command=command)
+        raise rejection(*errors[-1], tool=self.name, command=command)
 
     def _setting(self, name: str) -> Setting:
         try:

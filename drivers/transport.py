@@ -2,25 +2,24 @@
 
 This module holds what every implementation shares: the :class:`LineTransport` base
 (lazy reconnect, the ``*IDN?`` probe, logging, failure mapping), its errors and the socket
-helpers. The implementations live next to it:
+helpers. The implementations live next to it, on public APIs only:
 
-- :class:`drivers.visa_transport.VisaTransport` — pyvisa with the pyvisa-py backend
-  (``@py``), for ``TCPIP0::host::port::SOCKET`` (the exposure cell).
-- :class:`drivers.serial_transport.SerialTransport` — ``serial.serial_for_url``, for
-  ``socket://host:port``, a pty path and ``/dev/tty*`` (the etcher).
+- :class:`drivers.socket_transport.SocketTransport` — our own TCP client (stdlib
+  ``socket``), for the exposure cell's ``TCPIP0::host::port::SOCKET`` resource and the
+  etcher's terminal server ``socket://host:port``.
+- :class:`drivers.serial_transport.SerialTransport` — pyserial's public API, for a pty
+  path and ``/dev/tty*`` (the etcher on its serial line).
 
-What a reader cannot see from the calls (all measured with pyvisa-py 0.8.1 and pyserial 3.5):
+Why not pyvisa-py / pyserial for TCP (measured, see docs/drivers.md): pyvisa-py 0.8.1's
+public ``write``/``read`` cost 1.6-2.1x a raw socket's round trip, leave Nagle on (its
+TCP_NODELAY attribute setter is broken), open a refused port "successfully" and busy-spin
+for the whole timeout when the peer closes; every fix needed its private session objects.
+pyserial's ``socket://`` reads one byte per call and sleeps 0.3 s in ``close()``. A
+plain socket does all the manual needs in ~60 lines.
 
-- Both libraries leave Nagle on, so a write followed by a query stalls ~40 ms on the
-  delayed ACK. We set ``TCP_NODELAY`` on the real socket: pyvisa-py's attribute setter is
-  broken in 0.8.1, so we reach the session's ``interface``; for pyserial ``socket://`` we
-  reach ``_socket``.
-- pyvisa-py opens a refused TCP resource "successfully" and a peer that closes turns its
-  read into a busy spin for the full timeout. So ``connect()`` always probes with
-  ``*IDN?``, and before every read we wait on the socket ourselves and peek for EOF.
-- pyserial ``readline()`` reads one byte per call, and ``in_waiting`` of ``socket://``
-  is only 0 or 1, so we wait with ``select`` and read what the kernel holds (FIONREAD).
-- pyserial's ``socket://`` ``close()`` sleeps 0.3 s; we close its socket ourselves.
+What every implementation keeps: ``TCP_NODELAY`` on TCP (a write followed by a query
+would otherwise stall ~40 ms on the delayed ACK); ``connect()`` always probes with
+``*IDN?``; a peer that closes is seen as EOF at once (never a spin).
 
 Every failure becomes :class:`~drivers.errors.CommsError` (:class:`CommsTimeout` or
 :class:`ConnectionLost` so callers can tell whether a retry can help). After any
@@ -37,8 +36,6 @@ import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-import pyvisa
-import pyvisa.errors
 import serial
 import structlog
 
@@ -57,14 +54,8 @@ class ConnectionLost(CommsError):
     """The connection was refused, reset or closed by the peer. A reconnect may help."""
 
 
-#: Exceptions the libraries raise for transport trouble (pyvisa-py also raises bare
-#: ``Exception`` from ``open_resource``; that one is caught only around the open).
-_IO_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    pyvisa.errors.Error,
-    serial.SerialException,
-    UnicodeError,
-)
+#: Exceptions the stdlib and pyserial raise for transport trouble.
+_IO_ERRORS: tuple[type[BaseException], ...] = (OSError, serial.SerialException, UnicodeError)
 
 
 def set_nodelay(sock: socket.socket | None) -> None:
@@ -119,14 +110,16 @@ class LineTransport(ABC):
         with self._lock:
             self._exchange(line, expect_reply=False, check_idle=True)
 
-    def query(self, line: str) -> str:
+    def query(self, line: str, *, check_idle: bool = False) -> str:
         """Write one line and return its reply line, without the terminator.
 
-        No idle check here (one syscall less per query): a connection that died while
-        idle shows as :class:`ConnectionLost` on the read, and queries may be retried.
+        No idle check by default (one syscall less per query): a connection that died
+        while idle shows as :class:`ConnectionLost` on the read, and queries may be
+        retried. A line that also commands the tool (never retried) passes
+        ``check_idle=True``, as :meth:`send` does.
         """
         with self._lock:
-            reply = self._exchange(line, expect_reply=True, check_idle=False)
+            reply = self._exchange(line, expect_reply=True, check_idle=check_idle)
             assert reply is not None
             return reply
 
@@ -138,7 +131,7 @@ class LineTransport(ABC):
         except CommsError:
             self._close_quietly()
             raise
-        except Exception as exc:  # pyvisa-py raises bare Exception("could not connect")
+        except Exception as exc:  # any open failure (refused, unknown host, no device)
             self._close_quietly()
             raise ConnectionLost(f"cannot open {self.target}: {exc}", tool=self.tool) from exc
         self._open = True
@@ -254,11 +247,7 @@ class LineTransport(ABC):
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, TimeoutError | serial.SerialTimeoutException):
-        return True
-    if isinstance(exc, pyvisa.errors.VisaIOError):
-        return exc.error_code == pyvisa.constants.StatusCode.error_timeout
-    return False
+    return isinstance(exc, TimeoutError | serial.SerialTimeoutException)
 
 
 def socket_peer_gone(sock: socket.socket, tool: str) -> bool:

@@ -4,6 +4,9 @@ A fake transport (the real :class:`LineTransport` base, fake bytes underneath) a
 byte the driver writes and hands back canned replies, so these tests pin the wire
 protocol: settings, validation before sending, the error-queue check after every command,
 no retry of starts, one retry of queries after a lost connection, reply parsing.
+
+Every command goes out as one line with its own error check behind the sentinel,
+``*ESE?;:<command>;:SYST:ERR?`` (one round trip when the tool accepts it).
 """
 
 from __future__ import annotations
@@ -78,15 +81,28 @@ def expected_protocol(cls: type[Any], script: list[tuple[bytes, Reply]]) -> Iter
     assert transport.script == [], f"not sent: {transport.script!r}"
 
 
+def checked(command: bytes) -> bytes:
+    """The wire line of a command: behind the sentinel, with its error check."""
+    line = command.rstrip(b"\n")
+    return b"*ESE?;" + (line if line.startswith(b"*") else b":" + line) + b";:SYST:ERR?\n"
+
+
 def ok(command: bytes) -> list[tuple[bytes, Reply]]:
-    """A command that the tool accepts: the line, then an empty error queue."""
-    return [(command, None), (b"SYST:ERR?\n", OK)]
+    """A command that the tool accepts: one line, the sentinel's and an empty queue's reply."""
+    return [(checked(command), b'0;0,"No error"\n')]
+
+
+def refused(command: bytes) -> tuple[bytes, Reply]:
+    """A command that fails: the line stops there, only the sentinel answers."""
+    return (checked(command), b"0\n")
 
 
 # ------------------------------------------------------------------------ settings
-def test_setting_write_is_followed_by_an_error_queue_check() -> None:
-    with expected_protocol(ExposureTool, ok(b"EXP:DOSE 320.0\n")) as tool:
+def test_setting_write_and_its_error_check_are_one_line() -> None:
+    script = [(b'*ESE?;:EXP:DOSE 320.0;:SYST:ERR?\n', b'0;0,"No error"\n')]
+    with expected_protocol(ExposureTool, script) as tool:
         tool.set("dose", 320)
+    assert len(tool.transport.written) == 1
 
 
 def test_setting_descriptor_reads_and_writes_through_the_table() -> None:
@@ -140,7 +156,7 @@ def test_reticle_must_come_from_the_catalog() -> None:
 
 # ------------------------------------------------------------------ the error queue
 def test_tool_refusal_raises_its_own_code_and_text_and_drains_the_queue() -> None:
-    script = [(b"EXP:DOSE 320.0\n", None), (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'),
+    script = [refused(b"EXP:DOSE 320.0"), (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'),
               (b"SYST:ERR?\n", OK)]
     with expected_protocol(ExposureTool, script) as tool, pytest.raises(ToolRejected) as err:
         tool.set("dose", 320.0)
@@ -149,17 +165,33 @@ def test_tool_refusal_raises_its_own_code_and_text_and_drains_the_queue() -> Non
 
 
 def test_the_newest_of_several_queued_errors_is_raised() -> None:
-    script = [(b"WAF:LOAD W-01\n", None), (b"SYST:ERR?\n", b'+202,"Lamp fault"\n'),
+    script = [refused(b"WAF:LOAD W-01"), (b"SYST:ERR?\n", b'+202,"Lamp fault"\n'),
               (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'), (b"SYST:ERR?\n", OK)]
     with expected_protocol(ExposureTool, script) as tool, pytest.raises(ToolRejected) as err:
         tool.load("W-01")
     assert err.value.code == -221
 
 
+def test_an_error_queued_before_an_accepted_command_is_drained_and_the_newest_raised() -> None:
+    """The line's own SYST:ERR? returns the oldest entry; the rest is drained as before."""
+    script = [(checked(b"EXP:FOC 1.0"), b'0;+202,"Lamp fault"\n'),
+              (b"SYST:ERR?\n", b'+203,"Alignment failed"\n'), (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool, pytest.raises(ToolRejected) as err:
+        tool.set("focus", 1.0)
+    assert (err.value.code, err.value.text) == (203, "Alignment failed")
+
+
+def test_a_failed_command_with_an_empty_queue_is_a_reply_error_and_drops_the_link() -> None:
+    script = [refused(b"EXP:FOC 1.0"), (b"SYST:ERR?\n", OK)]
+    with expected_protocol(ExposureTool, script) as tool, pytest.raises(CommsError):
+        tool.set("focus", 1.0)
+    assert not tool.transport.is_open
+
+
 @pytest.mark.parametrize(("cls", "code"), [(ExposureTool, b"+201"), (PlasmaEtcher, b"+301")])
 def test_interlock_codes_raise_interlock_error(cls: type[Any], code: bytes) -> None:
-    start = b"EXP:STAR\n" if cls is ExposureTool else b"ETCH:STAR\n"
-    script = [(start, None), (b"SYST:ERR?\n", code + b',"Interlock open"\n'),
+    start = b"EXP:STAR" if cls is ExposureTool else b"ETCH:STAR"
+    script = [refused(start), (b"SYST:ERR?\n", code + b',"Interlock open"\n'),
               (b"SYST:ERR?\n", OK)]
     with expected_protocol(cls, script) as tool, pytest.raises(InterlockError) as err:
         tool.start_exposure() if cls is ExposureTool else tool.start_etch()
@@ -172,8 +204,7 @@ def test_an_alarm_the_tool_queued_on_its_own_is_not_blamed_on_the_next_command(
     method: str, line: bytes
 ) -> None:
     """A lamp failure queues +202 by itself; the host's ALARm:CLEar after it must not raise."""
-    script = [(b"SYST:ERR?\n", b'202,"Lamp fault"\n'), (b"SYST:ERR?\n", OK),
-              (line, None), (b"SYST:ERR?\n", OK)]
+    script = [(b"SYST:ERR?\n", b'202,"Lamp fault"\n'), (b"SYST:ERR?\n", OK), *ok(line)]
     with expected_protocol(ExposureTool, script) as tool:
         getattr(tool, method)()
 
@@ -192,12 +223,12 @@ def test_start_commands_are_never_retried(method: str) -> None:
             "start_exposure": b"EXP:STAR\n", "start_develop": b"DEV:STAR\n"}[method]
     # unload first reads out what the tool queued on its own (see the test below)
     before = [(b"SYST:ERR?\n", OK)] if method == "unload" else []
-    with expected_protocol(ExposureTool, [*before, (line, None)]) as tool:
-        # The line goes out; the error check's link breaks. No second attempt.
-        tool.transport.script.append((b"SYST:ERR?\n", BrokenPipeError(32, "Broken pipe")))
+    sent = (checked(line), BrokenPipeError(32, "Broken pipe"))
+    with expected_protocol(ExposureTool, [*before, sent]) as tool:
+        # The line goes out; the link breaks before its reply. No second attempt.
         with pytest.raises(CommsError):
             getattr(tool, method)(*(["W-01"] if method == "load" else []))
-    assert tool.transport.written.count(line) == 1
+    assert tool.transport.written.count(checked(line)) == 1
 
 
 def test_a_start_whose_write_fails_is_not_resent() -> None:
@@ -210,7 +241,7 @@ def test_a_start_whose_write_fails_is_not_resent() -> None:
     transport._write = refuse  # type: ignore[method-assign]
     with pytest.raises(ConnectionLost):
         PlasmaEtcher(transport).start_etch()
-    assert transport.written == [b"ETCH:STAR\n"]
+    assert transport.written == [checked(b"ETCH:STAR")]
 
 
 def test_a_query_is_retried_once_after_a_lost_connection_reconnecting_first() -> None:
