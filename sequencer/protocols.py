@@ -3,6 +3,10 @@
 Structural (``typing.Protocol``): the real drivers in ``drivers/`` satisfy them,
 and so do the plain fakes in the unit tests. Enum results are compared by name
 (see :func:`state_name`), so a fake may return plain strings.
+
+The steps call these methods through a tool's handle, bound:
+``await h.q(h.driver.apply_recipe, o2, …)`` (``sequencer.steps.ToolHandle``), so the
+type checker holds every call, its arguments and its result, to the Protocol here.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 Location = Literal["stocker", "exposure", "oven", "etcher"]
+#: the LX-365 settings a recipe writes (``EXPosure:DOSE`` … ``RETicle:SELect``)
+ExposureSetting = Literal["dose", "focus", "develop_time", "reticle"]
 
 
 def state_name(state: Any) -> str:
@@ -19,12 +25,17 @@ def state_name(state: Any) -> str:
     return str(name if isinstance(name, str) else state)
 
 
-class _Common(Protocol):
-    name: str
+class ToolDriver(Protocol):
+    """What every tool's driver has: the handle reconnects and reads through it."""
 
-    def connect(self) -> None: ...
+    @property
+    def name(self) -> str: ...
+
+    def connect(self) -> object: ...  # the SCPI drivers return the tool's *IDN?
 
     def close(self) -> None: ...
+
+    def state(self) -> Any: ...
 
     def status(self) -> Any: ...
 
@@ -33,14 +44,16 @@ class _Common(Protocol):
     def clear_alarms(self) -> None: ...
 
 
-class ScpiJobTool(_Common, Protocol):
-    """The part the exposure cell and the etcher share (job records, boot id)."""
-
-    def state(self) -> Any: ...
+class ScpiJobTool(ToolDriver, Protocol):
+    """The part the exposure cell and the etcher share (job records, boot id, settings)."""
 
     def load(self, wafer_id: str) -> None: ...
 
     def unload(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def get(self, name: str) -> Any: ...
 
     def last_job(self) -> Any: ...
 
@@ -52,13 +65,11 @@ class ScpiJobTool(_Common, Protocol):
 class ExposureProto(ScpiJobTool, Protocol):
     def remote(self) -> None: ...
 
-    def set(self, name: str, value: Any) -> None: ...
+    def set(self, name: ExposureSetting, value: float | int | str) -> None: ...
 
     def start_exposure(self) -> None: ...
 
     def start_develop(self) -> None: ...
-
-    def abort(self) -> None: ...
 
     def result(self) -> Any: ...  # ExposureResult(depth_um, residual_um, cd_um)
 
@@ -69,8 +80,6 @@ class EtcherProto(ScpiJobTool, Protocol):
 
     def start_etch(self) -> None: ...
 
-    def abort(self) -> None: ...
-
     def etch_status(self) -> Any: ...  # EtchStatusLine(state, elapsed_s, endpoint_s)
 
     def result(self) -> Any: ...  # EtchResult(removed_um, all_open)
@@ -78,7 +87,7 @@ class EtcherProto(ScpiJobTool, Protocol):
     def oes_trace(self) -> list[float]: ...
 
 
-class OvenProto(_Common, Protocol):
+class OvenProto(ToolDriver, Protocol):
     def upload(self, program: Any) -> None: ...
 
     def start(self) -> None: ...

@@ -84,8 +84,9 @@ class Scheduler(BatchPolicy):
         self.ctx = StepContext(journal=journal, alarms=alarms, clock=self._step_clock(clock),
                                config=config, handling=handling, emit=self._emit,
                                make_program=tools.make_program)
-        for name in ("exposure", "oven", "etcher"):
-            h = self._handle(name, getattr(tools, name))
+        drivers = {"exposure": tools.exposure, "oven": tools.oven, "etcher": tools.etcher}
+        for name, driver in drivers.items():
+            h = self._handle(name, driver)
             h.on_comms.append(self._comms_changed)
             self.ctx.tools[name] = h
         self.flows: dict[str, Any] = {lot.lot_id: lot.flow for lot in self.lots}
@@ -110,7 +111,7 @@ class Scheduler(BatchPolicy):
     def _step_clock(self, clock: SeqClock) -> Any:
         return clock
 
-    def _handle(self, name: str, driver: Any) -> ToolHandle:
+    def _handle(self, name: str, driver: Any) -> ToolHandle[Any]:
         return ToolHandle(name, driver, self.ctx)
 
     def _may_run(self, w: Substrate) -> bool:
@@ -153,7 +154,7 @@ class Scheduler(BatchPolicy):
         self._emit(Event("job", self.clock.now(), lot_id=job.lot_id,
                          data={"src": src, "dst": dst}))
 
-    def _comms_changed(self, h: ToolHandle, state: str) -> None:
+    def _comms_changed(self, h: ToolHandle[Any], state: str) -> None:
         job = self.jobs.get(h.current_lot or "")
         if job is None:
             return

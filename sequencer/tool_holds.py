@@ -111,11 +111,11 @@ class ToolHolds:
         iid = self.ctx.journal.intent(hold.tool, "CLEAR_ALARMS",
                                       args={"alarm_id": hold.alarm_id, "acked_by": who})
         try:
-            await h.q("clear_alarms")
+            await h.q(h.driver.clear_alarms)
             self.ctx.journal.outcome(iid, "OK", f"after {who} acknowledged alarm "
                                                 f"{hold.alarm_id}")
             state = await h.state()
-            left = holding(hold.tool, tuple(await h.q("alarms")))
+            left = holding(hold.tool, tuple(await h.q(h.driver.alarms)))
         except (ToolError, ToolDown) as exc:
             self.ctx.journal.outcome(iid, "REFUSED", str(exc))
             return f"the {hold.tool} refused its clear after {who}'s acknowledgement: {exc}"

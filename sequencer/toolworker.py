@@ -14,8 +14,9 @@ import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -26,7 +27,7 @@ class ToolWorker:
         self.name = name
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"tool-{name}")
 
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` on this tool's thread, with the caller's contextvars."""
         loop = asyncio.get_running_loop()
         ctx = contextvars.copy_context()

@@ -163,7 +163,7 @@ class Engine:
         while not sched.stopping:
             if tool not in sched.busy and not sched.manual[tool] and h.comms != "UNKNOWN":
                 try:
-                    await h.q("status")
+                    await h.q(h.driver.status)
                 except Stopping:
                     return
                 except (ToolDown, ToolError) as exc:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
@@ -39,12 +39,16 @@ from sequencer.scheduler import (
     Scheduler,
     Stopping,
 )
-from sequencer.steps import StepContext, ToolDown, ToolHandle
+from sequencer.steps import D, StepContext, ToolDown, ToolHandle, called
 from sequencer.substrate import Substrate
 
 log = structlog.get_logger("viaform.daemon.engine")
 
 RECONNECT_FOR_EVER = 10**9  # reconnect attempts once serving (the back-off is bounded)
+#: the driver reads whose reply is noted as the tool's last reported state
+NOTED = frozenset({"state", "status", "etch_status"})
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class Refused(Exception):
@@ -55,12 +59,12 @@ class Unknown(Refused):
     """No such lot or tool."""
 
 
-class ServeHandle(ToolHandle):
+class ServeHandle(ToolHandle[D]):
     """A tool handle that a graceful stop interrupts at its next query, that keeps the
     tool's last reported state (for the status view), and whose concurrent recoveries (a
     step and the idle poller) share one reconnect, which ``stop()`` may cancel."""
 
-    def __init__(self, name: str, driver: Any, ctx: StepContext,
+    def __init__(self, name: str, driver: D, ctx: StepContext,
                  sched: ServingScheduler) -> None:
         super().__init__(name, driver, ctx)
         self.sched = sched
@@ -68,10 +72,10 @@ class ServeHandle(ToolHandle):
         self.last_alarms: tuple[str, ...] = ()
         self.recovery: asyncio.Future[dict[str, Any]] | None = None
 
-    async def q(self, method: str, *args: Any) -> Any:
+    async def q(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         self.sched.check_interrupt(self.name)
-        value = await super().q(method, *args)
-        if method in ("state", "status", "etch_status"):
+        value = await super().q(fn, *args, **kwargs)
+        if (method := called(fn)) in NOTED:
             self.note(method, value)
         return value
 
@@ -83,10 +87,10 @@ class ServeHandle(ToolHandle):
             names = alarms.names() if hasattr(alarms, "names") else alarms
             self.last_alarms = tuple(str(a) for a in names or ())
 
-    async def cmd(self, method: str, *args: Any) -> Any:
+    async def cmd(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self.comms == "DOWN":  # given up at start-up: serving, we try again
-            await self.recover(f"{method}: reconnecting")
-        return await super().cmd(method, *args)
+            await self.recover(f"{called(fn)}: reconnecting")
+        return await super().cmd(fn, *args, **kwargs)
 
     async def recover(self, why: str) -> dict[str, Any]:
         if self.recovery is None or self.recovery.done():
@@ -138,7 +142,7 @@ class ServingScheduler(Scheduler):
     def _step_clock(self, clock: SeqClock) -> Any:
         return GatedClock(clock, self.check_interrupt)
 
-    def _handle(self, name: str, driver: Any) -> ToolHandle:
+    def _handle(self, name: str, driver: Any) -> ToolHandle[Any]:
         return ServeHandle(name, driver, self.ctx, self)
 
     def _load_lot(self, lot: Any) -> None:

@@ -8,6 +8,11 @@ durations (× ``limit_factor`` + ``margin_s``) on the scaled clock.
 A step advances a wafer through named phases and journals the last one done
 (``WaferData.phase``), so after a crash a step resumes where it stood; see
 :func:`due` / :meth:`StepContext.mark`.
+
+A tool call names the driver's bound method (see :class:`ToolHandle`). The package
+imports one way: this module (shared) ← ``reconcile`` ← ``start`` ← ``safety``,
+``checks`` ← the steps; ``sequencer.recovery`` (the restart) imports them, never the
+reverse.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 import structlog
 
@@ -24,11 +29,26 @@ from drivers.errors import CommsError, ToolError
 from ..alarms import Alarms, Event, EventSink
 from ..clock import SeqClock
 from ..journal import Journal
-from ..protocols import MaterialHandling, state_name
+from ..protocols import (
+    EtcherProto,
+    ExposureProto,
+    MaterialHandling,
+    OvenProto,
+    ScpiJobTool,
+    ToolDriver,
+    state_name,
+)
 from ..substrate import Substrate
 from ..toolworker import ToolWorker
 
 log = structlog.get_logger("viaform.sequencer")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+V = TypeVar("V")
+#: the driver a handle holds; covariant: a ToolHandle[ExposureProto] is a
+#: ToolHandle[ScpiJobTool] wherever only the shared part is called
+D = TypeVar("D", bound=ToolDriver, covariant=True)
 
 
 class StepFailed(Exception):
@@ -112,8 +132,17 @@ class SequencerConfig:
         return cls(poll_s=poll, **overrides)
 
 
-class ToolHandle:
+class ToolHandle(Generic[D]):
     """One tool: its driver, its worker thread, its comms status (OK / UNKNOWN / DOWN).
+
+    A call names the driver's own method, bound: ``await h.q(h.driver.set, "dose", v)``.
+    ``h.driver`` is typed by the tool's Protocol (``ctx.exposure`` is a
+    ``ToolHandle[ExposureProto]``), and ``q``/``cmd`` take ``Callable[P, T]`` with
+    ``*args: P.args``, so a reader (go to definition) and mypy follow the value from the
+    recipe to the driver method that writes it, and the result comes back typed ``T``.
+    That shape, rather than a typed async proxy per Protocol, keeps the one place where
+    a call is queued on the tool's worker, journaled around and retried (here), and it
+    needs no second copy of each Protocol to keep in step with the drivers.
 
     ``q`` runs a query or an idempotent setting: on a CommsError the tool is
     recovered (reconnect with bounded back-off, then a full read-back) and the
@@ -121,7 +150,7 @@ class ToolHandle:
     caller must reconcile before deciding anything (starts are never retried blind).
     """
 
-    def __init__(self, name: str, driver: Any, ctx: StepContext) -> None:
+    def __init__(self, name: str, driver: D, ctx: StepContext) -> None:
         self.name = name
         self.driver = driver
         self.ctx = ctx
@@ -130,23 +159,23 @@ class ToolHandle:
         self.current_lot: str | None = None
         self.busy_s = 0.0
         self.boot: Any = None  # SYSTem:BOOT? as last read before a journaled command
-        self.on_comms: list[Callable[[ToolHandle, str], None]] = []
+        self.on_comms: list[Callable[[ToolHandle[Any], str], None]] = []
 
     @property
     def poll_s(self) -> float:
         return self.ctx.config.poll_s.get(self.name, 1.0)
 
-    async def cmd(self, method: str, *args: Any) -> Any:
+    async def cmd(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self.comms == "DOWN":
             raise ToolDown(self.name, "unreachable")
-        return await self.worker.call(getattr(self.driver, method), *args)
+        return await self.worker.call(fn, *args, **kwargs)
 
-    async def q(self, method: str, *args: Any) -> Any:
+    async def q(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         while True:
             try:
-                return await self.cmd(method, *args)
+                return await self.cmd(fn, *args, **kwargs)
             except CommsError as exc:
-                await self.recover(f"{method}: {exc}")
+                await self.recover(f"{called(fn)}: {exc}")
 
     async def recover(self, why: str) -> dict[str, Any]:
         """UNKNOWN → alarm → reconnect (bounded back-off) → read the tool's full state and
@@ -162,8 +191,7 @@ class ToolHandle:
             try:
                 await self.worker.call(self._reconnect)
                 readback = {"status": repr(await self.worker.call(self.driver.status))}
-                job = "batch_no" if self.name == "oven" else "last_job"
-                readback[job] = repr(await self.worker.call(getattr(self.driver, job)))
+                readback.update(await self._job_record())
             except CommsError as exc:
                 last = exc
                 continue
@@ -173,6 +201,14 @@ class ToolHandle:
             return readback
         self._set_comms("DOWN")
         raise ToolDown(self.name, f"no comms after {cfg.reconnect_attempts} attempts ({last})")
+
+    async def _job_record(self) -> dict[str, str]:
+        """The oven's batch number, or a SCPI tool's last job, as read back after a loss."""
+        if self.name == "oven":
+            oven = cast(OvenProto, self.driver)
+            return {"batch_no": repr(await self.worker.call(oven.batch_no))}
+        scpi = cast(ScpiJobTool, self.driver)
+        return {"last_job": repr(await self.worker.call(scpi.last_job))}
 
     def _reconnect(self) -> None:
         try:
@@ -188,29 +224,31 @@ class ToolHandle:
         for fn in self.on_comms:
             fn(self, state)
 
-    async def state(self, method: str = "state") -> str:
-        return state_name(await self.q(method))
+    async def state(self) -> str:
+        """The tool's state by name (``state_name`` of the driver's ``state()``)."""
+        return state_name(await self.q(self.driver.state))
 
-    async def wait(self, done: Iterable[str], expected_s: float, what: str, *,
-                   read: Callable[[Any], str] | None = None, method: str = "state",
+    async def wait(self, poll: Callable[[], V], done: Iterable[str], expected_s: float,
+                   what: str, *, read: Callable[[V], str] | None = None,
                    fail: Iterable[str] = ("ALARM",),
-                   on_poll: Callable[[Any], None] | None = None) -> Any:
-        """Poll ``method`` until its state is in ``done``; ToolAlarm on ``fail``,
-        WaitTimeout after ``limit(expected_s)``. Returns the last reading."""
+                   on_poll: Callable[[V], None] | None = None) -> V:
+        """Poll ``poll`` (a driver method, through ``q``) until its state is in ``done``;
+        ToolAlarm on ``fail``, WaitTimeout after ``limit(expected_s)``. Returns the last
+        reading. ``read`` names the state of a reading (default: ``state_name``)."""
         done, fail = set(done), set(fail)
         clock, cfg = self.ctx.clock, self.ctx.config
         deadline = (clock.now() + cfg.limit(expected_s)
                     + cfg.min_wall_margin_s * clock.time_scale)
         while True:
             polled_at = clock.now()  # a timeout needs a reading taken after the deadline
-            value = await self.q(method)
+            value = await self.q(poll)
             if on_poll is not None:
                 on_poll(value)
             st = read(value) if read else state_name(value)
             if st in done:
                 return value
             if st in fail:
-                alarms = tuple(await self.q("alarms"))
+                alarms = tuple(await self.q(self.driver.alarms))
                 raise ToolAlarm(self.name, st, alarms)
             if polled_at > deadline:
                 raise WaitTimeout(f"{self.name}: {what}: still {st} after "
@@ -230,6 +268,13 @@ class ToolHandle:
         self.close()
 
 
+def called(fn: Callable[..., Any]) -> str:
+    """The driver method's name (through a ``functools.partial`` too), for messages and the
+    serve-mode status note: ``status`` for ``h.driver.status``."""
+    inner = getattr(fn, "func", fn)
+    return str(getattr(inner, "__name__", None) or repr(fn))
+
+
 @dataclass
 class StepContext:
     """What a step needs besides its wafer and recipe."""
@@ -240,8 +285,21 @@ class StepContext:
     config: SequencerConfig
     handling: MaterialHandling
     emit: EventSink
-    tools: dict[str, ToolHandle] = field(default_factory=dict)
+    tools: dict[str, ToolHandle[Any]] = field(default_factory=dict)
     make_program: Any = None
+
+    # the three tools' handles, typed by their Protocols (``tools`` holds them by name)
+    @property
+    def exposure(self) -> ToolHandle[ExposureProto]:
+        return self.tools["exposure"]
+
+    @property
+    def etcher(self) -> ToolHandle[EtcherProto]:
+        return self.tools["etcher"]
+
+    @property
+    def oven(self) -> ToolHandle[OvenProto]:
+        return self.tools["oven"]
 
     def save(self, w: Substrate) -> None:
         self.journal.save_wafer(w.wafer_id, w.state, w.data_dict())
@@ -302,75 +360,6 @@ def apply_fate(w: Substrate, fate: str, reason: str) -> None:
         w.reject(reason=reason)
     else:
         w.hold(reason=reason)
-
-
-async def send_start(ctx: StepContext, h: ToolHandle, command: str, wafers: list[Substrate],
-                     method: str, *args: Any, before: dict[str, Any] | None = None,
-                     record: dict[str, Any] | None = None, phase: str | None = None) -> None:
-    """Send a command that changes the tool, under an INTENT/OUTCOME pair.
-
-    Never retried blind: on a CommsError the tool is recovered and read back, and
-    the journaled intent is reconciled with the tool (job count, last job, boot id,
-    batch number). Started → follow it; not started → send again (once); cannot
-    be known → StepFailed("hold"). A refusal (ToolRejected/InterlockError) is
-    journaled and raised. ``phase``, when given, is marked on the wafers in the
-    same journal transaction as the OUTCOME, so a crash can never leave a start
-    journaled as made while the wafer's phase says it is still to be made.
-    """
-    from ..recovery import read_before, reconcile
-
-    ids = [w.wafer_id for w in wafers]
-    for _ in range(2):
-        seen = await read_before(h, command, ids)
-        iid = ctx.journal.intent(h.name, command, wafer_ids=ids, lot_id=wafers[0].lot_id,
-                                 args=record or {}, before={**seen, **(before or {})})
-        try:
-            await h.cmd(method, *args)
-        except CommsError as exc:
-            await h.recover(f"{command}: {exc}")
-            verdict = await reconcile(h, ctx.journal.get_intent(iid))
-            with ctx.journal.atomic():
-                ctx.journal.outcome(iid, verdict.verdict, verdict.why)
-                if phase and verdict.verdict == "STARTED":
-                    ctx.mark(wafers, phase)
-            log.warning("start reconciled after comms loss", tool=h.name, command=command,
-                        verdict=verdict.verdict, why=verdict.why)
-            if verdict.verdict == "STARTED":
-                return
-            if verdict.verdict == "UNKNOWN":
-                raise StepFailed("hold", f"held for disposition: {command}: {verdict.why}") \
-                    from exc
-            continue
-        except ToolError as exc:
-            # An alarm that happens just after the tool accepted the start queues its own
-            # code, which then reads like a refusal of the start: ask the tool what it did.
-            verdict = await _refusal_checked(h, ctx.journal.get_intent(iid))
-            if verdict is None or verdict.verdict != "STARTED":
-                ctx.journal.outcome(iid, "REFUSED", str(exc))
-                raise
-            with ctx.journal.atomic():
-                ctx.journal.outcome(iid, "STARTED", f"made, then the tool reported: {exc}")
-                if phase:
-                    ctx.mark(wafers, phase)
-            log.warning("start made; the error that followed is the tool's own report",
-                        tool=h.name, command=command, error=str(exc))
-            return
-        with ctx.journal.atomic():
-            ctx.journal.outcome(iid, "OK")
-            if phase:
-                ctx.mark(wafers, phase)
-        return
-    raise StepFailed("hold", f"held for disposition: {command} not sent after two comms losses")
-
-
-async def _refusal_checked(h: ToolHandle, intent: Any) -> Any:
-    """The tool's own record of a start it seemed to refuse (None if it cannot tell)."""
-    from ..recovery import reconcile
-
-    try:
-        return await reconcile(h, intent)
-    except (ToolError, ToolDown):
-        return None
 
 
 def bind(**kv: Any) -> Any:

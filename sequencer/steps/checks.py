@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..protocols import ScpiJobTool
 from ..substrate import Substrate
 from . import StepContext, StepFailed, ToolHandle
 
@@ -34,11 +35,11 @@ def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any) -> int:
                and c.outcome in ("OK", "STARTED") and c.before.get("boot") == boot)
 
 
-async def check_job_records(ctx: StepContext, h: ToolHandle, w: Substrate) -> None:
+async def check_job_records(ctx: StepContext, h: ToolHandle[ScpiJobTool], w: Substrate) -> None:
     """StepFailed("hold") if the tool reports starts of ``w`` this journal does not know."""
     model, what, _ = MODELS[h.name]
-    boot = await h.q("boot_id")
-    count = int(await h.q("job_count", w.wafer_id))
+    boot = await h.q(h.driver.boot_id)
+    count = int(await h.q(h.driver.job_count, w.wafer_id))
     known = known_starts(ctx, h.name, w.wafer_id, boot)
     if count > known:
         unknown = count - known
@@ -56,12 +57,12 @@ def _same(sent: Any, read: Any) -> bool:
     return str(sent) == str(read)
 
 
-async def check_readback(h: ToolHandle, wanted: dict[str, Any]) -> None:
+async def check_readback(h: ToolHandle[ScpiJobTool], wanted: dict[str, Any]) -> None:
     """Every setting of ``wanted`` read back from the tool; StepFailed("hold") naming the
     first ones that differ (setting, sent, read)."""
     wrong = []
     for name, sent in wanted.items():
-        read = await h.q("get", name)
+        read = await h.q(h.driver.get, name)
         if not _same(sent, read):
             wrong.append(f"{name} sent {sent}, tool reads {read}")
     if wrong:

@@ -30,9 +30,9 @@ from . import (
     bind,
     due,
     log,
-    send_start,
 )
 from .cure_watch import PROFILE_COLUMNS, CureWatch, alarm_names
+from .start import send_start
 
 PHASES = ("", "in", "upload", "start", "cured", "out")
 _READY = {"IDLE", "COMPLETE", "ABORTED"}
@@ -87,7 +87,8 @@ def _held_reason(names: tuple[str, ...], when: str) -> str:
 async def _hold_if_alarmed(ctx: StepContext, seen: tuple[str, ...], when: str) -> None:
     """ToolHeld if the oven shows (or showed during the batch: ``seen``) an alarm that
     holds it for a person. Warnings (DEVIATION) are logged only."""
-    live = alarm_names(getattr(await ctx.tools["oven"].q("status"), "alarms", ()))
+    oven = ctx.oven
+    live = alarm_names(getattr(await oven.q(oven.driver.status), "alarms", ()))
     names = tuple(dict.fromkeys((*live, *seen)))
     held = holding("oven", names)
     if held:
@@ -103,17 +104,17 @@ async def _oven_ready(ctx: StepContext, unload_c: float, *, before_batch: bool =
     ToolHeld at once, before any wafer goes in. After a failure (False) the wafers must
     come out first: the alarm is left for :func:`_hold_if_alarmed` once they are held.
     """
-    h = ctx.tools["oven"]
+    h = ctx.oven
     deadline = ctx.clock.now() + ctx.config.tool_down_s + ctx.config.oven_tau_s * 2
     while True:
-        st = await h.q("status")
+        st = await h.q(h.driver.status)
         name = state_name(st.state)
         held = holding("oven", alarm_names(getattr(st, "alarms", ())))
         if before_batch and held:
             raise ToolHeld("oven", held, _held_reason(held, "before a batch"))
         if name in _READY and float(st.chamber_c) <= unload_c:
             if getattr(st, "door_locked", False):
-                await h.q("lock_door", False)
+                await h.q(h.driver.lock_door, False)
             return
         if ctx.clock.now() > deadline:
             raise ToolDown("oven", f"not idle and cool: {name}, {st.chamber_c} °C")
@@ -123,7 +124,7 @@ async def _oven_ready(ctx: StepContext, unload_c: float, *, before_batch: bool =
 async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> list[Substrate]:
     """Run (or resume) one batch. Returns the wafers cured; the others are held with
     the reason. ToolDown passes (the scheduler holds what is left)."""
-    h = ctx.tools["oven"]
+    h = ctx.oven
     h.current_lot = wafers[0].lot_id
     watch = CureWatch(ctx, wafers, recipe)
     with bind(lot_id=wafers[0].lot_id, tool="oven", step="cure"):
@@ -174,7 +175,7 @@ async def _program_lost(ctx: StepContext, exc: Exception, batch: Any) -> str | N
     if not isinstance(exc, ToolAlarm) or exc.state != "IDLE":
         return None
     try:
-        seen = int(await ctx.tools["oven"].q("batch_no"))
+        seen = int(await ctx.oven.q(ctx.oven.driver.batch_no))
     except (ToolError, ToolDown):
         return None
     if seen == batch:
@@ -186,11 +187,11 @@ async def _program_lost(ctx: StepContext, exc: Exception, batch: Any) -> str | N
 async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: Any) -> None:
     """Abort a program still running, let the chamber cool, move the wafers out. No ACK
     ALARMS: a latched trip stays latched on the oven for a person to see."""
-    h = ctx.tools["oven"]
-    st = state_name((await h.q("status")).state)
+    h = ctx.oven
+    st = state_name((await h.q(h.driver.status)).state)
     if st in ("PURGING", "RUNNING", "PAUSED"):
         iid = ctx.journal.intent("oven", "ABORT", wafer_ids=[w.wafer_id for w in wafers])
-        await h.q("abort")
+        await h.q(h.driver.abort)
         ctx.journal.outcome(iid, "OK")
     inside = [w for w in wafers if w.data.location == "oven"]
     if inside:
@@ -200,7 +201,7 @@ async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: An
 
 async def _run(ctx: StepContext, wafers: list[Substrate], r: Any,
                watch: CureWatch) -> list[Substrate]:
-    h = ctx.tools["oven"]
+    h = ctx.oven
     first = wafers[0]
     if due(first, "in", PHASES):
         await _oven_ready(ctx, float(r.unload_c))
@@ -217,19 +218,19 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: Any,
             if not wafers:
                 return []
             first = wafers[0]
-        seen = int(await h.q("batch_no"))
+        seen = int(await h.q(h.driver.batch_no))
         batch = ctx.journal.allocate_batch(seen, r.name, [w.wafer_id for w in wafers])
-        await h.q("upload", _program(ctx, r, batch))
+        await h.q(h.driver.upload, _program(ctx, r, batch))
         for w in wafers:
             w.data.cure_batch = batch
             w.data.cure_excursion = ""  # a new batch: an earlier (released) one is history
-        await h.q("lock_door", True)
+        await h.q(h.driver.lock_door, True)
         ctx.mark(wafers, "upload")
     batch = int(first.data.cure_batch or 0)
     if due(first, "start", PHASES):
         for w in wafers:
             w.data.cure_start = ctx.clock.now()
-        await send_start(ctx, h, "START", wafers, "start", before={"batch_no": batch},
+        await send_start(ctx, h, "START", wafers, h.driver.start, before={"batch_no": batch},
                          record={"recipe": r.name}, phase="start")
         ctx.journal.set_batch_state(batch, "STARTED")
     if due(first, "cured", PHASES):
@@ -247,7 +248,7 @@ async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int,
     columns, then one row per poll: ``PROFILE_COLUMNS``) and through the excursion
     watch, which raises CURE_EXCURSION as each kind is detected and journals it on the
     wafers (``cure_excursion``) at once, so a restart mid-cure still holds the batch."""
-    h = ctx.tools["oven"]
+    h = ctx.oven
     final_target = float(r.segments[-1].target_c)
     profile: list[list[Any]] = [list(PROFILE_COLUMNS)]
     at_temp = [0.0]
@@ -262,12 +263,12 @@ async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int,
         watch.observe(t, st)
 
     try:
-        await h.wait({"COMPLETE"}, expected_cure_s(r, ctx.config), f"cure batch {batch}",
-                     method="status", read=lambda s: state_name(s.state),
+        await h.wait(h.driver.status, {"COMPLETE"}, expected_cure_s(r, ctx.config),
+                     f"cure batch {batch}", read=lambda s: state_name(s.state),
                      fail={"ABORTED", "IDLE"}, on_poll=record)
     finally:
         ctx.journal.trace(f"batch-{batch}", "oven_profile", profile)
-    if int(await h.q("batch_no")) != batch:
+    if int(await h.q(h.driver.batch_no)) != batch:
         raise StepFailed("hold", f"held for disposition: oven reports another batch than {batch}")
     ctx.journal.set_batch_state(batch, "COMPLETE")
     shrink = float(getattr(r, "shrink_fraction", 0.25))

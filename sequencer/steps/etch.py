@@ -10,6 +10,7 @@ manual: load + pump 45 s, stabilise ≤ 30 s, etch + overetch, vent 30 s.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from drivers.errors import ToolError
@@ -24,10 +25,10 @@ from . import (
     apply_fate,
     bind,
     due,
-    send_start,
 )
 from .checks import check_job_records, check_readback
 from .safety import SAFE_PARAMS, ensure_idle, fail_wafer
+from .start import send_start
 
 PHASES = ("", "recipe", "in", "load", "loaded", "start_etch", "etched", "unload", "unloaded",
           "out")
@@ -67,7 +68,7 @@ def queue_time_breach(ctx: StepContext, w: Substrate) -> str | None:
 async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
     """Run (or resume) the step. True when etched and open; False otherwise (the wafer
     is REJECTED, ABORTED or STOPPED with the reason). ToolDown passes."""
-    h = ctx.tools["etcher"]
+    h = ctx.etcher
     h.current_lot = w.lot_id
     with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="etcher", step="etch"):
         if due(w, "load", PHASES) and (why := queue_time_breach(ctx, w)):
@@ -91,22 +92,24 @@ async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
 
 
 async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
-    h = ctx.tools["etcher"]
+    h = ctx.etcher
     plan = etch_plan(r, float(w.data.residual_after_cure_um or 0.0))
     if due(w, "recipe", PHASES):
         await ensure_idle(ctx, h)
         await check_job_records(ctx, h, w)
-        await h.q("apply_recipe", plan["o2"], plan["cf4"], plan["pressure"], plan["rf_power"],
-                  plan["etch_time"], plan["overetch"], plan["endpoint"], plan["target"])
+        await h.q(h.driver.apply_recipe, plan["o2"], plan["cf4"], plan["pressure"],
+                  plan["rf_power"], plan["etch_time"], plan["overetch"], plan["endpoint"],
+                  plan["target"])
         w.data.etch_time_s = plan["expected_s"]
         ctx.mark([w], "recipe")
     if due(w, "in", PHASES):
         await ctx.move([w], "etcher")
         ctx.mark([w], "in")
     if due(w, "load", PHASES):
-        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id, phase="load")
+        await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
     if due(w, "loaded", PHASES):
-        await h.wait({"READY"}, TIMING["load_s"], "load + pump-down", fail={"ALARM", "IDLE"})
+        await h.wait(h.driver.state, {"READY"}, TIMING["load_s"], "load + pump-down",
+                     fail={"ALARM", "IDLE"})
         ctx.mark([w], "loaded")
     if due(w, "start_etch", PHASES):
         if why := queue_time_breach(ctx, w):
@@ -114,14 +117,14 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         await check_job_records(ctx, h, w)
         await check_readback(h, {k: plan[k] for k in SETTINGS})
         w.data.etch_start = ctx.clock.now()
-        await send_start(ctx, h, "START_ETCH", [w], "start_etch", record=plan,
+        await send_start(ctx, h, "START_ETCH", [w], h.driver.start_etch, record=plan,
                          phase="start_etch")
     if due(w, "etched", PHASES):
         expected = TIMING["stabilize_s"] + plan["etch_time"] * (1 + plan["overetch"] / 100)
-        line = await h.wait({"COMPLETE"}, expected, "etch", method="etch_status",
+        line = await h.wait(h.driver.etch_status, {"COMPLETE"}, expected, "etch",
                             read=lambda v: state_name(v.state), fail={"ALARM", "IDLE"})
-        res = await h.q("result")
-        trace = list(await h.q("oes_trace"))
+        res = await h.q(h.driver.result)
+        trace = list(await h.q(h.driver.oes_trace))
         w.data.removed_um = float(res.removed_um)
         w.data.open = bool(res.all_open)
         w.data.etched = True
@@ -132,9 +135,9 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         ctx.journal.trace(w.wafer_id, "oes_co", trace)
         ctx.mark([w], "etched")
     if due(w, "unload", PHASES):
-        await send_start(ctx, h, "UNLOAD", [w], "unload", phase="unload")
+        await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
     if due(w, "unloaded", PHASES):
-        await h.wait({"IDLE"}, TIMING["vent_s"], "vent + unload")
+        await h.wait(h.driver.state, {"IDLE"}, TIMING["vent_s"], "vent + unload")
         ctx.mark([w], "unloaded")
     if due(w, "out", PHASES):
         await ctx.move([w], "stocker")

@@ -8,6 +8,7 @@ measure, unload 15 s.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from drivers.errors import ToolError
@@ -20,10 +21,10 @@ from . import (
     WaitTimeout,
     bind,
     due,
-    send_start,
 )
 from .checks import check_job_records, check_readback
 from .safety import SAFE_PARAMS, ensure_idle, fail_wafer
+from .start import send_start
 
 PHASES = ("", "in", "setup", "load", "loaded", "start_exposure", "exposed", "start_develop",
           "developed", "unload", "unloaded", "out")
@@ -36,7 +37,7 @@ SAFE_PARAMS["expose"] = ("exposure", _ACTIVE, _UNLOADABLE, TIMING["unload_s"])
 async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
     """Run (or resume) the step for ``w``. True when developed and back in the stocker;
     False when the wafer ended ABORTED/STOPPED (the reason is on it). ToolDown passes."""
-    h = ctx.tools["exposure"]
+    h = ctx.exposure
     h.current_lot = w.lot_id
     ctx.begin([w], "expose", "exposure")
     with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="exposure", step="expose"):
@@ -52,7 +53,7 @@ async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
 
 
 async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
-    h = ctx.tools["exposure"]
+    h = ctx.exposure
     intensity = 1000.0
     if due(w, "in", PHASES):
         await ensure_idle(ctx, h)
@@ -61,35 +62,39 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         ctx.mark([w], "in")
     if due(w, "setup", PHASES):
         await ensure_idle(ctx, h)
-        await h.q("remote")
-        for name, value in (("dose", r.dose_mj_cm2), ("focus", r.focus_um),
-                            ("develop_time", int(r.develop_s)), ("reticle", r.reticle)):
-            await h.q("set", name, value)
+        await h.q(h.driver.remote)
+        await h.q(h.driver.set, "dose", r.dose_mj_cm2)
+        await h.q(h.driver.set, "focus", r.focus_um)
+        await h.q(h.driver.set, "develop_time", int(r.develop_s))
+        await h.q(h.driver.set, "reticle", r.reticle)
         w.data.dose = float(r.dose_mj_cm2)
         ctx.mark([w], "setup")
     if due(w, "load", PHASES):
-        await send_start(ctx, h, "LOAD", [w], "load", w.wafer_id, phase="load")
+        await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
     if due(w, "loaded", PHASES):
-        await h.wait({"READY"}, TIMING["load_s"], "load", fail={"ALARM", "IDLE"})
+        await h.wait(h.driver.state, {"READY"}, TIMING["load_s"], "load",
+                     fail={"ALARM", "IDLE"})
         ctx.mark([w], "loaded")
     if due(w, "start_exposure", PHASES):
         await check_job_records(ctx, h, w)
         await check_readback(h, {"dose": float(r.dose_mj_cm2), "focus": float(r.focus_um),
                                  "develop_time": int(r.develop_s), "reticle": r.reticle})
-        await send_start(ctx, h, "START_EXPOSURE", [w], "start_exposure",
+        await send_start(ctx, h, "START_EXPOSURE", [w], h.driver.start_exposure,
                          record={"dose": r.dose_mj_cm2}, phase="start_exposure")
     if due(w, "exposed", PHASES):
-        st = await h.q("status")
+        st = await h.q(h.driver.status)
         intensity = float(getattr(st, "intensity", 0) or intensity)
         expose_s = TIMING["fields"] * (float(r.dose_mj_cm2) / intensity + TIMING["step_s"])
-        await h.wait({"EXPOSED"}, expose_s, "exposure", fail={"ALARM", "IDLE"})
+        await h.wait(h.driver.state, {"EXPOSED"}, expose_s, "exposure",
+                     fail={"ALARM", "IDLE"})
         ctx.mark([w], "exposed")
     if due(w, "start_develop", PHASES):
-        await send_start(ctx, h, "START_DEVELOP", [w], "start_develop", phase="start_develop")
+        await send_start(ctx, h, "START_DEVELOP", [w], h.driver.start_develop,
+                         phase="start_develop")
     if due(w, "developed", PHASES):
-        await h.wait({"COMPLETE"}, float(r.develop_s) + TIMING["measure_s"], "develop",
-                     fail={"ALARM", "IDLE"})
-        res = await h.q("result")
+        await h.wait(h.driver.state, {"COMPLETE"}, float(r.develop_s) + TIMING["measure_s"],
+                     "develop", fail={"ALARM", "IDLE"})
+        res = await h.q(h.driver.result)
         w.data.depth_um = float(res.depth_um)
         w.data.residual_um = float(res.residual_um)
         w.data.developed = True
@@ -99,9 +104,9 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
             "residual_um": w.data.residual_um, "cd_um": getattr(res, "cd_um", None)})
         ctx.mark([w], "developed")
     if due(w, "unload", PHASES):
-        await send_start(ctx, h, "UNLOAD", [w], "unload", phase="unload")
+        await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
     if due(w, "unloaded", PHASES):
-        await h.wait({"IDLE"}, TIMING["unload_s"], "unload")
+        await h.wait(h.driver.state, {"IDLE"}, TIMING["unload_s"], "unload")
         ctx.mark([w], "unloaded")
     if due(w, "out", PHASES):
         await ctx.move([w], "stocker")

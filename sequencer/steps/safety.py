@@ -18,6 +18,7 @@ from typing import Any
 from drivers.errors import InterlockError, ToolError
 
 from ..manual_record import manual_note
+from ..protocols import ScpiJobTool
 from ..substrate import Substrate
 from ..tool_alarms import describe, holding
 from . import (
@@ -29,21 +30,23 @@ from . import (
     ToolHeld,
     WaitTimeout,
     apply_fate,
-    send_start,
 )
+from .start import send_start
+
+ScpiHandle = ToolHandle[ScpiJobTool]  # the exposure cell's or the etcher's
 
 #: tool-seconds an open interlock (a door) is waited for before an unload is retried
 INTERLOCK_WAIT_S = 300.0
 
 
-async def ensure_idle(ctx: StepContext, h: ToolHandle, idle: str = "IDLE") -> None:
+async def ensure_idle(ctx: StepContext, h: ScpiHandle, idle: str = "IDLE") -> None:
     """Wait (bounded by ``tool_down_s``) until the tool is ``idle`` with no alarm that holds
     it. A tool in ALARM, or idle with a latched alarm a person must see, is held
     (ToolHeld, naming the alarm): nothing is cleared here. Busy past the bound: ToolDown."""
     deadline = ctx.clock.now() + ctx.config.tool_down_s
     while True:
         st = await h.state()
-        active = holding(h.name, tuple(await h.q("alarms")))
+        active = holding(h.name, tuple(await h.q(h.driver.alarms)))
         if st == idle and not active:
             return
         if active or st == "ALARM":
@@ -56,7 +59,7 @@ async def ensure_idle(ctx: StepContext, h: ToolHandle, idle: str = "IDLE") -> No
         await ctx.clock.sleep(h.poll_s)
 
 
-async def make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in: set[str],
+async def make_safe(ctx: StepContext, h: ScpiHandle, w: Substrate, *, abort_in: set[str],
                     unload_from: set[str], unload_s: float) -> None:
     """Leave a SCPI tool safe after a failure: abort a running operation, unload the wafer
     (from ALARM too, as the manuals allow; an open interlock is waited for, within
@@ -73,35 +76,36 @@ async def make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in: 
                                f"{exc}") from exc
 
 
-async def _make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, *, abort_in: set[str],
+async def _make_safe(ctx: StepContext, h: ScpiHandle, w: Substrate, *, abort_in: set[str],
                      unload_from: set[str], unload_s: float) -> None:
     st = await h.state()
     if st in abort_in:
         iid = ctx.journal.intent(h.name, "ABORT", wafer_ids=[w.wafer_id], lot_id=w.lot_id)
-        await h.q("abort")
+        await h.q(h.driver.abort)
         ctx.journal.outcome(iid, "OK")
         st = await h.state()
-    on = getattr(await h.q("status"), "wafer_id", None)
+    on = getattr(await h.q(h.driver.status), "wafer_id", None)
     if st in unload_from and on not in (None, "", "NONE"):  # (ALARM without one: nothing)
         await _unload(ctx, h, w)
     try:  # out when the unload has ended: IDLE, or ALARM if an alarm is still latched
-        await h.wait({"IDLE", "ALARM"}, unload_s, "unload after failure", fail=())
+        await h.wait(h.driver.state, {"IDLE", "ALARM"}, unload_s, "unload after failure",
+                     fail=())
     except WaitTimeout as exc:
         raise ToolDown(h.name, f"could not be made safe, wafer {w.wafer_id} left on it: "
                                f"{exc}") from exc
-    on = getattr(await h.q("status"), "wafer_id", None)
+    on = getattr(await h.q(h.driver.status), "wafer_id", None)
     if on not in (None, "", "NONE"):
         raise ToolDown(h.name, f"could not be made safe: wafer {on} still on the tool")
     await ctx.move([w], "stocker")
 
 
-async def _unload(ctx: StepContext, h: ToolHandle, w: Substrate) -> None:
+async def _unload(ctx: StepContext, h: ScpiHandle, w: Substrate) -> None:
     """UNLOAD; an open interlock (+201/+301, e.g. a door opened and closed again) is waited
     for, polling, up to ``INTERLOCK_WAIT_S`` before the unload is retried."""
     deadline = ctx.clock.now() + INTERLOCK_WAIT_S
     while True:
         try:
-            await send_start(ctx, h, "UNLOAD", [w], "unload")
+            await send_start(ctx, h, "UNLOAD", [w], h.driver.unload)
             return
         except InterlockError:
             if ctx.clock.now() > deadline:
@@ -109,13 +113,13 @@ async def _unload(ctx: StepContext, h: ToolHandle, w: Substrate) -> None:
             await ctx.clock.sleep(max(h.poll_s, 1.0))
 
 
-async def rebooted(h: ToolHandle) -> str | None:
+async def rebooted(h: ScpiHandle) -> str | None:
     """Why the tool's records cannot be trusted since the step's last command (its boot
     id changed: a power cycle), or None."""
     if h.boot is None:
         return None
     try:
-        boot = await h.q("boot_id")
+        boot = await h.q(h.driver.boot_id)
     except (ToolError, ToolDown):
         return None
     if boot == h.boot:
@@ -125,7 +129,7 @@ async def rebooted(h: ToolHandle) -> str | None:
            f"were lost"
 
 
-async def fail_wafer(ctx: StepContext, h: ToolHandle, w: Substrate, exc: Exception, *,
+async def fail_wafer(ctx: StepContext, h: ScpiHandle, w: Substrate, exc: Exception, *,
                      step: str, label: str, begun: bool, active: set[str],
                      unloadable: set[str], unload_s: float) -> None:
     """A SCPI step failed for ``w``: decide its fate, leave the tool safe, hold the tool if
@@ -162,7 +166,7 @@ async def fail_wafer(ctx: StepContext, h: ToolHandle, w: Substrate, exc: Excepti
         raise ToolHeld(h.name, names, f"{reason} (wafer {w.wafer_id} {w.state.lower()})")
 
 
-async def finish_make_safe(ctx: StepContext, h: ToolHandle, w: Substrate, iid: int, *,
+async def finish_make_safe(ctx: StepContext, h: ScpiHandle, w: Substrate, iid: int, *,
                            abort_in: set[str], unload_from: set[str], unload_s: float) -> None:
     """Make the tool safe under the journaled MAKE_SAFE intent ``iid``; its outcome once
     done (OK), or FAILED with the reason when the tool could not be made safe (the wafer
