@@ -18,9 +18,9 @@ from typing import Any
 
 from pymodbus.client import ModbusTcpClient
 
-from sequencer.simhost import SimControlClient
+from sequencer.sim_control import SimControlClient
+from sequencer.substrate import FINAL
 
-FINAL = {"PROCESSED", "ABORTED", "STOPPED", "REJECTED", "LOST", "SKIPPED"}
 MIN_DEGREE_OF_CURE = 0.9  # CURE-PBO-320 reaches ~1.0; below 0.9 is not a complete cure
 OVEN_STATES = ("IDLE", "PURGING", "RUNNING", "PAUSED", "COOLING", "COMPLETE", "ABORTED")
 OVEN_BUSY = {"PURGING", "RUNNING", "PAUSED", "COOLING"}

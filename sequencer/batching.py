@@ -9,7 +9,8 @@ time. A mixin of :class:`sequencer.scheduler.Scheduler`, whose state it reads.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -33,7 +34,12 @@ class BatchPolicy:
     exposure_done: bool
     ctx: Any
     clock: Any
-    # and the Scheduler's _may_run(w), _hold(wafers, reason) and async _idle(wall_s)
+    if TYPE_CHECKING:  # and the Scheduler's methods
+        def _may_run(self, w: Substrate) -> bool: ...
+
+        def _hold(self, wafers: Iterable[Substrate], reason: str) -> None: ...
+
+        async def _idle(self, wall_s: float) -> None: ...
 
     def _cycle(self) -> float:
         return sum(self.cycle) / len(self.cycle) if self.cycle else self.ctx.config.expose_cycle_s

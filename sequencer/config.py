@@ -26,6 +26,8 @@ from .tools_schema import ToolsFile, known_keys
 
 DEFAULT_TOOLS = Path("configs/tools.yaml")
 TOOLS = ("exposure", "oven", "etcher")
+#: The tools spoken to in SCPI (raw lines, load/unload, last job); the oven speaks Modbus.
+SCPI_TOOLS = frozenset({"exposure", "etcher"})
 
 Marks = dict[tuple[str, ...], int]  # key path -> 1-based line of the key
 

@@ -16,16 +16,19 @@ state, held ones included (their reasons are on the wafers).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transitions import Machine
+
+if TYPE_CHECKING:
+    from transitions.core import TransitionConfigDict
 
 STATES = ["QUEUED", "SETTING_UP", "WAITING_FOR_START", "PROCESSING", "PROCESS_COMPLETE",
           "PAUSING", "PAUSED", "STOPPING", "ABORTING", "STOPPED", "ABORTED"]
 FINAL = frozenset({"PROCESS_COMPLETE", "STOPPED", "ABORTED"})
 _ACTIVE = ["QUEUED", "SETTING_UP", "WAITING_FOR_START", "PROCESSING", "PAUSING", "PAUSED"]
 
-TRANSITIONS = [
+TRANSITIONS: list[TransitionConfigDict] = [
     {"trigger": "setup", "source": "QUEUED", "dest": "SETTING_UP"},
     {"trigger": "ready", "source": "SETTING_UP", "dest": "WAITING_FOR_START"},
     {"trigger": "begin", "source": "WAITING_FOR_START", "dest": "PROCESSING"},
@@ -46,6 +49,19 @@ class ProcessJob:
     """The process job of one lot; ``listener`` hears every state change."""
 
     state: str
+
+    if TYPE_CHECKING:  # the triggers ``transitions`` adds from TRANSITIONS, for mypy
+        def setup(self, **kwargs: Any) -> bool: ...
+        def ready(self, **kwargs: Any) -> bool: ...
+        def begin(self, **kwargs: Any) -> bool: ...
+        def finish(self, **kwargs: Any) -> bool: ...
+        def pause(self, **kwargs: Any) -> bool: ...
+        def paused(self, **kwargs: Any) -> bool: ...
+        def resume(self, **kwargs: Any) -> bool: ...
+        def stop(self, **kwargs: Any) -> bool: ...
+        def stopped(self, **kwargs: Any) -> bool: ...
+        def abort_job(self, **kwargs: Any) -> bool: ...
+        def aborted(self, **kwargs: Any) -> bool: ...
 
     def __init__(self, lot_id: str, *, listener: JobListener | None = None,
                  state: str = "QUEUED") -> None:

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .alarms import Event
+from .substrate import FINAL
 
 #: short mark for a wafer's display state
 MARKS = {
@@ -34,7 +35,6 @@ MARKS = {
     "LOST": ("L", "red"),
     "SKIPPED": ("S", "dim"),
 }
-FINAL = {"PROCESSED", "REJECTED", "STOPPED", "ABORTED", "LOST", "SKIPPED"}
 DONE_MARK = {"expose": "exposed", "cure": "cured", "etch": "etch"}
 
 

@@ -23,6 +23,7 @@ import asyncio
 import contextvars
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -313,8 +314,8 @@ class Scheduler(BatchPolicy):
                 if not await self._claim("exposure", [w], "expose"):
                     continue
                 t0 = self.expose_t0 = self.clock.now()
-                ok = await self._guarded("exposure", [w], lambda w=w: expose_wafer(
-                    self.ctx, w, self.flows[w.lot_id].exposure), False)
+                ok = await self._guarded("exposure", [w], partial(
+                    expose_wafer, self.ctx, w, self.flows[w.lot_id].exposure), False)
                 self.expose_t0 = None
                 self.ctx.tools["exposure"].busy_s += self.clock.now() - t0
                 if ok:
@@ -408,7 +409,7 @@ class Scheduler(BatchPolicy):
             while (w := await self._work(self._next_etch, lambda: self.oven_done,
                                          max(poll, 0.01))) is not None:
                 if await self._claim("etcher", [w], "etch"):
-                    await self._guarded("etcher", [w], lambda w=w: self._etch(w), None)
+                    await self._guarded("etcher", [w], partial(self._etch, w), None)
         except Stopping:
             pass
 

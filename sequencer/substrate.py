@@ -28,15 +28,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transitions import Machine
+
+if TYPE_CHECKING:
+    from transitions.core import TransitionConfigDict
 
 STATES = ["NEEDS_PROCESSING", "IN_PROCESS", "PROCESSED", "ABORTED", "STOPPED",
           "REJECTED", "LOST", "SKIPPED"]
 FINAL = frozenset({"PROCESSED", "ABORTED", "STOPPED", "REJECTED", "LOST", "SKIPPED"})
 
-TRANSITIONS = [
+TRANSITIONS: list[TransitionConfigDict] = [
     {"trigger": "start", "source": "NEEDS_PROCESSING", "dest": "IN_PROCESS"},
     {"trigger": "complete", "source": "IN_PROCESS", "dest": "PROCESSED"},
     {"trigger": "abort", "source": "IN_PROCESS", "dest": "ABORTED"},
@@ -91,6 +94,18 @@ class Substrate:
     release_unstarted(reason), scrap(reason); ``listener`` hears every change."""
 
     state: str
+
+    if TYPE_CHECKING:  # the triggers ``transitions`` adds from TRANSITIONS, for mypy
+        def start(self, **kwargs: Any) -> bool: ...
+        def complete(self, **kwargs: Any) -> bool: ...
+        def abort(self, **kwargs: Any) -> bool: ...
+        def reject(self, **kwargs: Any) -> bool: ...
+        def hold(self, **kwargs: Any) -> bool: ...
+        def skip(self, **kwargs: Any) -> bool: ...
+        def lose(self, **kwargs: Any) -> bool: ...
+        def release(self, **kwargs: Any) -> bool: ...
+        def release_unstarted(self, **kwargs: Any) -> bool: ...
+        def scrap(self, **kwargs: Any) -> bool: ...
 
     def __init__(self, wafer_id: str, lot_id: str, slot: int, *,
                  listener: StateListener | None = None, state: str = "NEEDS_PROCESSING",

@@ -44,7 +44,7 @@ import typer
 import typer.core
 
 from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
-from sequencer.config import TOOLS, ConfigError, load_tools
+from sequencer.config import SCPI_TOOLS, TOOLS, ConfigError, load_tools
 from sequencer.manual_record import record_manual
 from sequencer.ownership import ClaimError, LineOwned, manual_claim
 
@@ -57,7 +57,6 @@ DRIVERS: dict[str, tuple[str, str]] = {
     "oven": ("drivers.oven", "CureOven"),
     "etcher": ("drivers.etcher", "PlasmaEtcher"),
 }
-SCPI_TOOLS = ("exposure", "etcher")
 ACTIONS = ("status", "idn", "errors", "alarms", "clear-alarms", "reset", "set", "get", "raw",
            "take", "give", "e10")
 #: CLI action → the daemon's manual command (docs/daemon.md)

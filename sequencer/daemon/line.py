@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from sequencer.config import SCPI_TOOLS
 from sequencer.recipes import Lot
 
 JSONScalar = str | int | float | bool | None
@@ -258,7 +259,6 @@ class LineControl(Protocol):
 
 
 # --- manual commands: the vocabulary, and which of them change a tool -------------------
-SCPI_TOOLS = frozenset({"exposure", "etcher"})
 EVERY_TOOL = frozenset({"exposure", "etcher", "oven"})
 Scalar = (str, int, float, bool)
 

@@ -60,8 +60,9 @@ def expected_cure_s(recipe: Any, ctx_config: Any) -> float:
 def _program(ctx: StepContext, r: Any, batch_no: int) -> Any:
     segs = tuple((float(s.target_c), float(s.ramp_c_per_min), int(s.hold_min))
                  for s in r.segments)
-    kw = {"o2_limit_ppm": int(r.o2_limit_ppm), "n2_flow_slm": float(r.n2_flow_slm),
-          "high_limit_c": high_limit(r), "unload_c": float(r.unload_c), "batch_no": batch_no}
+    kw: dict[str, Any] = {
+        "o2_limit_ppm": int(r.o2_limit_ppm), "n2_flow_slm": float(r.n2_flow_slm),
+        "high_limit_c": high_limit(r), "unload_c": float(r.unload_c), "batch_no": batch_no}
     if ctx.make_program is not None:
         return ctx.make_program(segs, **kw)
     from drivers.oven import OvenProgram, Segment  # the production program type

@@ -37,12 +37,12 @@ from sequencer.line import run_lot_objects
 from sequencer.lots import load_lot
 from sequencer.run_report import RunReport
 from sequencer.simhost import SimControlClient, tools_config_for
+from sequencer.substrate import FINAL
 from simulators.runner import SimThread
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "configs" / "recipes"
 LOTS = REPO / "configs" / "lots"
-FINAL = {"PROCESSED", "ABORTED", "STOPPED", "REJECTED", "LOST", "SKIPPED"}
 MIN_DEGREE_OF_CURE = 0.9  # a wafer counts as cured at α ≥ 0.9 (CURE-PBO-320 reaches ~1.0)
 
 

@@ -28,6 +28,7 @@ from sequencer.daemon.auth import parse_env
 from sequencer.daemon.engine_line import EngineLine
 from sequencer.daemon.server import ServerThread
 from sequencer.simhost import tools_config_for
+from sequencer.substrate import FINAL as FINAL_WAFER
 from simulators.runner import SimThread
 from tests.promtext import key, samples
 
@@ -38,7 +39,6 @@ TOKENS = {"operator": "op-token-0123456789abcdef", "technician": "tech-token-012
           "engineer": "eng-token-0123456789abcde"}
 AUTH = parse_env(",".join(f"{role[:3]}:{role}:{tok}" for role, tok in TOKENS.items()))
 FINAL_LOT = {"PROCESS_COMPLETE", "ABORTED", "STOPPED"}
-FINAL_WAFER = {"PROCESSED", "ABORTED", "STOPPED", "REJECTED", "LOST", "SKIPPED"}
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.sim_time_scale(SCALE)]
 
