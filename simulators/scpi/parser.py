@@ -43,17 +43,9 @@ def split_outside_quotes(text: str, sep: str) -> list[str]:
     return parts
 
 
-def parse_line(line: str) -> list[Unit]:
-    """Parse a whole line; raise ScpiError(-102/-113) for the first unit that cannot parse.
-
-    Units before a bad one are still returned by :func:`iter_units`; this helper
-    is for tests that want all or nothing.
-    """
-    return list(iter_units(line))
-
-
 def iter_units(line: str):
-    """Yield units one at a time, so a syntax error stops the line where it is."""
+    """Yield units one at a time, so a syntax error (ScpiError -102) stops the line where
+    it is and the units before it have already run."""
     current: tuple[str, ...] = ()
     for raw in split_outside_quotes(line, ";"):
         text = raw.strip()
