@@ -252,3 +252,47 @@ def test_a_start_the_tool_really_refused_stays_refused() -> None:
     assert ln.exposure.counts.get(w.wafer_id, 0) == 0
     assert w.state == "STOPPED" and "Settings conflict" in w.data.reason
     assert w.data.location == "stocker", "the unexposed wafer is unloaded and taken back"
+
+
+def test_the_exposure_recipe_reaches_the_tools_settings() -> None:
+    ln = line()
+    sched = setup(ln)
+    assert expose(sched) is True
+    r = sched.flows["L1"].exposure
+    assert ln.exposure.settings == {"dose": r.dose_mj_cm2, "focus": r.focus_um,
+                                    "develop_time": int(r.develop_s), "reticle": r.reticle}
+    calls = ln.exposure.calls
+    assert calls[calls.index("remote"):][:5] == ["remote", "set", "set", "set", "set"]
+
+
+def test_the_etch_plan_reaches_the_etchers_apply_recipe() -> None:
+    ln = line()
+    sched = setup(ln)
+    cured(sched, ln)
+    assert etch(sched) is True
+    plan = etch_plan(sched.flows["L1"].etch, 1.5)
+    assert ln.etcher.recipe == {k: plan[k] for k in ("o2", "cf4", "pressure", "rf_power",
+                                                     "etch_time", "overetch", "endpoint",
+                                                     "target")}
+
+
+def test_a_lost_query_is_recovered_and_repeated_naming_the_driver_method() -> None:
+    ln = line()
+    ln.exposure.fail["status"] = "before"  # the intensity read before the exposure wait
+    sched = setup(ln)
+    assert expose(sched) is True
+    lost = [a for a in sched.ctx.alarms.raised if a.kind == "COMMS_LOST"]
+    assert len(lost) == 1 and lost[0].text == "status: exposure: status: timeout"
+    assert ln.exposure.connects == 1 and ln.exposure.calls.count("start_exposure") == 1
+
+
+def test_a_load_whose_reply_was_lost_is_reconciled_not_sent_again() -> None:
+    ln = line()
+    ln.exposure.fail["load"] = "after"  # the wafer went in; the reply was lost
+    sched = setup(ln)
+    assert expose(sched) is True
+    assert ln.exposure.calls.count("load") == 1
+    load = [c for c in sched.ctx.journal.commands("exposure") if c.command == "LOAD"]
+    assert [c.outcome for c in load] == ["STARTED"] and load[0].wafer_ids == ("L1-01",)
+    lost = [a.text for a in sched.ctx.alarms.raised if a.kind == "COMMS_LOST"]
+    assert lost == ["LOAD: exposure: load: reply lost"]
