@@ -2,8 +2,10 @@
 
 What it adds to pymodbus:
 
-- ``connect()`` keeps the OS's reason (``connection refused``) instead of
-  pymodbus's bare ``False``, sets TCP_NODELAY, and is probed by the driver.
+- Only pymodbus's public client API (constructor, ``connect``, ``close``, the request
+  methods); no override. ``open()`` reports the OS's reason (``connection refused``)
+  instead of pymodbus's bare ``False`` by opening the endpoint once more itself, on the
+  failure path only; it sets TCP_NODELAY; the driver probes the link with a read.
 - One ``threading.RLock`` per link; composite operations hold it across requests.
 - Every pymodbus/OS failure becomes :class:`~drivers.errors.CommsError`; a
   Modbus exception response becomes :class:`~drivers.errors.ToolRejected` with
@@ -28,6 +30,10 @@ over TCP. On a real 19200-baud line the wire alone takes ≈ 9 ms for the shorte
 request/reply and ≈ 40 ms for a status, so the ≤ 2 polls per reply matter little.
 The async client would save those milliseconds on a pty but needs an event-loop
 thread per driver; not worth it for a tool polled every few seconds.
+
+On a pty the 8E1 of the manual is opened as 8N1 through the client's ``parity`` argument
+(see :func:`_is_pty`); pymodbus itself opens the port exclusive and discards stray input
+before each request.
 
 RTU has no transaction id: a reply that arrives after our timeout (a *slow*
 tool) can be read as the answer to the next request of the same shape. We
@@ -82,67 +88,51 @@ class Endpoint:
         return f"{self.host}:{self.port}" if self.transport == "tcp" else str(self.serial_port)
 
 
-class _Tcp(ModbusTcpClient):
-    """Keeps the reason a connect failed; sets TCP_NODELAY."""
-
-    last_error: OSError | None = None
-
-    def connect(self) -> bool:
-        if self.socket:
-            return True
-        try:
-            sock = socket.create_connection(
-                (self.comm_params.host, self.comm_params.port),
-                timeout=self.comm_params.timeout_connect,
-            )
-        except OSError as exc:
-            self.last_error = exc
-            return False
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.socket = sock
-        return True
-
-    def peer_gone(self) -> bool:
-        """True if the idle socket has been closed by the peer or holds stale bytes."""
-        if self.socket is None:
-            return False
-        try:
-            readable, _, _ = select.select([self.socket], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)  # an idle Modbus link has nothing to read: EOF or junk
+Client = ModbusTcpClient | ModbusSerialClient
 
 
-class _Rtu(ModbusSerialClient):
-    """Keeps the reason an open failed; starts with an empty input buffer."""
+def _new_client(ep: Endpoint) -> Client:
+    """A pymodbus sync client from its public constructor only (retries off, see above)."""
+    if ep.transport == "tcp":
+        return ModbusTcpClient(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0)
+    path = str(ep.serial_port)
+    return ModbusSerialClient(path, baudrate=ep.baudrate, bytesize=8,
+                              parity="N" if _is_pty(path) else "E", stopbits=1,
+                              timeout=ep.timeout_s, retries=0)
 
-    last_error: Exception | None = None
 
-    def connect(self) -> bool:
-        if self.socket:
-            return True
-        path = str(self.comm_params.host)
-        try:
-            port = serial.serial_for_url(
-                path,
-                timeout=self.comm_params.timeout_connect,
-                write_timeout=self.comm_params.timeout_connect,
-                bytesize=self.comm_params.bytesize,
-                stopbits=self.comm_params.stopbits,
-                baudrate=self.comm_params.baudrate,
-                parity=serial.PARITY_NONE if _is_pty(path) else self.comm_params.parity,
-                exclusive=True,
-            )
-            port.inter_byte_timeout = self.inter_byte_timeout
-            port.reset_input_buffer()
-        except Exception as exc:  # pyserial raises termios/OSError/SerialException
-            self.last_error = exc
-            return False
-        self.socket = port
-        return True
+def _why_not(ep: Endpoint) -> BaseException | None:
+    """pymodbus's ``connect()`` only says False: open the endpoint once more ourselves to
+    learn the OS's reason (``connection refused``). Only on the failure path."""
+    try:
+        if ep.transport == "tcp":
+            socket.create_connection((ep.host, ep.port), timeout=ep.timeout_s).close()
+        else:
+            serial.Serial(str(ep.serial_port), baudrate=ep.baudrate, exclusive=True).close()
+    except Exception as exc:  # pyserial raises termios/OSError/SerialException
+        return exc
+    return None
 
-    def peer_gone(self) -> bool:
+
+def _tcp_socket(client: Client) -> socket.socket | None:
+    """The TCP client's socket: ``socket``, the plain attribute pymodbus 3.16's own
+    ``connected`` reads. Looked up defensively: if a release renames it, TCP_NODELAY and
+    the idle peer check are skipped (a write after a drop then fails once) instead of
+    crashing."""
+    sock = getattr(client, "socket", None) if isinstance(client, ModbusTcpClient) else None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _peer_gone(client: Client) -> bool:
+    """True if the idle TCP socket has been closed by the peer or holds stale bytes."""
+    sock = _tcp_socket(client)
+    if sock is None:
         return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)  # an idle Modbus link has nothing to read: EOF or junk
 
 
 def _is_pty(path: str) -> bool:
@@ -171,32 +161,28 @@ class ModbusLink:
         self.endpoint = endpoint
         self.tool = tool
         self.lock = threading.RLock()
-        self._client: _Tcp | _Rtu | None = None
+        self._client: Client | None = None
 
     # ------------------------------------------------------------ connection
-    def _new_client(self) -> _Tcp | _Rtu:
-        ep = self.endpoint
-        if ep.transport == "tcp":
-            return _Tcp(ep.host, port=ep.port, timeout=ep.timeout_s, retries=0)
-        return _Rtu(str(ep.serial_port), baudrate=ep.baudrate, bytesize=8, parity="E",
-                    stopbits=1, timeout=ep.timeout_s, retries=0)
-
     def open(self) -> None:
         """Open the transport (no request is sent); CommsError with the OS's reason."""
         with self.lock:
             if self._client is not None and self._client.connected:
                 return
-            client = self._new_client()
+            client = _new_client(self.endpoint)
             if not client.connect():
                 raise CommsError(f"cannot connect to {self.endpoint}: "
-                                 f"{_reason(client.last_error)}", tool=self.tool)
+                                 f"{_reason(_why_not(self.endpoint))}", tool=self.tool)
+            sock = _tcp_socket(client)
+            if sock is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._client = client
 
     def close(self) -> None:
         with self.lock:
             if self._client is not None:
                 try:
-                    self._client.close()
+                    self._client.close()  # type: ignore[no-untyped-call]
                 except Exception:  # closing a broken transport must not raise
                     pass
                 self._client = None
@@ -207,10 +193,10 @@ class ModbusLink:
 
     # ------------------------------------------------------------ requests
     def read_input(self, address: int, count: int) -> list[int]:
-        return self._request(4, address, count=count).registers[:count]
+        return list(self._request(4, address, count=count).registers[:count])
 
     def read_holding(self, address: int, count: int) -> list[int]:
-        return self._request(3, address, count=count).registers[:count]
+        return list(self._request(3, address, count=count).registers[:count])
 
     def read_coils(self, address: int, count: int) -> list[bool]:
         return list(self._request(1, address, count=count).bits[:count])
@@ -227,7 +213,7 @@ class ModbusLink:
     def write_coil(self, address: int, value: bool, *, what: str = "") -> None:
         self._request(5, address, values=[bool(value)], what=what)
 
-    def _call(self, client: _Tcp | _Rtu, fc: int, address: int, count: int,
+    def _call(self, client: Client, fc: int, address: int, count: int,
               values: list[Any]) -> ModbusPDU:
         unit = self.endpoint.unit
         if fc == 1:
@@ -264,7 +250,7 @@ class ModbusLink:
     def _once(self, fc: int, address: int, count: int, values: list[Any],
               what: str) -> ModbusPDU:
         client = self._client
-        if client is not None and client.peer_gone():
+        if client is not None and _peer_gone(client):
             log.debug("modbus reconnect", tool=self.tool, reason="peer closed the idle connection")
             self.close()
             client = None
@@ -313,9 +299,12 @@ class ModbusLink:
             done(f"comms: garbled reply ({problem})")
             raise CommsError(f"{FC_NAMES[fc]} at {address} on {self.endpoint}: garbled reply "
                              f"({problem})", tool=self.tool)
-        got = reply.registers[:count] if fc in (3, 4) else (
+        got: list[int] | None = list(reply.registers[:count]) if fc in (3, 4) else (
             [int(b) for b in reply.bits[:count]] if fc in (1, 2) else None)
-        done("ok", **({"reply": got} if got is not None else {}))
+        if got is None:
+            done("ok")
+        else:
+            done("ok", reply=got)
         return reply
 
 
