@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check drivers sequencer simulators tests benchmarks
+	$(BIN)/mypy --strict drivers
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
