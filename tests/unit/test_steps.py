@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -296,3 +298,30 @@ def test_a_load_whose_reply_was_lost_is_reconciled_not_sent_again() -> None:
     assert [c.outcome for c in load] == ["STARTED"] and load[0].wafer_ids == ("L1-01",)
     lost = [a.text for a in sched.ctx.alarms.raised if a.kind == "COMMS_LOST"]
     assert lost == ["LOAD: exposure: load: reply lost"]
+
+
+WRONG_CALLS = """
+from sequencer.steps import StepContext
+
+
+async def wrong(ctx: StepContext) -> None:
+    h = ctx.exposure
+    await h.q(h.driver.set, "dosage", 318.0)
+    await ctx.etcher.q(ctx.etcher.driver.apply_recipe, 1.0)
+    n: str = await ctx.oven.q(ctx.oven.driver.batch_no)
+    await h.q("start_exposure")
+"""
+
+
+@pytest.mark.timeout(180)
+def test_the_type_checker_follows_a_tool_call_to_the_drivers_protocol(tmp_path: Path) -> None:
+    from mypy import api
+
+    src = tmp_path / "wrong_calls.py"
+    src.write_text(textwrap.dedent(WRONG_CALLS))
+    out, _, status = api.run([str(src), "--no-error-summary", "--cache-dir",
+                              str(Path(__file__).parents[2] / ".mypy_cache")])
+    mine = [ln for ln in out.splitlines() if f"{src.name}:" in ln and ": error: " in ln]
+    lines = [ln.split(": error: ")[0].rsplit(":", 1)[1] for ln in mine]
+    assert status == 1 and lines == ["7", "8", "9", "10"], out  # one error per wrong call
+    assert "'dosage'" in mine[0] and "Missing positional arguments" in mine[1]
