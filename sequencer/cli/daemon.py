@@ -1,7 +1,7 @@
 """`viaform daemon`: the tool PC's sequencer daemon (HTTP/JSON API, docs/daemon.md).
 
     viaform daemon [--config tools.yaml] [--bind 127.0.0.1:8750] [--db PATH] [--tokens FILE]
-                   [--recipes DIR] [--fake]
+                   [--recipes DIR]
 
 Owns the tool connections and the journal (``--db``, default the tools file's
 ``journal:``; the audit log is a table in the same file), resumes the journal's
@@ -37,8 +37,6 @@ def register(app: typer.Typer) -> None:
             "--tokens", help="tokens file (else $VIAFORM_TOKENS_FILE / $VIAFORM_TOKENS)")] = None,
         recipes: Annotated[Path | None, typer.Option(
             "--recipes", help="recipes folder (default: configs/recipes)")] = None,
-        fake: Annotated[bool, typer.Option("--fake", help="serve the in-memory fake line "
-                                                          "(no tools)")] = False,
         verbose: Annotated[bool, typer.Option("-v", "--verbose", help="debug log")] = False,
     ) -> None:
         """Serve the line: lots, wafers, tools, alarms, events, audit (OpenAPI at /docs)."""
@@ -67,33 +65,25 @@ def register(app: typer.Typer) -> None:
         except JournalError as exc:
             _fail(str(exc))
         shown = f"[{host}]" if ":" in host else host
-        claim = None if fake else _claim(cfg, path, f"http://{shown}:{sock.getsockname()[1]}")
+        claim = _claim(cfg, path, f"http://{shown}:{sock.getsockname()[1]}")
         try:  # a bad journal is one line, before any tool is touched
             Journal(path).close()
         except JournalError as exc:
-            if claim is not None:
-                claim.release()
+            claim.release()
             _fail(str(exc))
+        from ..daemon.engine_line import EngineLine
+
         audit = AuditLog(path)
-        if fake:
-            from ..daemon.fake_line import FakeLine
-
-            line: object = FakeLine()
-            what = "FAKE line, no tools"
-        else:
-            from ..daemon.engine_line import EngineLine
-
-            line = EngineLine(cfg, path, recipes_dir=recipes)
-            what = f"tools of {cfg.path}, journal {path}"
+        line = EngineLine(cfg, path, recipes_dir=recipes)
+        what = f"tools of {cfg.path}, journal {path}"
         typer.echo(f"viaform daemon ({what}) on http://{shown}:{sock.getsockname()[1]} "
                    f"({'open: loopback, no tokens' if auth.open else 'tokens'})", err=True)
         try:
-            app_ = create_app(line, auth, audit, recipes_dir=recipes)  # type: ignore[arg-type]
+            app_ = create_app(line, auth, audit, recipes_dir=recipes)
             code = server.serve(app_, sock, "debug" if verbose else "warning")
         finally:
             audit.close()
-            if claim is not None:
-                claim.release()
+            claim.release()
         raise typer.Exit(code)
 
 

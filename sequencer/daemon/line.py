@@ -1,7 +1,8 @@
 """The contract between the daemon's HTTP layer and the line it controls.
 
-``LineControl`` is what the sequencer engine implements (``fake_line.FakeLine``
-is an in-memory stand-in for tests and ``--fake`` dev mode). The views it
+``LineControl`` is what the sequencer engine implements (``engine_line.EngineLine``;
+the tests' ``tests/daemon_fake`` is an in-memory stand-in held to the same API
+checks by ``tests/hil/test_daemon_contract.py``). The views it
 returns are pydantic models so that the HTTP layer serves them as they are and
 the OpenAPI document describes exactly what the engine hands over.
 

@@ -93,7 +93,7 @@ class LineMetrics:
     """The daemon's metrics; ``observe`` every line event, ``render`` at scrape time."""
 
     def __init__(self, start_time: float, scrape: Callable[[], Scrape]) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()  # no collect() at register: the line may not run yet
         self._started: dict[tuple[str, str, str], float] = {}  # (tool, step, wafer) -> t
         reg = self.registry
         self.wafers = Counter("viaform_wafers", "Wafers that reached a final E90 state, by state.",

@@ -7,30 +7,22 @@ exit: it stops accepting, sse-starlette ends the event streams, in-flight
 requests finish, then the app's lifespan shutdown runs ``line.stop()`` (no new
 step, the command in flight finishes, the journal is flushed) and the process
 exits 0. ``ServerThread`` runs the same thing off the main thread for tests.
-
-Dev entry point: ``python -m sequencer.daemon.server --fake [--bind H:P]`` serves
-the in-memory ``FakeLine``; the real engine is wired by ``viaform daemon``.
+The one entry point is ``viaform daemon`` (``sequencer/cli/daemon.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 from sse_starlette.sse import AppStatus
-
-from .audit import AuditLog
-from .auth import AuthConfig, AuthError, load_auth
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DEFAULT_BIND = "127.0.0.1:8750"
@@ -132,41 +124,3 @@ class ServerThread:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Dev entry point (``--fake``); ``viaform daemon`` is the production one."""
-    parser = argparse.ArgumentParser(prog="python -m sequencer.daemon.server")
-    parser.add_argument("--bind", default=DEFAULT_BIND)
-    parser.add_argument("--tokens", default=None, help="tokens YAML file")
-    parser.add_argument("--db", default="var/viaform.db", help="audit log database")
-    parser.add_argument("--fake", action="store_true", help="serve the in-memory fake line")
-    parser.add_argument("--autorun", type=float, default=None, metavar="S",
-                        help="fake: walk lots through the route, S seconds a step")
-    parser.add_argument("--log-level", default="info")
-    args = parser.parse_args(argv)
-    if not args.fake:
-        parser.error("only --fake is served here; the real line runs under 'viaform daemon'")
-    try:
-        host, port = parse_bind(args.bind)
-        auth: AuthConfig = load_auth(args.tokens)
-        auth.check_bind(host)
-        sock = bind_socket(host, port)
-    except (AuthError, BindError) as exc:
-        print(f"viaform daemon: {exc}", file=sys.stderr)
-        return 2
-    from .app import create_app
-    from .fake_line import FakeLine
-
-    audit = AuditLog(Path(args.db) if args.db != ":memory:" else ":memory:")
-    shown = f"[{host}]" if ":" in host else host
-    print(f"viaform daemon (FAKE line, no tools) on http://{shown}:{sock.getsockname()[1]}",
-          file=sys.stderr, flush=True)
-    try:
-        return serve(create_app(FakeLine(args.autorun), auth, audit), sock, args.log_level)
-    finally:
-        audit.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,13 +1,14 @@
 """An in-memory ``LineControl``: no tools, no journal, no scheduler. A fake, honestly.
 
-For the daemon's tests and ``--fake`` dev mode (the CLI, an HTTP client or a
-dashboard can be built against it without simulators). It keeps the rules the
-real engine must keep (E40/E90 state names, atomic submit, manual commands
-refused while a step runs, take effective when the step ends) but nothing
-moves unless told: tests drive it with the controls of ``fake_state.FakeState``
-(``start_step``/``end_step``/``hold_wafer``/``lose_comms``/``raise_alarm``), or
-``autorun`` walks lots through the route for demos. Manual commands answer from
-a small settings table, never from a tool.
+For the daemon's fast API tests (schemathesis, the front door, disposition): it
+keeps the rules the real engine keeps (E40/E90 state names, atomic submit,
+manual commands refused while a step runs, take effective when the step ends, a
+forced take pausing the running step's lot, pause and abort waiting for the
+running step) but nothing moves unless told: tests drive it with the controls of
+``fake_state.FakeState`` (``start_step``/``end_step``/``tick``/``hold_wafer``/
+``lose_comms``/``raise_alarm``). Manual commands answer from a small settings
+table, never from a tool. ``tests/hil/test_daemon_contract.py`` holds it and the
+engine to the same API checks.
 
 An engineer's release sends a held wafer on to the step after the one it was
 held in (or to PROCESSED if none is left); scrap ends it REJECTED. A held wafer
@@ -21,10 +22,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sequencer.recipes import Lot
-
-from .fake_state import LOT_FINAL, ROUTE, TOOLS, FakeState, _Lot, _Tool, _Wafer
-from .line import (
+from sequencer.daemon.line import (
     COMMANDS,
     AlarmView,
     Conflict,
@@ -42,6 +40,9 @@ from .line import (
     WaferView,
     changes_tool,
 )
+from sequencer.recipes import Lot
+
+from .fake_state import LOT_FINAL, ROUTE, TOOLS, FakeState, _Lot, _Tool, _Wafer
 
 
 class FakeLine(FakeState):
@@ -50,13 +51,9 @@ class FakeLine(FakeState):
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self._autorun_step_s is not None:
-            self._runner = asyncio.create_task(self._autorun(self._autorun_step_s))
 
     async def stop(self) -> None:
         self.stopped = True
-        if self._runner is not None:
-            self._runner.cancel()
 
     async def events(self) -> AsyncIterator[LineEvent]:
         while True:
@@ -105,7 +102,8 @@ class FakeLine(FakeState):
             lt = self._get_lot(lot_id)
             if lt.state != "PROCESSING":
                 raise Conflict(f"lot {lot_id} is {lt.state}: only a PROCESSING lot pauses")
-            self._set_lot(lt, "PAUSED")
+            self._set_lot(lt, "PAUSING")
+            self._settle(lt)  # PAUSED now if no step of the lot runs, else when it ends
             return self._lot_view(lt)
 
     async def resume(self, lot_id: str) -> LotView:
@@ -119,17 +117,10 @@ class FakeLine(FakeState):
     async def abort(self, lot_id: str) -> LotView:
         with self._lock:
             lt = self._get_lot(lot_id)
-            if lt.state in LOT_FINAL:
+            if lt.state in LOT_FINAL or lt.state == "ABORTING":
                 raise Conflict(f"lot {lot_id} is already {lt.state}")
-            for tool in self._tools.values():
-                if tool.lot_id == lot_id:
-                    self._finish_step(tool, "aborted")
-            for w in lt.wafers:
-                if w.state == "IN_PROCESS":
-                    self._set_wafer(w, "ABORTED", reason="lot aborted")
-                elif w.state == "NEEDS_PROCESSING":
-                    self._set_wafer(w, "SKIPPED", reason="lot aborted")
-            self._set_lot(lt, "ABORTED")
+            self._set_lot(lt, "ABORTING")
+            self._settle(lt)  # the running step finishes first, as on the engine
             return self._lot_view(lt)
 
     # --- wafers ---------------------------------------------------------------------
@@ -200,11 +191,10 @@ class FakeLine(FakeState):
             if t.engineering or t.take_pending:
                 raise Conflict(f"{tool} is already taken by {t.taken_by}")
             t.taken_by = who
-            if t.step is not None and force:
+            if t.step is not None and force:  # the lot pauses now; the step runs on
                 lt = self._lots.get(t.lot_id or "")
-                self._finish_step(t, "paused by forced take")
                 if lt is not None and lt.state == "PROCESSING":
-                    self._set_lot(lt, "PAUSED")
+                    self._set_lot(lt, "PAUSING")
             if t.step is None:
                 t.engineering = True
                 self._emit("take", tool=tool, data={"by": who})

@@ -1,16 +1,21 @@
 """The fake line's state and the hands that move it: what ``FakeLine`` serves, and how
-tests and ``--fake --autorun`` drive it.
+tests drive it.
 
 ``FakeState`` holds the lots, wafers, tools and alarms (one re-entrant lock),
 the helpers that change them and emit the matching events (``_set_lot``,
-``_set_wafer``, ``_finish_step``), and the controls a test calls from any
-thread: ``start_step``/``end_step`` (a job step on a tool), ``hold_wafer``
-(held for disposition, as the engine does on an excursion), ``lose_comms``/
-``restore_comms``, ``raise_alarm``. ``autorun`` walks each lot through expose →
-cure → etch with a fixed step time, for demos.
+``_set_wafer``, ``_finish_step``, ``_settle``), and the controls a test calls
+from any thread: ``start_step``/``end_step`` (a job step on a tool), ``tick``
+(start every step the engine would start now), ``hold_wafer`` (held for
+disposition, as the engine does on an excursion), ``lose_comms``/
+``restore_comms``, ``raise_alarm``.
 
-Held wafers (STOPPED, awaiting disposition) keep their lot open: a lot is
-PROCESS_COMPLETE only once every wafer is final and none is held.
+The rules the engine keeps (``sequencer/daemon/serving.py``), kept here:
+a pause or an abort asked while a step of the lot runs leaves it PAUSING or
+ABORTING until the step ends; no step starts for a paused or aborting lot, nor on
+a taken tool; held wafers (STOPPED, awaiting disposition) keep their lot open: a
+lot is PROCESS_COMPLETE only once every wafer is final and none is held.
+``tests/hil/test_daemon_contract.py`` runs the same API checks against this and
+the engine.
 """
 
 from __future__ import annotations
@@ -21,9 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sequencer.daemon.line import AlarmView, Conflict, LineEvent, NotFound, WaferHistoryEntry
 from sequencer.substrate import FINAL as WAFER_FINAL
-
-from .line import AlarmView, Conflict, LineEvent, NotFound, WaferHistoryEntry
 
 TOOLS = ("exposure", "oven", "etcher")
 ROUTE = (("exposure", "expose"), ("oven", "cure"), ("etcher", "etch"))
@@ -76,15 +80,13 @@ class _Tool:
 class FakeState:
     """The fake line's memory; every public method is thread-safe (one lock)."""
 
-    def __init__(self, autorun_step_s: float | None = None) -> None:
+    def __init__(self) -> None:
         self._lock = threading.RLock()
         self._tools = {t: _Tool(t, settings=dict(SETTINGS[t])) for t in TOOLS}
         self._lots: dict[str, _Lot] = {}
         self._alarms: list[AlarmView] = []
         self._queue: asyncio.Queue[LineEvent] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._autorun_step_s = autorun_step_s
-        self._runner: asyncio.Task[None] | None = None
         self.stopped = False
 
     # --- state changes, each with its event -------------------------------------------
@@ -140,10 +142,28 @@ class FakeState:
             return
         self._emit("step_end", tool=t.name, lot_id=t.lot_id, wafer_id=t.wafer_id, step=t.step,
                    data={"duration_s": time.time() - t.started, "outcome": outcome})
+        lot_id = t.lot_id
         t.lot_id = t.wafer_id = t.step = None
         if t.take_pending:
             t.take_pending, t.engineering = False, True
             self._emit("take", tool=t.name, data={"by": t.taken_by})
+        if lot_id in self._lots:
+            self._settle(self._lots[lot_id])
+
+    def _settle(self, lt: _Lot) -> None:
+        """Once no step of the lot runs: PAUSING → PAUSED, ABORTING → its waiting wafers
+        out (never started: SKIPPED, between steps: ABORTED; held ones stay) → ABORTED."""
+        if any(t.lot_id == lt.lot_id for t in self._tools.values()):
+            return
+        if lt.state == "PAUSING":
+            self._set_lot(lt, "PAUSED")
+        elif lt.state == "ABORTING":
+            for w in lt.wafers:
+                if w.state == "NEEDS_PROCESSING":
+                    self._set_wafer(w, "SKIPPED", reason="lot aborted")
+                elif w.state not in WAFER_FINAL:
+                    self._set_wafer(w, "ABORTED", reason="lot aborted")
+            self._set_lot(lt, "ABORTED")
 
     # --- test / demo controls -------------------------------------------------------
     def start_step(self, tool: str, lot_id: str, wafer_id: str, step: str) -> None:
@@ -152,7 +172,11 @@ class FakeState:
             t, lt = self._get_tool(tool), self._get_lot(lot_id)
             if t.step is not None or t.engineering or t.take_pending or not t.connected:
                 raise Conflict(f"{tool} cannot start a step now")
+            if lt.state not in ("QUEUED", "SETTING_UP", "WAITING_FOR_START", "PROCESSING"):
+                raise Conflict(f"lot {lot_id} is {lt.state}: no step starts")
             w = self._find_wafer(wafer_id)
+            if w.state in WAFER_FINAL:
+                raise Conflict(f"{wafer_id} is {w.state}: no step starts")
             if lt.state in ("QUEUED", "SETTING_UP", "WAITING_FOR_START"):
                 self._set_lot(lt, "PROCESSING")
             t.lot_id, t.wafer_id, t.step, t.started = lot_id, wafer_id, step, time.time()
@@ -197,41 +221,26 @@ class FakeState:
                                                  "down": down})
             return alarm
 
-    async def _autorun(self, step_s: float) -> None:
-        """Demo mode: each lot wafer by wafer through the route, one lot at a time."""
-        while True:
-            await asyncio.sleep(step_s / 4)
-            with self._lock:
-                busy = [t for t in self._tools.values() if t.step is not None]
-                for t in busy:
-                    if time.time() - t.started >= step_s:
-                        self._advance(t)
-                if not busy:
-                    self._start_next()
-
-    def _advance(self, t: _Tool) -> None:
-        w = self._find_wafer(t.wafer_id or "")
-        route = [tool for tool, _ in ROUTE]
-        self._finish_step(t, "ok")
-        nxt = route.index(t.name) + 1
-        if nxt == len(route):
-            self._set_wafer(w, "PROCESSED", location="stocker")
-            self._close_if_done(self._lots[w.lot_id])
-        else:
-            w.step = f"waiting for {route[nxt]}"
-
-    def _start_next(self) -> None:
-        for lt in self._lots.values():
-            if lt.state not in ("QUEUED", "PROCESSING"):
-                continue
-            for w in lt.wafers:
-                if w.state in WAFER_FINAL:
+    def tick(self) -> list[tuple[str, str]]:
+        """Start every step the engine would start now: on each free tool (connected, not
+        taken), the first wafer in lot order whose next route step is there. Returns the
+        (tool, wafer) started."""
+        started: list[tuple[str, str]] = []
+        with self._lock:
+            for tool, step in ROUTE:
+                t = self._tools[tool]
+                if t.step or t.engineering or t.take_pending or not t.connected:
                     continue
-                done = {h.step for h in w.history if h.step}
-                for tool, step in ROUTE:
-                    t = self._tools[tool]
-                    if step in done:
-                        continue
-                    if t.connected and not t.engineering and not t.take_pending:
+                for lt in self._lots.values():
+                    w = next((w for w in lt.wafers if self._next_step(w) == step), None)
+                    if w is not None and lt.state in ("QUEUED", "PROCESSING"):
                         self.start_step(tool, lt.lot_id, w.wafer_id, step)
-                    return
+                        started.append((tool, w.wafer_id))
+                        break
+        return started
+
+    def _next_step(self, w: _Wafer) -> str | None:
+        if w.state in WAFER_FINAL or any(t.wafer_id == w.wafer_id for t in self._tools.values()):
+            return None
+        done = {h.step for h in w.history if h.step}
+        return next((step for _, step in ROUTE if step not in done), None)

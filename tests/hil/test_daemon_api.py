@@ -1,4 +1,5 @@
-"""The daemon's HTTP API against a real uvicorn server on 127.0.0.1:0, with the fake line.
+"""The daemon's HTTP API against a real uvicorn server on 127.0.0.1:0, with the fake line
+(pause, abort and forced take: test_daemon_contract.py, on the fake and the engine).
 
 What a client relies on: lots go in only when valid (422 lists every problem),
 state changes come back on the API and the event stream, a command that would
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +27,12 @@ import pytest
 from sequencer.daemon.app import create_app
 from sequencer.daemon.audit import AuditLog
 from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
-from sequencer.daemon.fake_line import FakeLine
 from sequencer.daemon.server import ServerThread
+from simulators.runner import SimThread
+from tests.daemon_fake.fake_line import FakeLine
 from tests.promtext import key, samples
+
+from .flowkit import write_tools_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "configs" / "recipes"
@@ -76,30 +82,6 @@ def eventually(check: Callable[[], Any], timeout_s: float = 3.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {timeout_s} s")
         time.sleep(0.02)
-
-
-def test_lot_submit_list_status_pause_resume_abort(daemon: Daemon) -> None:
-    with daemon.client("operator") as c:
-        r = c.post("/lots", json=LOT)
-        assert r.status_code == 201, r.text
-        assert r.json() == {"lot_id": "L1", "state": "QUEUED"}
-        assert [lot["lot_id"] for lot in c.get("/lots").json()] == ["L1"]
-        assert c.post("/lots/L1/pause").status_code == 409  # QUEUED: nothing to pause
-        daemon.line.start_step("exposure", "L1", "W01", "expose")
-        assert c.get("/lots/L1").json()["state"] == "PROCESSING"
-        assert c.post("/lots/L1/pause").json()["state"] == "PAUSED"
-        assert c.post("/lots/L1/resume").json()["state"] == "PROCESSING"
-        aborted = c.post("/lots/L1/abort").json()
-        assert aborted["state"] == "ABORTED"
-        assert {w["wafer_id"]: w["state"] for w in aborted["wafers"]} == \
-            {"W01": "ABORTED", "W02": "SKIPPED"}
-        wafer = c.get("/wafers/W01").json()
-        assert [h["state"] for h in wafer["history"]] == \
-            ["NEEDS_PROCESSING", "IN_PROCESS", "ABORTED"]
-        assert c.get("/wafers/NOPE").status_code == 404
-        assert c.get("/lots/NOPE").status_code == 404
-        assert c.post("/lots/NOPE/pause").status_code == 404
-        assert c.post("/lots", json=LOT).status_code == 409  # a lot id is used once
 
 
 def test_bad_lot_is_422_listing_every_problem_and_nothing_is_queued(daemon: Daemon) -> None:
@@ -191,18 +173,6 @@ def test_take_waits_for_the_step_give_returns_and_e10_follows(daemon: Daemon) ->
         ("oven", "take", "ok"), ("oven", "take", "refused"), ("oven", "give", "ok"),
         ("oven", "give", "refused"), ("exposure", "take", "ok")]
     assert entries[-1]["reply"].startswith("pending")
-
-
-def test_forced_take_pauses_the_job_and_needs_engineer(daemon: Daemon) -> None:
-    with daemon.client("technician") as tech, daemon.client("engineer") as eng:
-        tech.post("/lots", json=LOT)
-        daemon.line.start_step("etcher", "L1", "W01", "etch")
-        r = tech.post("/tools/etcher/take", json={"force": True})
-        assert r.status_code == 403
-        assert tech.get("/tools/etcher").json()["take_pending"] is False  # nothing changed
-        forced = eng.post("/tools/etcher/take", json={"force": True}).json()
-        assert forced["engineering"] is True and forced["busy"] is False
-        assert eng.get("/lots/L1").json()["state"] == "PAUSED"
 
 
 @pytest.mark.parametrize("role, token, expect", [
@@ -310,33 +280,57 @@ def test_open_on_loopback_without_tokens_audits_the_named_user(tmp_path: Path) -
             assert c.get("/audit").json()[0]["role"] == "open"
 
 
-def _start_dev_daemon(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+@contextmanager
+def daemon_process(tmp_path: Path, sims: SimThread, *args: str) -> Iterator[
+        subprocess.Popen[str]]:
+    """``viaform daemon`` on the simulators, no tokens; killed if it outlives the test."""
+    db = tmp_path / "journal.db"
+    tools = write_tools_yaml(tmp_path / "tools.yaml", sims, db)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("VIAFORM_TOKENS", None)
     env.pop("VIAFORM_TOKENS_FILE", None)
-    return subprocess.Popen([sys.executable, "-m", "sequencer.daemon.server", "--fake",
-                             "--db", str(tmp_path / "a.db"), "--log-level", "warning", *args],
-                            cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
-
-
-def test_sigterm_with_an_open_event_stream_exits_0(tmp_path: Path) -> None:
-    proc = _start_dev_daemon(tmp_path, "--bind", "127.0.0.1:0")
+    viaform = Path(sys.executable).with_name("viaform")
+    proc = subprocess.Popen([str(viaform), "daemon", "--config", str(tools), "--db", str(db),
+                             "--recipes", str(RECIPES), *args], cwd=REPO, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()
-        url = first.rsplit(" ", 1)[1].strip()
-        with httpx.Client(base_url=url, timeout=5.0) as c, c.stream("GET", "/events") as s:
-            next(s.iter_lines())  # the hello event: the stream is open
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
 
 
-def test_refuses_to_listen_beyond_loopback_without_tokens(tmp_path: Path) -> None:
-    proc = _start_dev_daemon(tmp_path, "--bind", "0.0.0.0:0")
-    _, err = proc.communicate(timeout=15)
+def test_sigterm_with_an_open_event_stream_exits_0(tmp_path: Path, sims: SimThread) -> None:
+    with daemon_process(tmp_path, sims, "--bind", "127.0.0.1:0") as proc:
+        assert proc.stderr is not None
+        url = ""
+        while not url:
+            line = proc.stderr.readline()
+            assert line, f"the daemon exited {proc.poll()} before serving"
+            m = re.search(r" on (http://127\.0\.0\.1:\d+)", line)
+            url = m.group(1) if m else ""
+        headers = {CLIENT_HEADER: CLIENT_VALUE}
+        eventually(lambda: _answers(url), timeout_s=20.0)  # the engine has started
+        with httpx.Client(base_url=url, timeout=10.0, headers=headers) as c, \
+                c.stream("GET", "/events") as s:
+            next(s.iter_lines())  # the hello event: the stream is open
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_refuses_to_listen_beyond_loopback_without_tokens(tmp_path: Path,
+                                                          sims: SimThread) -> None:
+    with daemon_process(tmp_path, sims, "--bind", "0.0.0.0:0") as proc:
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "without tokens" in err
+    assert not (tmp_path / "journal.db").exists()  # refused before the journal or a tool

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sequencer.daemon.app import create_app
 from sequencer.daemon.audit import AuditLog
 from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
-from sequencer.daemon.fake_line import FakeLine
+from tests.daemon_fake.fake_line import FakeLine
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 TOKEN = "fuzz-engineer-token-0123456789"

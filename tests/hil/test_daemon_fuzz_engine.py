@@ -36,11 +36,11 @@ from sequencer.config import TOOLS
 from sequencer.daemon.app import create_app
 from sequencer.daemon.audit import AuditLog
 from sequencer.daemon.engine_line import EngineLine
-from sequencer.daemon.fake_line import FakeLine
 from sequencer.daemon.line import COMMANDS, EVERY_TOOL
 from sequencer.lots import ID_RE, MAX_SLOTS
 from sequencer.simhost import tools_config_for
 from simulators.runner import SimThread
+from tests.daemon_fake.fake_line import FakeLine
 
 from .test_daemon_engine import AUTH, TOKENS, quick_flow
 

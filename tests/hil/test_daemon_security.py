@@ -100,6 +100,8 @@ def test_open_daemon_without_origin_needs_the_cli_header(open_daemon: Daemon) ->
         assert cli.post("/lots/L1/abort").status_code == 200
     assert open_daemon.line.tool_status("oven").engineering
     assert open_daemon.line.alarms(active_only=True) == []
+    assert open_daemon.line.lot("L1").state == "ABORTING"  # the exposure runs on
+    open_daemon.line.end_step("exposure")
     assert open_daemon.line.lot("L1").state == "ABORTED"
 
 

@@ -79,3 +79,15 @@ def test_step_duration_from_the_event_when_given_else_from_the_start() -> None:
     got = samples(m.render())  # W2 never started: no duration, nothing observed
     assert got[key("viaform_step_duration_seconds_count", step="cure", tool="oven")] == 1
     assert got[key("viaform_step_duration_seconds_sum", step="cure", tool="oven")] == 7200
+
+
+def test_the_line_is_not_read_before_the_first_scrape() -> None:
+    calls: list[int] = []
+
+    def scrape() -> Scrape:  # the engine starts in the app's lifespan, after create_app
+        calls.append(1)
+        return IDLE
+    m = LineMetrics(0.0, scrape)
+    assert calls == []
+    m.render()
+    assert calls == [1]
