@@ -10,10 +10,10 @@ helpers. The implementations live next to it, on public APIs only:
 - :class:`drivers.serial_transport.SerialTransport` — pyserial's public API, for a pty
   path and ``/dev/tty*`` (the etcher on its serial line).
 
-Why not pyvisa-py / pyserial for TCP (measured, see docs/drivers.md): pyvisa-py 0.8.1's
-public ``write``/``read`` cost 1.6-2.1x a raw socket's round trip, leave Nagle on (its
-TCP_NODELAY attribute setter is broken), open a refused port "successfully" and busy-spin
-for the whole timeout when the peer closes; every fix needed its private session objects.
+Why not pyvisa-py / pyserial for TCP (measured, see docs/drivers.md): a query through
+pyvisa-py 0.8.1's public API costs ~1.37x a raw socket's round trip (the target is 1.2x);
+it opens a refused port "successfully" and spins for the whole timeout when the peer
+closes; every fix needed its private session objects.
 pyserial's ``socket://`` reads one byte per call and sleeps 0.3 s in ``close()``. A
 plain socket does all the manual needs in ~60 lines.
 
