@@ -147,7 +147,7 @@ def bench_pyvisa(host: str, port: int, raw: RawLine, query: str) -> list[Row]:
     finally:
         res.close()
         rm.close()
-    return [Row("exposure", f"  pyvisa-py {pyvisa.__version__} query (reference only)",
+    return [Row("exposure", f"  pyvisa {pyvisa.__version__} @py query (reference)",
                 visa * 1e6, base * 1e6, None)]
 
 
