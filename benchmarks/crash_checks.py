@@ -70,7 +70,9 @@ def oven_reading(endpoints: Endpoints) -> dict[str, Any]:
 
 
 def _journal(db: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]:
-    """wafer → (state, data) and the tools with an open (uncleared) alarm."""
+    """wafer → (state, data) and the tools held: an open (uncleared) alarm, or a TOOL_HELD
+    alarm a person acknowledged after the run had ended, whose tool clear is still to be
+    sent (the next run sends it at once: docs/operations.md)."""
     if not db.exists():
         return {}, set()
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0) as con:
@@ -78,6 +80,11 @@ def _journal(db: Path) -> tuple[dict[str, tuple[str, dict[str, Any]]], set[str]]
         try:
             alarmed = {t for (t,) in con.execute(
                 "SELECT tool FROM alarms WHERE cleared_t IS NULL").fetchall()}
+            cleared = {json.loads(a or "{}").get("alarm_id") for (a,) in con.execute(
+                "SELECT args FROM commands WHERE command='CLEAR_ALARMS'").fetchall()}
+            alarmed |= {t for t, i in con.execute(
+                "SELECT tool, id FROM alarms WHERE kind='TOOL_HELD' AND cleared_t IS NOT NULL"
+                ).fetchall() if i not in cleared}
         except sqlite3.OperationalError:
             alarmed = set()
     return {w: (st, json.loads(d or "{}")) for w, st, d in rows}, alarmed
