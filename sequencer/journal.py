@@ -8,6 +8,14 @@ traces (oven temperature profile, OES trace), alarms and oven batch numbers.
 
 One connection, used from the event-loop thread only. Times are tool seconds
 (the sequencer's scaled clock).
+
+Durability (docs/sequencer.md, "Journal writes and the event loop"): a file journal
+commits with ``synchronous=NORMAL`` and its fsyncs run on the ``journal-sync`` thread
+(:mod:`sequencer.walsync`), so a slow disk does not stall the event loop. An INTENT is
+the exception: :meth:`Journal.intent` returns only once it (and every write before it)
+is on the disk, so the command it announces can never reach a tool first. Other writes
+are durable within one fsync, and before the next intent or :meth:`Journal.close`
+returns; :meth:`Journal.flush` waits for them where a caller needs to.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import crashpoint
+from .walsync import WalSync, WalSyncError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS lots (lot_id TEXT PRIMARY KEY, flow TEXT, job_state TEXT,
@@ -105,6 +114,8 @@ class Journal:
         """
         self.path = str(path)
         self.now = now
+        self._sync: WalSync | None = None
+        self._intent_in_tx = False  # an intent inside atomic(): synced at its COMMIT
         if self.path != ":memory:":
             ensure_journal_dir(self.path)
         try:
@@ -114,7 +125,11 @@ class Journal:
                                "nothing was sent to the tools") from None
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
+            if self.path == ":memory:":
+                self.db.execute("PRAGMA synchronous=FULL")
+            else:  # commits synced on the journal-sync thread (sequencer/walsync.py)
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA wal_autocheckpoint=0")
             check = self.db.execute("PRAGMA quick_check").fetchone()
             if check and check[0] != "ok":
                 raise sqlite3.DatabaseError(str(check[0]))
@@ -123,6 +138,8 @@ class Journal:
         except sqlite3.Error as exc:
             self.db.close()
             raise JournalError(_describe(self.path, exc)) from None
+        if self.path != ":memory:":
+            self._sync = WalSync(self.path)
 
     def _probe_write(self) -> None:
         """Write a row and roll it back: a read-only file opens and reads fine, and
@@ -135,7 +152,30 @@ class Journal:
             self.db.execute("ROLLBACK")
 
     def close(self) -> None:
-        self.db.close()
+        """Every write on the disk, the sync thread stopped, the connection closed."""
+        try:
+            if self._sync is not None:
+                self._sync.request()
+                self._sync.close()
+        finally:
+            self.db.close()
+
+    def flush(self) -> None:
+        """Block until every write made so far is on the disk (:class:`JournalError` if
+        the disk refused): e.g. before answering that a change is recorded."""
+        if self._sync is not None and not self.db.in_transaction:
+            self._wait(self._sync.request())
+
+    def _wait(self, ticket: int) -> None:
+        assert self._sync is not None
+        try:
+            self._sync.wait(ticket)
+        except WalSyncError as exc:
+            raise JournalError(str(exc)) from exc
+
+    def _committed(self) -> int:
+        """A commit was made: have it synced off this thread; its ticket (0: no sync)."""
+        return self._sync.request() if self._sync is not None else 0
 
     @contextmanager
     def atomic(self) -> Iterator[None]:
@@ -151,13 +191,20 @@ class Journal:
         try:
             yield
         except BaseException:
+            self._intent_in_tx = False
             self._x("ROLLBACK")
             raise
         self._x("COMMIT")
+        if self._intent_in_tx:
+            self._intent_in_tx = False
+            self.flush()
 
     def _x(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
         _ = crashpoint.ACTIVE and crashpoint.before_write(sql, args := tuple(args))  # test hook
-        return self.db.execute(sql, tuple(args))
+        cur = self.db.execute(sql, tuple(args))
+        if not self.db.in_transaction and not sql.startswith(("SELECT", "BEGIN", "ROLLBACK")):
+            self._committed()  # an autocommit write, or an atomic() block's COMMIT
+        return cur
 
     # ---- lots and wafers -------------------------------------------------
     def add_lot(self, lot_id: str, flow: str, wafers: Iterable[tuple[int, str]],
@@ -237,11 +284,16 @@ class Journal:
     def intent(self, tool: str, command: str, *, wafer_ids: Iterable[str] = (),
                lot_id: str | None = None, args: dict[str, Any] | None = None,
                before: dict[str, Any] | None = None) -> int:
-        """Write (and sync) the INTENT row before the command goes to the tool."""
+        """Write the INTENT row and return once it is on the disk: before the command
+        goes to the tool (inside :meth:`atomic`, at the block's COMMIT)."""
         cur = self._x("INSERT INTO commands (t, tool, command, lot_id, wafer_ids, args, before) "
                       "VALUES (?,?,?,?,?,?,?)",
                       (self.now(), tool, command, lot_id, json.dumps(list(wafer_ids)),
                        json.dumps(args or {}), json.dumps(before or {})))
+        if self.db.in_transaction:
+            self._intent_in_tx = True
+        else:
+            self.flush()
         return int(cur.lastrowid or 0)
 
     def outcome(self, intent_id: int, outcome: str, detail: str = "") -> None:

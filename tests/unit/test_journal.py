@@ -6,9 +6,13 @@ from sequencer.journal import Journal
 
 
 def test_wal_and_full_sync(tmp_path) -> None:
+    """WAL; the commits' fsyncs (what FULL did) on the journal-sync thread instead:
+    tests/unit/test_journal_sync.py."""
     j = Journal(tmp_path / "j.db")
     assert j.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert j.db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL + journal-sync
+    assert j._sync is not None
+    j.close()
 
 
 def test_intent_without_outcome_survives_a_reopen(tmp_path) -> None:
