@@ -26,7 +26,7 @@ from sse_starlette.sse import AppStatus
 
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 DEFAULT_BIND = "127.0.0.1:8750"
-GRACEFUL_HTTP_S = 30.0  # in-flight HTTP requests; the line's own stop() is not bounded here
+GRACEFUL_HTTP_S = 30  # s, in-flight HTTP requests; the line's own stop() is not bounded here
 
 
 class BindError(ValueError):

@@ -50,11 +50,11 @@ def test_metrics_from_events_in_prometheus_text() -> None:
 
 
 def test_scrape_time_values_are_read_at_each_scrape_and_counts_keep_per_daemon() -> None:
-    state = {"lots": ["QUEUED"], "alarms": 0}
-    m = LineMetrics(0.0, lambda: Scrape(e10={}, lot_states=state["lots"],
-                                        active_alarms=state["alarms"], subscribers=3))
+    now = Scrape(e10={}, lot_states=["QUEUED"], active_alarms=0, subscribers=3)
+    m = LineMetrics(0.0, lambda: now)
     assert samples(m.render())[key("viaform_lots", state="QUEUED")] == 1
-    state.update(lots=["PROCESSING", "PROCESSING"], alarms=2)
+    now = Scrape(e10={}, lot_states=["PROCESSING", "PROCESSING"], active_alarms=2,
+                 subscribers=3)
     got = samples(m.render())
     assert key("viaform_lots", state="QUEUED") not in got  # a state no lot is in is gone
     assert got[key("viaform_lots", state="PROCESSING")] == 2
