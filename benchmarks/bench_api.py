@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import yaml
 
-from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = 1000.0
@@ -45,7 +45,7 @@ CLI = {CLIENT_HEADER: CLIENT_VALUE}  # the daemon is open (no tokens): POSTs nee
 _SIMS = """
 import sys, time, yaml
 from simulators.runner import SimThread
-from sequencer.simhost import tools_config_for
+from sequencer.line.simhost import tools_config_for
 with SimThread(time_scale={scale}, seed=5) as sims:
     cfg = tools_config_for(sims.endpoints, {scale}, journal={db!r})
     doc = {{"time_scale": {scale}, "journal": {db!r}, "handling": "sim",

@@ -1,7 +1,7 @@
 """Crash-point campaign: kill ``viaform run`` at the Nth journal write, rerun, check the tools.
 
 Random SIGKILLs seldom land while a command is in flight; this kills the runner exactly
-at chosen journal writes (the hidden hook of ``sequencer/crashpoint.py``:
+at chosen journal writes (the hidden hook of ``sequencer/store/crashpoint.py``:
 ``VIAFORM_CRASH_AT=N`` → ``os._exit(97)`` before write N). The simulators run as their
 own process (``viaform sim``), so the tools and the simulated world outlive every killed
 runner, as real tools would.
@@ -49,8 +49,8 @@ from typing import Any
 
 import yaml
 
-from sequencer.crashpoint import CRASH_EXIT_CODE
-from sequencer.simhost import SimControlClient, SimControlError, tools_config_for
+from sequencer.line.simhost import SimControlClient, SimControlError, tools_config_for
+from sequencer.store.crashpoint import CRASH_EXIT_CODE
 
 from . import crash_checks
 

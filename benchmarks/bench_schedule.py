@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
-from sequencer.line import run_lot_objects
-from sequencer.lots import load_lot
-from sequencer.simhost import SimControlClient, tools_config_for
+from sequencer.line.assemble import run_lot_objects
+from sequencer.line.simhost import SimControlClient, tools_config_for
+from sequencer.process.lots import load_lot
 
 LOTS = 4
 WAFERS_PER_LOT = 25

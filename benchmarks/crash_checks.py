@@ -18,8 +18,8 @@ from typing import Any
 
 from pymodbus.client import ModbusTcpClient
 
-from sequencer.sim_control import SimControlClient
-from sequencer.substrate import FINAL
+from sequencer.line.sim_control import SimControlClient
+from sequencer.states.substrate import FINAL
 
 MIN_DEGREE_OF_CURE = 0.9  # CURE-PBO-320 reaches ~1.0; below 0.9 is not a complete cure
 OVEN_STATES = ("IDLE", "PURGING", "RUNNING", "PAUSED", "COOLING", "COMPLETE", "ABORTED")

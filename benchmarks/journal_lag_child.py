@@ -60,7 +60,7 @@ async def _probe(lags: list[float], stop: asyncio.Event) -> None:
 
 def _patch_poll_sleeps(late: list[float]) -> None:
     """Record, for every ``SeqClock.sleep``, how far past its deadline it resumed (s)."""
-    from sequencer.clock import SeqClock
+    from sequencer.runner.clock import SeqClock
 
     original = SeqClock.sleep
 
@@ -75,7 +75,7 @@ def _patch_poll_sleeps(late: list[float]) -> None:
 def _patch_tool_replies(late: list[float]) -> None:
     """Record, for every tool call, how long its reply waited for the loop (s): from the
     driver call's end on the tool's worker thread to the awaiting coroutine resuming."""
-    from sequencer.toolworker import ToolWorker
+    from sequencer.runner.toolworker import ToolWorker
 
     original = ToolWorker.call
 
@@ -109,9 +109,9 @@ def run(out: Path, scale: float, wafers: int, tag: str) -> None:
     preload = os.environ.pop("LD_PRELOAD", "")  # the simulators' process: a normal disk
     import benchmarks
     from benchmarks.bench_schedule import SimProcess
-    from sequencer.line import run_lot_objects
-    from sequencer.lots import load_lot
-    from sequencer.simhost import tools_config_for
+    from sequencer.line.assemble import run_lot_objects
+    from sequencer.line.simhost import tools_config_for
+    from sequencer.process.lots import load_lot
 
     benchmarks.quiet_logs()
     lib = _shim(preload)

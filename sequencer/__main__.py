@@ -1,5 +1,5 @@
 """``python -m sequencer`` is ``viaform``."""
 
-from .cli import main
+from sequencer.faces.cli import main
 
 main()

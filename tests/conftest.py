@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sequencer.simhost import tools_config_for
+from sequencer.line.simhost import tools_config_for
 from simulators.runner import SimThread
 
 DEFAULT_TIME_SCALE = 200.0
@@ -83,7 +83,7 @@ def tools_cfg(request: pytest.FixtureRequest, sims: SimThread | None) -> dict[st
     """tool → driver config mapping: from --tools FILE, or pointing at ``sims``."""
     path = _real_tools(request)
     if path:
-        from sequencer.config import load_tools
+        from sequencer.line.config import load_tools
 
         return load_tools(path).entries
     assert sims is not None

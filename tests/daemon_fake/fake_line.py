@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from sequencer.daemon.line import (
+from sequencer.faces.http.contract import (
     COMMANDS,
     AlarmView,
     Conflict,
@@ -40,7 +40,7 @@ from sequencer.daemon.line import (
     WaferView,
     changes_tool,
 )
-from sequencer.recipes import Lot
+from sequencer.process.recipes import Lot
 
 from .fake_state import LOT_FINAL, ROUTE, TOOLS, FakeState, _Lot, _Tool, _Wafer
 

@@ -9,7 +9,7 @@ from any thread: ``start_step``/``end_step`` (a job step on a tool), ``tick``
 disposition, as the engine does on an excursion), ``lose_comms``/
 ``restore_comms``, ``raise_alarm``.
 
-The rules the engine keeps (``sequencer/daemon/serving.py``), kept here:
+The rules the engine keeps (``sequencer/runner/serving.py``), kept here:
 a pause or an abort asked while a step of the lot runs leaves it PAUSING or
 ABORTING until the step ends; no step starts for a paused or aborting lot, nor on
 a taken tool; held wafers (STOPPED, awaiting disposition) keep their lot open: a
@@ -26,8 +26,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sequencer.daemon.line import AlarmView, Conflict, LineEvent, NotFound, WaferHistoryEntry
-from sequencer.substrate import FINAL as WAFER_FINAL
+from sequencer.faces.http.contract import (
+    AlarmView,
+    Conflict,
+    LineEvent,
+    NotFound,
+    WaferHistoryEntry,
+)
+from sequencer.states.substrate import FINAL as WAFER_FINAL
 
 TOOLS = ("exposure", "oven", "etcher")
 ROUTE = (("exposure", "expose"), ("oven", "cure"), ("etcher", "etch"))

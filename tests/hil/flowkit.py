@@ -4,7 +4,7 @@
   copies ``configs/recipes`` to ``recipes/`` beside it (a lot finds its flow in
   ``../recipes``), so a test may add its own recipe variants there.
 - The line: :func:`write_tools_yaml` writes a ``tools.yaml`` pointing at a test's own
-  :class:`SimThread` (every key ``sequencer.config.load_tools`` reads);
+  :class:`SimThread` (every key ``sequencer.line.config.load_tools`` reads);
   :class:`SeqProcess` runs ``viaform run`` on it as a subprocess (killable);
   :func:`run_in_thread` runs ``run_lot_objects`` in-process on a thread while the test
   watches the tools and injects faults.
@@ -33,11 +33,11 @@ from typing import Any
 
 import yaml
 
-from sequencer.line import run_lot_objects
-from sequencer.lots import load_lot
-from sequencer.run_report import RunReport
-from sequencer.simhost import SimControlClient, tools_config_for
-from sequencer.substrate import FINAL
+from sequencer.line.assemble import run_lot_objects
+from sequencer.line.simhost import SimControlClient, tools_config_for
+from sequencer.process.lots import load_lot
+from sequencer.runner.run_report import RunReport
+from sequencer.states.substrate import FINAL
 from simulators.runner import SimThread
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sequencer.cli import app
+from sequencer.faces.cli import app
 
 
 def active_holds(db: Path, tool: str) -> list[tuple[int, str]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sequencer.journal import Journal
+from sequencer.store.journal import Journal
 from simulators.runner import SimThread
 
 from .flowkit import REPO, scpi, tool_state, world_snapshot, write_lot, write_tools_yaml

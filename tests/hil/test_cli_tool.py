@@ -16,7 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from drivers.oven import CureOven, OvenProgram, Segment
-from sequencer.cli import app
+from sequencer.faces.cli import app
 
 runner = CliRunner()
 

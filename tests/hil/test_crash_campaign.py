@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
+import sequencer.store.crashpoint as crashpoint
 from benchmarks import bench_crash
-from sequencer import crashpoint
 
 POINTS = 8
 SEED = 11
 
 
 SCRIPT = """
-from sequencer.journal import Journal
+from sequencer.store.journal import Journal
 j = Journal({db!r})
 j.add_lot("L1", "FLOW-A", [(1, "W1")])
 iid = j.intent("exposure", "LOAD", wafer_ids=["W1"], lot_id="L1")

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-import sequencer.scheduler as scheduler_mod
-from sequencer.daemon.history import record_ack
-from sequencer.steps import ToolHeld
+import sequencer.runner.scheduler as scheduler_mod
+from sequencer.runner.steps import ToolHeld
+from sequencer.store.history import record_ack
 from simulators.runner import SimThread
 
 from .flowkit import (

@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from sequencer.daemon.app import create_app
-from sequencer.daemon.audit import AuditLog
-from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
-from sequencer.daemon.server import ServerThread
+from sequencer.faces.http.app import create_app
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
+from sequencer.faces.http.server import ServerThread
+from sequencer.store.audit import AuditLog
 from simulators.runner import SimThread
 from tests.daemon_fake.fake_line import FakeLine
 from tests.promtext import key, samples

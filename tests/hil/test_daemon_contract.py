@@ -26,11 +26,11 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from sequencer.daemon.app import create_app
-from sequencer.daemon.audit import AuditLog
-from sequencer.daemon.engine_line import EngineLine
-from sequencer.daemon.server import ServerThread
-from sequencer.simhost import tools_config_for
+from sequencer.faces.http.app import create_app
+from sequencer.faces.http.engine_line import EngineLine
+from sequencer.faces.http.server import ServerThread
+from sequencer.line.simhost import tools_config_for
+from sequencer.store.audit import AuditLog
 from simulators.runner import SimThread
 from tests.daemon_fake.fake_line import FakeLine
 

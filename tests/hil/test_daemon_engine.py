@@ -22,13 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
-from sequencer.daemon.app import create_app
-from sequencer.daemon.audit import AuditLog
-from sequencer.daemon.auth import parse_env
-from sequencer.daemon.engine_line import EngineLine
-from sequencer.daemon.server import ServerThread
-from sequencer.simhost import tools_config_for
-from sequencer.substrate import FINAL as FINAL_WAFER
+from sequencer.faces.http.app import create_app
+from sequencer.faces.http.auth import parse_env
+from sequencer.faces.http.engine_line import EngineLine
+from sequencer.faces.http.server import ServerThread
+from sequencer.line.simhost import tools_config_for
+from sequencer.states.substrate import FINAL as FINAL_WAFER
+from sequencer.store.audit import AuditLog
 from simulators.runner import SimThread
 from tests.promtext import key, samples
 

@@ -18,9 +18,9 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from sequencer.daemon.app import create_app
-from sequencer.daemon.audit import AuditLog
-from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
+from sequencer.faces.http.app import create_app
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
+from sequencer.store.audit import AuditLog
 from tests.daemon_fake.fake_line import FakeLine
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "recipes"

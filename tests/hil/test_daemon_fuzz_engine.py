@@ -32,13 +32,13 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from drivers.etcher import PlasmaEtcher
 from drivers.exposure import ExposureTool
-from sequencer.config import TOOLS
-from sequencer.daemon.app import create_app
-from sequencer.daemon.audit import AuditLog
-from sequencer.daemon.engine_line import EngineLine
-from sequencer.daemon.line import COMMANDS, EVERY_TOOL
-from sequencer.lots import ID_RE, MAX_SLOTS
-from sequencer.simhost import tools_config_for
+from sequencer.faces.http.app import create_app
+from sequencer.faces.http.contract import COMMANDS, EVERY_TOOL
+from sequencer.faces.http.engine_line import EngineLine
+from sequencer.line.config import TOOLS
+from sequencer.line.simhost import tools_config_for
+from sequencer.process.lots import ID_RE, MAX_SLOTS
+from sequencer.store.audit import AuditLog
 from simulators.runner import SimThread
 from tests.daemon_fake.fake_line import FakeLine
 

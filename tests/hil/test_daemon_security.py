@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig
 
 from .test_daemon_api import AUTH, LOT, Daemon, serve
 

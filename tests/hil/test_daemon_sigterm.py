@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sequencer.daemon.auth import CLIENT_HEADER, CLIENT_VALUE
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 
 from .flowkit import (

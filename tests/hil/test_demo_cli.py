@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from sequencer.cli import app
+from sequencer.faces.cli import app
 
 
 @pytest.mark.timeout(120)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sequencer.run_report import RunReport
+from sequencer.runner.run_report import RunReport
 from simulators.runner import SimThread
 
 from .flowkit import (

@@ -176,7 +176,7 @@ def test_a_manual_reset_between_runs_is_named_in_the_batchs_reason(tmp_path: Pat
     cuts the batch). The rerun holds the batch, and the reason names who reset the oven."""
     from typer.testing import CliRunner
 
-    from sequencer.cli import app
+    from sequencer.faces.cli import app
 
     with SimThread(time_scale=SCALE, seed=26) as sims:
         lot = write_lot(tmp_path, "RESET-1", "FLOW-A", WAFERS)

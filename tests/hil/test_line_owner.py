@@ -31,7 +31,7 @@ from drivers.errors import CommsError
 from drivers.oven import CureOven
 from drivers.oven_types import OvenState
 from drivers.serial_transport import SerialTransport
-from sequencer.cli import app
+from sequencer.faces.cli import app
 from simulators.runner import SimThread
 
 from .flowkit import (

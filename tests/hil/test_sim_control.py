@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sequencer.cli import app
-from sequencer.simhost import SimControlClient, SimControlError
+from sequencer.faces.cli import app
+from sequencer.line.simhost import SimControlClient, SimControlError
 from simulators.runner import SimThread
 
 

@@ -23,7 +23,7 @@ import serial
 from pymodbus.client import ModbusTcpClient
 from typer.testing import CliRunner
 
-from sequencer.cli import app
+from sequencer.faces.cli import app
 from simulators.oven_registers import POWER_ON
 from simulators.runner import SimThread
 

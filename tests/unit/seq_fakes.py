@@ -13,9 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from drivers.errors import CommsError, ToolRejected
-from sequencer.clock import SeqClock
-from sequencer.protocols import ToolSet
-from sequencer.recipes import (
+from sequencer.process.recipes import (
     CureRecipe,
     CureSegment,
     EtchRecipe,
@@ -24,7 +22,9 @@ from sequencer.recipes import (
     Lot,
     LotWafer,
 )
-from sequencer.steps import SequencerConfig
+from sequencer.runner.clock import SeqClock
+from sequencer.runner.protocols import ToolSet
+from sequencer.runner.steps import SequencerConfig
 
 SCALE = 5000.0
 

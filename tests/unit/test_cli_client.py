@@ -15,8 +15,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from sequencer.cli import app, client
-from sequencer.journal import Journal
+import sequencer.faces.cli.client as client
+from sequencer.faces.cli import app
+from sequencer.store.journal import Journal
 
 
 class Seen(list):  # type: ignore[type-arg]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sequencer.cli import app as viaform
-from sequencer.cli.recipe import app
+from sequencer.faces.cli import app as viaform
+from sequencer.faces.cli.recipe import app
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = CONFIGS / "recipes"

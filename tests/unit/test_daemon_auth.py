@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from starlette.datastructures import Headers
 
-from sequencer.daemon.auth import (
+from sequencer.faces.http.auth import (
     CLIENT_HEADER,
     CLIENT_VALUE,
     AuthConfig,
@@ -19,7 +19,7 @@ from sequencer.daemon.auth import (
     parse_env,
     parse_tokens,
 )
-from sequencer.daemon.gate import cross_site, own_origins, parse_origin
+from sequencer.faces.http.gate import cross_site, own_origins, parse_origin
 
 T_OP = "operator-token-0123456789"
 T_ENG = "engineer-token-0123456789"

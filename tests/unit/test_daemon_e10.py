@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from sequencer.daemon.e10 import E10Tracker
-from sequencer.daemon.line import LineEvent, ToolView
+from sequencer.faces.http.contract import LineEvent, ToolView
+from sequencer.faces.http.e10 import E10Tracker
 
 
 class Clock:

@@ -3,8 +3,8 @@ Prometheus's parser: the names, labels and values a dashboard queries."""
 
 from __future__ import annotations
 
-from sequencer.daemon.line import LineEvent
-from sequencer.daemon.metrics import CONTENT_TYPE, LineMetrics, Scrape
+from sequencer.faces.http.contract import LineEvent
+from sequencer.faces.http.metrics import CONTENT_TYPE, LineMetrics, Scrape
 from tests.promtext import key, samples, types
 
 IDLE = Scrape(e10={}, lot_states=[], active_alarms=0, subscribers=0)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sequencer.cli import app
-from sequencer.journal import Journal
-from sequencer.scheduler import run_lots
-from sequencer.substrate import Substrate, dispose, disposition_refusal, held_from
+from sequencer.faces.cli import app
+from sequencer.runner.scheduler import run_lots
+from sequencer.states.substrate import Substrate, dispose, disposition_refusal, held_from
+from sequencer.store.journal import Journal
 from tests.unit.seq_fakes import fast_config, flow, line, lot
 
 pytestmark = pytest.mark.timeout(30)

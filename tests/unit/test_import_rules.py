@@ -26,10 +26,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("drivers", "sequencer", "simulators")
 
 #: The one sequencer module that imports the simulators package.
-SIM_IMPORTERS = frozenset({"sequencer.simhost"})
+SIM_IMPORTERS = frozenset({"sequencer.line.simhost"})
 #: What starts the simulators (``viaform sim``, ``viaform demo`` in ``viaform run``):
 #: the only modules that import ``sequencer.simhost``.
-SIM_STARTERS = frozenset({"sequencer.cli.sim", "sequencer.cli.run"})
+SIM_STARTERS = frozenset({"sequencer.faces.cli.sim", "sequencer.faces.cli.run"})
+#: The rooms of ``sequencer`` (docs/architecture.md) and what each may import besides
+#: itself: faces → line → runner → process / states / store → drivers, one way.
+ROOMS: dict[str, frozenset[str]] = {
+    "faces": frozenset({"line", "runner", "process", "states", "store", "drivers"}),
+    "line": frozenset({"runner", "process", "states", "store", "drivers", "simulators"}),
+    "runner": frozenset({"process", "states", "store", "drivers"}),
+    "process": frozenset({"states"}),
+    "states": frozenset(),
+    "store": frozenset(),
+}
 
 
 @dataclass(frozen=True)
@@ -199,8 +209,28 @@ def forbidden(found: list[Arrow]) -> list[str]:
             out.append(f"{a}: only {', '.join(sorted(SIM_IMPORTERS))} imports the simulators")
         elif a.target in SIM_IMPORTERS and a.source not in SIM_STARTERS:
             out.append(f"{a}: only what starts the simulators ({', '.join(sorted(SIM_STARTERS))})"
-                       f" imports {a.target}; the control port's client is sequencer.sim_control")
+                       f" imports {a.target}; the control port's client is "
+                       f"sequencer.line.sim_control")
+        elif src == "sequencer" and (why := _room_rule(a)):
+            out.append(why)
     return out
+
+
+def _room(module: str) -> str:
+    """The room of a module (``sequencer.runner.steps.cure`` → ``runner``); drivers and
+    simulators are rooms of their own; ``sequencer`` itself (``__main__``) is ``root``."""
+    parts = module.split(".")
+    if parts[0] != "sequencer":
+        return parts[0]
+    return parts[1] if len(parts) > 2 or parts[1] in ROOMS else "root"
+
+
+def _room_rule(a: Arrow) -> str | None:
+    src, dst = _room(a.source), _room(a.target)
+    if src in (dst, "root") or src not in ROOMS or dst in ROOMS.get(src, ()):
+        return None
+    allowed = ", ".join(sorted(ROOMS[src])) or "nothing outside it"
+    return f"{a}: sequencer.{src} may import {allowed}; not {dst}"
 
 
 def _check(root: Path) -> tuple[str, list[str]]:
@@ -267,14 +297,15 @@ def test_each_forbidden_arrow_is_reported(tmp_path: Path) -> None:
     root = _tree(tmp_path, {
         "simulators/oven.py": "from drivers.oven import CureOven\nimport sequencer.journal\n",
         "drivers/oven.py": "def f():\n    import simulators.oven\n    from sequencer import x\n",
-        "sequencer/journal.py": "", "sequencer/simhost.py": "from simulators import oven\n",
-        "sequencer/engine.py": "from simulators.oven import Oven\nfrom .simhost import S\n",
-        "sequencer/cli/sim.py": "from ..simhost import S\n",
+        "sequencer/journal.py": "", "sequencer/line/simhost.py": "from simulators import oven\n",
+        "sequencer/line/engine.py": "from simulators.oven import Oven\nfrom .simhost import S\n",
+        "sequencer/faces/cli/sim.py": "from ...line.simhost import S\n",
     })
     _, bad = _check(root)
     assert sorted(b.split(" (")[0] for b in bad) == [
         "drivers.oven → sequencer", "drivers.oven → simulators.oven",
-        "sequencer.engine → sequencer.simhost", "sequencer.engine → simulators.oven",
+        "sequencer.line.engine → sequencer.line.simhost",
+        "sequencer.line.engine → simulators.oven",
         "simulators.oven → drivers.oven", "simulators.oven → sequencer.journal",
     ]
 
@@ -300,10 +331,24 @@ def _simulator_modules_after(statement: str) -> list[str]:
 
 
 def test_importing_the_daemon_does_not_load_the_simulators() -> None:
-    assert _simulator_modules_after("import sequencer.daemon.engine_line") == []
-    assert _simulator_modules_after("import sequencer.daemon.app") == []
+    assert _simulator_modules_after("import sequencer.faces.http.engine_line") == []
+    assert _simulator_modules_after("import sequencer.faces.http.app") == []
 
 
 def test_sim_handling_does_not_load_the_simulators_and_simhost_does() -> None:
-    assert _simulator_modules_after("import sequencer.handling, sequencer.line") == []
-    assert "simulators.runner" in _simulator_modules_after("import sequencer.simhost")
+    assert _simulator_modules_after("import sequencer.line.handling, "
+                                    "sequencer.line.assemble") == []
+    assert "simulators.runner" in _simulator_modules_after("import sequencer.line.simhost")
+
+
+def test_a_room_that_imports_against_the_arrows_is_reported(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "sequencer/runner/scheduler.py": "from sequencer.line.config import X\n",
+        "sequencer/line/config.py": "", "sequencer/store/journal.py": "",
+        "sequencer/states/substrate.py": "from ..store.journal import J\n",
+        "sequencer/faces/cli.py": "from sequencer.runner.scheduler import S\n"})
+    _, bad = _check(root)
+    assert len(bad) == 2, bad
+    assert any("sequencer.runner may import" in b and "not line" in b for b in bad), bad
+    assert any("sequencer.states may import nothing outside it; not store" in b
+               for b in bad), bad

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transitions import MachineError
 
-from sequencer.job import STATES, ProcessJob
+from sequencer.states.job import STATES, ProcessJob
 
 
 def test_states_keep_the_e40_names() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sequencer.journal import Journal
+from sequencer.store.journal import Journal
 
 
 def test_wal_and_full_sync(tmp_path) -> None:

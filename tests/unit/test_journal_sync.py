@@ -1,4 +1,4 @@
-"""The journal's fsyncs off the event loop (sequencer/walsync.py): an intent is on the
+"""The journal's fsyncs off the event loop (sequencer/store/walsync.py): an intent is on the
 disk before ``intent()`` returns; other writes do not wait for the disk, and are on it
 after one sync, before the next intent and at close; a failed sync is reported."""
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sequencer import walsync
-from sequencer.journal import Journal, JournalError
+import sequencer.store.walsync as walsync
+from sequencer.store.journal import Journal, JournalError
 
 SLOW_S = 0.2
 

@@ -10,9 +10,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequencer.lots import load_lot, parse_lot, valid_id
-from sequencer.recipe_files import check_file
-from sequencer.recipes import LotWafer, RecipeError
+from sequencer.process.lots import load_lot, parse_lot, valid_id
+from sequencer.process.recipe_files import check_file
+from sequencer.process.recipes import LotWafer, RecipeError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

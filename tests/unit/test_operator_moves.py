@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sequencer.cli import app
-from sequencer.handling import HandlingError
-from sequencer.operator_moves import MoveBook, OperatorHandling
+from sequencer.faces.cli import app
+from sequencer.line.handling import HandlingError
+from sequencer.line.operator_moves import MoveBook, OperatorHandling
 
 
 def test_move_completes_when_the_operator_confirms_through_the_cli(tmp_path: Path) -> None:

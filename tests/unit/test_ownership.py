@@ -1,4 +1,4 @@
-"""The owner-of-the-line locks (sequencer/ownership.py): real flock on real files.
+"""The owner-of-the-line locks (sequencer/line/ownership.py): real flock on real files.
 
 Conflicts are checked both inside one process (flock is per open file description, so a
 second claim here must fail too) and across processes; a SIGKILLed owner's locks are
@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from sequencer.config import ToolsConfig
-from sequencer.ownership import (
+from sequencer.line.config import ToolsConfig
+from sequencer.line.ownership import (
     ClaimError,
     LineOwned,
     claim_line,
@@ -158,8 +158,8 @@ def test_unusable_lock_dir_is_one_clear_line(tmp_path: Path,
 CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from sequencer.config import ToolsConfig
-    from sequencer.ownership import claim_line
+    from sequencer.line.config import ToolsConfig
+    from sequencer.line.ownership import claim_line
     tmp = Path(sys.argv[1])
     cfg = ToolsConfig(tmp / "tools.yaml", 1.0, tmp / "j.db",
                       {"oven": {"transport": "tcp", "host": "127.0.0.1", "port": 5020}})

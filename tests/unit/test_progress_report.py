@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import io
 
-from sequencer.alarms import Event
-from sequencer.progress import ProgressDisplay
-from sequencer.report import failures, summary_lines
-from sequencer.run_report import RunReport, WaferRow
+from sequencer.faces.progress import ProgressDisplay
+from sequencer.faces.report import failures, summary_lines
+from sequencer.runner.alarms import Event
+from sequencer.runner.run_report import RunReport, WaferRow
 
 
 def _row(wafer: str, state: str, reason: str = "") -> WaferRow:

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sequencer.recipe_check import (
+from sequencer.process.recipe_check import (
     CURE_FIELDS,
     ETCH_FIELDS,
     EXPOSURE_FIELDS,
@@ -19,9 +19,9 @@ from sequencer.recipe_check import (
     parse_etch,
     parse_exposure,
 )
-from sequencer.recipe_fields import Field
-from sequencer.recipe_files import check_file, load_flow, load_recipe
-from sequencer.recipes import (
+from sequencer.process.recipe_fields import Field
+from sequencer.process.recipe_files import check_file, load_flow, load_recipe
+from sequencer.process.recipes import (
     CureRecipe,
     CureSegment,
     EtchRecipe,

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from sequencer.journal import Journal
-from sequencer.run_report import RunReport
-from sequencer.scheduler import run_lots
+from sequencer.runner.run_report import RunReport
+from sequencer.runner.scheduler import run_lots
+from sequencer.store.journal import Journal
 from tests.unit.seq_fakes import Crash, Line, fast_config, flow, line, lot
 
 pytestmark = pytest.mark.timeout(30)

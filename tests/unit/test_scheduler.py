@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from sequencer.alarms import Event
-from sequencer.journal import Journal
-from sequencer.run_report import RunReport
-from sequencer.scheduler import run_lots
+from sequencer.runner.alarms import Event
+from sequencer.runner.run_report import RunReport
+from sequencer.runner.scheduler import run_lots
+from sequencer.store.journal import Journal
 from tests.unit.seq_fakes import Line, fast_config, flow, line, lot
 
 pytestmark = pytest.mark.timeout(30)
@@ -106,8 +106,8 @@ def test_a_dead_lamp_holds_the_exposure_cell_and_its_work_waits_for_a_person(tmp
     the alarm acknowledged, the lot's other wafers go on."""
     import time
 
-    from sequencer.daemon.history import record_ack
-    from sequencer.scheduler import Scheduler
+    from sequencer.runner.scheduler import Scheduler
+    from sequencer.store.history import record_ack
 
     ln = line()
     ln.exposure.alarm_in["EXPOSING"] = "LAMP_FAIL"

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from sequencer.journal import Journal
-from sequencer.scheduler import Scheduler
-from sequencer.steps import ToolHeld
-from sequencer.steps.cure import cure_batch
-from sequencer.steps.etch import etch_plan, etch_wafer
-from sequencer.steps.expose import expose_wafer
+from sequencer.runner.scheduler import Scheduler
+from sequencer.runner.steps import ToolHeld
+from sequencer.runner.steps.cure import cure_batch
+from sequencer.runner.steps.etch import etch_plan, etch_wafer
+from sequencer.runner.steps.expose import expose_wafer
+from sequencer.store.journal import Journal
 from tests.unit.seq_fakes import Line, fast_config, flow, line, lot
 
 pytestmark = pytest.mark.timeout(20)
@@ -146,7 +146,7 @@ def test_comms_loss_before_etch_start_sends_it_once_more() -> None:
 
 
 def test_etcher_that_stays_unreachable_is_down_not_a_hang() -> None:
-    from sequencer.steps import ToolDown
+    from sequencer.runner.steps import ToolDown
 
     ln = line()
     sched = setup(ln)
@@ -301,7 +301,7 @@ def test_a_load_whose_reply_was_lost_is_reconciled_not_sent_again() -> None:
 
 
 WRONG_CALLS = """
-from sequencer.steps import StepContext
+from sequencer.runner.steps import StepContext
 
 
 async def wrong(ctx: StepContext) -> None:

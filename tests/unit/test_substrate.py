@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from transitions import MachineError
 
-from sequencer.journal import Journal
-from sequencer.substrate import STATES, Substrate
+from sequencer.states.substrate import STATES, Substrate
+from sequencer.store.journal import Journal
 
 
 def test_states_keep_the_e90_names() -> None:

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from sequencer.daemon.history import record_ack
-from sequencer.journal import Journal
-from sequencer.run_report import RunReport
-from sequencer.scheduler import Scheduler
-from sequencer.steps import ToolHeld
-from sequencer.steps.expose import expose_wafer
-from sequencer.tool_alarms import AlarmClass, classify, holding
+from sequencer.runner.run_report import RunReport
+from sequencer.runner.scheduler import Scheduler
+from sequencer.runner.steps import ToolHeld
+from sequencer.runner.steps.expose import expose_wafer
+from sequencer.runner.tool_alarms import AlarmClass, classify, holding
+from sequencer.store.history import record_ack
+from sequencer.store.journal import Journal
 from tests.unit.seq_fakes import Line, fast_config, flow, line, lot
 
 pytestmark = pytest.mark.timeout(30)

@@ -17,11 +17,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sequencer.cli import report
-from sequencer.config import ConfigError, load_tools
-from sequencer.journal import JournalError
-from sequencer.simhost import tools_config_for
-from sequencer.tools_schema import ToolsFile, known_keys
+from sequencer.faces.cli import report
+from sequencer.line.config import ConfigError, load_tools
+from sequencer.line.simhost import tools_config_for
+from sequencer.line.tools_schema import ToolsFile, known_keys
+from sequencer.store.journal import JournalError
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "configs" / "tools.yaml"

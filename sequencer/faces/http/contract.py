@@ -1,0 +1,361 @@
+"""The contract between the daemon's HTTP layer and the line it controls.
+
+``LineControl`` is what the sequencer engine implements (``engine_line.EngineLine``;
+the tests' ``tests/daemon_fake`` is an in-memory stand-in held to the same API
+checks by ``tests/hil/test_daemon_contract.py``). The views it
+returns are pydantic models so that the HTTP layer serves them as they are and
+the OpenAPI document describes exactly what the engine hands over.
+
+Rules an implementation must keep:
+
+* Query methods (plain ``def``) answer from memory and never block: they run on
+  the event loop. Anything that talks to a tool is ``async``.
+* A refused request raises one of the ``LineError`` subclasses and changes
+  nothing (no half-applied lot, no half-taken tool).
+* ``manual`` must itself refuse a command that changes a tool while a job step
+  runs on it (``ToolBusy``): the daemon's own ``tool_busy`` check before the call
+  only gives the clearer message, it cannot close the race.
+* ``events()`` is consumed by exactly one reader (the daemon's pump), which
+  fans the events out to the E10 tracker, the metrics and the SSE subscribers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from sequencer.line.config import SCPI_TOOLS
+from sequencer.process.recipes import Lot
+
+JSONScalar = str | int | float | bool | None
+
+
+# --- errors the line raises (the HTTP layer maps them to status codes) ------------------
+class LineError(Exception):
+    """A request the line refuses; nothing was changed."""
+
+    status = 400
+
+
+class NotFound(LineError):
+    status = 404
+
+
+class Conflict(LineError):
+    """The request does not fit the current state (lot already final, tool not taken …)."""
+
+    status = 409
+
+
+class ToolBusy(Conflict):
+    """A command that changes the tool while a job step runs on it."""
+
+
+class ToolRejected(LineError):
+    """The tool itself refused the command (its error queue / Modbus exception)."""
+
+    status = 409
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ToolUnreachable(LineError):
+    """No connection to the tool (the daemon carries on; the work on that tool pauses)."""
+
+    status = 503
+
+
+# --- views ------------------------------------------------------------------------------
+class WaferSummary(BaseModel):
+    wafer_id: str
+    slot: int
+    state: str = Field(description="SEMI E90 substrate state")
+    location: str
+    step: str = ""
+    reason: str | None = Field(None, description="why it stopped (held for disposition)")
+
+
+class LotView(BaseModel):
+    lot_id: str
+    flow: str
+    state: str = Field(description="SEMI E40 process-job state")
+    submitted_at: float = Field(description="unix time")
+    wafers: list[WaferSummary]
+
+
+class LotSubmitted(BaseModel):
+    lot_id: str
+    state: str
+
+
+class WaferHistoryEntry(BaseModel):
+    t: float = Field(description="unix time")
+    state: str
+    location: str
+    step: str = ""
+    phase: str = ""
+    note: str = ""
+
+
+class WaferView(BaseModel):
+    wafer_id: str
+    lot_id: str
+    slot: int
+    state: str
+    location: str
+    step: str = ""
+    reason: str | None = None
+    data: dict[str, JSONScalar] = Field(default_factory=dict,
+                                        description="measurements (depth_um, cured, …)")
+    history: list[WaferHistoryEntry]
+
+
+class E10View(BaseModel):
+    state: str = Field(description="SEMI E10 equipment state as the daemon knows it")
+    since: float = Field(description="unix time the current state began")
+    seconds: dict[str, float] = Field(description="time in each state since the daemon started")
+
+
+class ToolView(BaseModel):
+    tool: str
+    connected: bool
+    state: str | None = Field(None, description="the tool's own state (IDLE, ETCHING, …)")
+    busy: bool = Field(description="a job step runs on the tool")
+    lot_id: str | None = None
+    wafer_id: str | None = None
+    step: str | None = None
+    engineering: bool = Field(False, description="taken: the scheduler gives it no work")
+    take_pending: bool = Field(False, description="taken, effective when the step ends")
+    taken_by: str | None = None
+    alarms: list[str] = Field(default_factory=list, description="the tool's own alarm names")
+    held: bool = Field(False, description="held for a person: a tool alarm (or a latched one "
+                                          "on an idle tool) waits for an acknowledgement")
+    held_reason: str | None = Field(None, description="why, and what a person must do")
+    e10: E10View | None = None
+
+
+class ManualReply(BaseModel):
+    tool: str
+    command: str
+    reply: JSONScalar | list[JSONScalar] | dict[str, Any] = None
+
+
+class AlarmView(BaseModel):
+    id: int
+    tool: str
+    kind: str
+    text: str
+    lot_id: str | None = None
+    wafer_ids: list[str] = Field(default_factory=list)
+    raised_at: float
+    active: bool
+    acked_at: float | None = None
+    acked_by: str | None = None
+
+
+class HealthView(BaseModel):
+    status: str = Field(description="ok, or degraded (a tool unreachable, journal trouble)")
+    journal: bool
+    tools: dict[str, bool] = Field(description="tool -> connected")
+    lots_active: int
+
+
+class LineEvent(BaseModel):
+    """A state change or alarm, as the engine emits it (``sequencer.runner.alarms.Event`` fits).
+
+    Kinds the daemon understands: ``job`` (data.src/dst = E40 states), ``wafer``
+    (data.src/dst = E90 states), ``step_start``/``step_end`` (tool, step, one per
+    wafer; the duration is step_end.t − step_start.t unless data.duration_s is
+    given), ``alarm`` (data.id, kind, text; data.down false = the tool keeps
+    running), ``alarm_ack`` (data.id), ``tool`` (data.comms = UNKNOWN|OK), ``take``/
+    ``give`` (the tool entered/left ENGINEERING), ``command`` (data.command,
+    duration_s, outcome), ``batch``. The daemon adds ``e10`` (data.state, previous).
+    ``data.state`` is accepted for ``dst`` and for ``comms``.
+    """
+
+    def new_state(self) -> str | None:
+        """The state a ``job``/``wafer`` event moved to, or a ``tool`` event's comms."""
+        for key in ("dst", "comms", "state"):
+            if isinstance(self.data.get(key), str):
+                return str(self.data[key])
+        return None
+
+    kind: str
+    t: float
+    lot_id: str | None = None
+    wafer_id: str | None = None
+    tool: str | None = None
+    step: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- the protocol -----------------------------------------------------------------------
+@runtime_checkable
+class LineControl(Protocol):
+    """What the daemon needs from the engine. ``who`` is the audited principal name."""
+
+    async def start(self) -> None:
+        """Connect the tools and resume the journal's unfinished lots."""
+
+    async def stop(self) -> None:
+        """Graceful: start no new step, let the command in flight finish, flush the journal."""
+
+    def tools(self) -> list[str]: ...
+
+    async def submit_lot(self, lot: Lot) -> str:
+        """Queue the lot; Conflict if its id or a wafer id is already active."""
+
+    def lots(self) -> list[LotView]: ...
+
+    def lot(self, lot_id: str) -> LotView: ...
+
+    async def pause(self, lot_id: str) -> LotView: ...
+
+    async def resume(self, lot_id: str) -> LotView: ...
+
+    async def abort(self, lot_id: str) -> LotView: ...
+
+    def wafer(self, wafer_id: str) -> WaferView: ...
+
+    async def release_wafers(self, wafer_ids: list[str], reason: str,
+                             who: str) -> list[WaferView]:
+        """An engineer's disposition: each held (STOPPED) wafer goes on to its next step
+        (the one after the step it was held in), with ``who`` and ``reason`` in its
+        history. All or nothing: a wafer that is not held raises ``Conflict`` naming it,
+        an unknown one ``NotFound``, and then none of the listed wafers changes.
+        Returns the wafers' views in the order given."""
+
+    async def scrap_wafers(self, wafer_ids: list[str], reason: str,
+                           who: str) -> list[WaferView]:
+        """An engineer's disposition: each held (STOPPED) wafer ends REJECTED (final),
+        with ``who`` and ``reason`` as its reason. All or nothing, as ``release_wafers``."""
+
+    def tool_status(self, tool: str) -> ToolView: ...
+
+    def tool_busy(self, tool: str) -> bool: ...
+
+    async def take(self, tool: str, force: bool, who: str) -> ToolView:
+        """ENGINEERING now if idle, else once the step ends; ``force`` pauses the job now."""
+
+    async def give(self, tool: str, who: str) -> ToolView: ...
+
+    async def manual(self, tool: str, command: str, args: Mapping[str, Any],
+                     who: str = "?") -> ManualReply:
+        """Run one validated manual command (see ``COMMANDS``) on the tool; ``who`` sent
+        it (a command that changes the tool is journaled with it, so a step that then
+        fails on that tool names the person in its wafers' reasons)."""
+
+    def alarms(self, active_only: bool) -> list[AlarmView]: ...
+
+    async def ack_alarm(self, alarm_id: int, who: str) -> AlarmView: ...
+
+    def events(self) -> AsyncIterator[LineEvent]: ...
+
+    def health(self) -> HealthView: ...
+
+
+# --- manual commands: the vocabulary, and which of them change a tool -------------------
+EVERY_TOOL = frozenset({"exposure", "etcher", "oven"})
+Scalar = (str, int, float, bool)
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One manual command: ``changes`` = refused while a job step runs on the tool.
+
+    ``args`` maps an argument name to the types it takes (bool is never a number).
+    The engine maps the name to the driver method of the same name (docs/drivers.md).
+    """
+
+    changes: bool
+    tools: frozenset[str] = EVERY_TOOL
+    args: tuple[tuple[str, tuple[type, ...]], ...] = ()
+    help: str = ""
+
+
+_WAFER = (("wafer_id", (str,)),)
+COMMANDS: dict[str, CommandSpec] = {
+    "idn": CommandSpec(False, help="identity"),
+    "status": CommandSpec(False, help="complete status snapshot"),
+    "alarms": CommandSpec(False, help="the tool's active alarm names"),
+    "get": CommandSpec(False, args=(("name", (str,)),), help="read one declared setting"),
+    "last_job": CommandSpec(False, SCPI_TOOLS, help="JOB:LAST?"),
+    "result": CommandSpec(False, SCPI_TOOLS, help="last measured result"),
+    "readings": CommandSpec(False, frozenset({"etcher"}), help="gauges, RF, OES"),
+    "batch_no": CommandSpec(False, frozenset({"oven"}), help="current batch number"),
+    "read_program": CommandSpec(False, frozenset({"oven"}), help="the uploaded program"),
+    # Draining the error queue changes what a running step's own check would see.
+    "errors": CommandSpec(True, help="drain the error queue"),
+    "set": CommandSpec(True, args=(("name", (str,)), ("value", Scalar)),
+                       help="write one declared setting"),
+    "raw": CommandSpec(True, SCPI_TOOLS, (("line", (str,)),),
+                       help="one SCPI line; a pure query is allowed while busy"),
+    "clear_alarms": CommandSpec(True, help="ALARm:CLEar / ACK ALARMS"),
+    "reset": CommandSpec(True, help="*RST (oven: ABORT then ACK)"),
+    "abort": CommandSpec(True, help="abort what the tool is doing"),
+    "load": CommandSpec(True, SCPI_TOOLS, _WAFER, help="load a wafer"),
+    "unload": CommandSpec(True, SCPI_TOOLS, help="unload the wafer"),
+    "remote": CommandSpec(True, frozenset({"exposure"}), help="take remote control"),
+    "local": CommandSpec(True, frozenset({"exposure"}), help="give control to the panel"),
+    "start_exposure": CommandSpec(True, frozenset({"exposure"})),
+    "start_develop": CommandSpec(True, frozenset({"exposure"})),
+    "start_etch": CommandSpec(True, frozenset({"etcher"})),
+    "start": CommandSpec(True, frozenset({"oven"}), help="start the uploaded program"),
+    "pause": CommandSpec(True, frozenset({"oven"})),
+    "resume": CommandSpec(True, frozenset({"oven"})),
+    "ack_alarms": CommandSpec(True, frozenset({"oven"})),
+    "lock_door": CommandSpec(True, frozenset({"oven"}), (("locked", (bool,)),)),
+}
+
+
+def raw_is_query(line: str) -> bool:
+    """True if every ``;``-separated part of a SCPI line is a query other than SYST:ERR?."""
+    parts = [p.strip() for p in line.split(";")]
+    if not parts or any(not p for p in parts):
+        return False
+    for part in parts:
+        header = part.split()[0].upper()
+        if not header.endswith("?") or (header.startswith(":SYST") or header.startswith("SYST")) \
+                and "ERR" in header:
+            return False
+    return True
+
+
+def changes_tool(command: str, args: Mapping[str, Any]) -> bool:
+    """Whether this (validated) command changes the tool, i.e. must wait for an idle tool."""
+    if command == "raw":
+        return not raw_is_query(str(args.get("line", "")))
+    return COMMANDS[command].changes
+
+
+def check_command(tool: str, command: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every problem with a manual command as (place, message); empty means valid."""
+    spec = COMMANDS.get(command)
+    if spec is None:
+        return [("command", f"unknown command {command!r} (known: {', '.join(COMMANDS)})")]
+    if tool not in spec.tools:
+        return [("command", f"{command!r} is not a {tool} command "
+                            f"(only {', '.join(sorted(spec.tools))})")]
+    problems: list[tuple[str, str]] = []
+    wanted = dict(spec.args)
+    for name in args:
+        if name not in wanted:
+            problems.append((f"args.{name}", f"unknown argument (allowed: "
+                                             f"{', '.join(wanted) or 'none'})"))
+    for name, types in wanted.items():
+        if name not in args:
+            problems.append((f"args.{name}", "missing"))
+            continue
+        value = args[name]
+        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+        if not ok:
+            names = " or ".join(t.__name__ for t in types)
+            problems.append((f"args.{name}", f"{value!r} is not {names}"))
+        elif isinstance(value, str) and not value.strip():
+            problems.append((f"args.{name}", "empty"))
+    return problems

@@ -1,0 +1,123 @@
+"""What the sequencer needs from each tool: the subset of the driver API it uses.
+
+Structural (``typing.Protocol``): the real drivers in ``drivers/`` satisfy them,
+and so do the plain fakes in the unit tests. Enum results are compared by name
+(see :func:`state_name`), so a fake may return plain strings.
+
+The steps call these methods through a tool's handle, bound:
+``await h.q(h.driver.apply_recipe, o2, …)`` (``sequencer.runner.steps.ToolHandle``), so the
+type checker holds every call, its arguments and its result, to the Protocol here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+Location = Literal["stocker", "exposure", "oven", "etcher"]
+#: the LX-365 settings a recipe writes (``EXPosure:DOSE`` … ``RETicle:SELect``)
+ExposureSetting = Literal["dose", "focus", "develop_time", "reticle"]
+
+
+def state_name(state: Any) -> str:
+    """``"READY"`` for a StrEnum, an IntEnum (the oven's) or a plain string."""
+    name = getattr(state, "name", None)
+    return str(name if isinstance(name, str) else state)
+
+
+class ToolDriver(Protocol):
+    """What every tool's driver has: the handle reconnects and reads through it."""
+
+    @property
+    def name(self) -> str: ...
+
+    def connect(self) -> object: ...  # the SCPI drivers return the tool's *IDN?
+
+    def close(self) -> None: ...
+
+    def state(self) -> Any: ...
+
+    def status(self) -> Any: ...
+
+    def alarms(self) -> tuple[str, ...]: ...
+
+    def clear_alarms(self) -> None: ...
+
+
+class ScpiJobTool(ToolDriver, Protocol):
+    """The part the exposure cell and the etcher share (job records, boot id, settings)."""
+
+    def load(self, wafer_id: str) -> None: ...
+
+    def unload(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def get(self, name: str) -> Any: ...
+
+    def last_job(self) -> Any: ...
+
+    def job_count(self, wafer_id: str) -> int: ...
+
+    def boot_id(self) -> int: ...
+
+
+class ExposureProto(ScpiJobTool, Protocol):
+    def remote(self) -> None: ...
+
+    def set(self, name: ExposureSetting, value: float | int | str) -> None: ...
+
+    def start_exposure(self) -> None: ...
+
+    def start_develop(self) -> None: ...
+
+    def result(self) -> Any: ...  # ExposureResult(depth_um, residual_um, cd_um)
+
+
+class EtcherProto(ScpiJobTool, Protocol):
+    def apply_recipe(self, o2: float, cf4: float, pressure: float, rf_power: float,
+                     etch_time: int, overetch: int, endpoint: bool, target: float) -> None: ...
+
+    def start_etch(self) -> None: ...
+
+    def etch_status(self) -> Any: ...  # EtchStatusLine(state, elapsed_s, endpoint_s)
+
+    def result(self) -> Any: ...  # EtchResult(removed_um, all_open)
+
+    def oes_trace(self) -> list[float]: ...
+
+
+class OvenProto(ToolDriver, Protocol):
+    def upload(self, program: Any) -> None: ...
+
+    def start(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def ack_alarms(self) -> None: ...
+
+    def lock_door(self, locked: bool) -> None: ...
+
+    def batch_no(self) -> int: ...
+
+
+class MaterialHandling(Protocol):
+    """Moves wafers between locations. A move of wafers already at ``to`` is a no-op
+    (recovery re-issues a move whose outcome was not journaled)."""
+
+    async def move(self, wafer_ids: list[str], to: Location) -> None: ...
+
+
+@dataclass
+class ToolSet:
+    """The three tools the sequencer drives, plus how to build an oven program.
+
+    ``make_program(segments, o2_limit_ppm, n2_flow_slm, high_limit_c, unload_c, batch_no)``
+    builds the driver's ``OvenProgram`` (``drivers.oven.OvenProgram`` in production);
+    ``segments`` is a tuple of ``(target_c, ramp_c_per_min, soak_min)``.
+    """
+
+    exposure: ExposureProto
+    oven: OvenProto
+    etcher: EtcherProto
+    make_program: Any = None

@@ -1,0 +1,487 @@
+"""The HOW: one worker per tool, all concurrent, keeping the batch oven full.
+
+- Exposure: wafers in lot order, one after another, lot after lot.
+- Oven: a batch starts when ``batch_size`` developed wafers of one cure recipe wait,
+  or when waiting for more would break the oldest one's develop→cure queue time
+  (missing wafers × the exposure cycle, measured), or when no more can arrive.
+- Etcher: wafers as they come out of the oven (cure→etch queue time checked).
+So lots overlap: the next lot exposes while the last cures, its etch runs while
+the next cures; the makespan tends to first exposure + n × cure + last etch.
+
+``run()`` (``viaform run``/``demo``) runs the given lots until done; a tool that
+stays down (ToolDown) has its remaining work held with the reason while the other
+workers carry on. The workers pick their next work from the wafers' states, so a
+subclass may add lots while they run: ``sequencer.runner.serving.ServingScheduler``
+(the daemon) overrides the hooks marked "serve mode" (``_may_run``, ``_may_start``,
+``_after_step``, ``_on_tool_down`` …) for lots submitted while serving, pause/resume/
+abort, take/give and a graceful stop (``Stopping``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import structlog
+
+from sequencer.runner.alarms import Alarms, Event, EventSink
+from sequencer.runner.batching import BatchPolicy
+from sequencer.runner.clock import SeqClock
+from sequencer.runner.protocols import MaterialHandling, ToolSet
+from sequencer.runner.recovery import reconcile_at_start
+from sequencer.runner.run_report import RunReport, build_report
+from sequencer.runner.steps import (
+    SequencerConfig,
+    StepContext,
+    ToolDown,
+    ToolHandle,
+    ToolHeld,
+    apply_fate,
+)
+from sequencer.runner.steps.cure import cure_batch, expected_cure_s
+from sequencer.runner.steps.etch import etch_wafer
+from sequencer.runner.steps.expose import expose_wafer
+from sequencer.runner.steps.safety import resume_make_safe
+from sequencer.runner.tool_holds import ToolHolds
+from sequencer.states.job import ProcessJob
+from sequencer.states.substrate import Substrate
+from sequencer.store.journal import Journal
+
+log = structlog.get_logger("viaform.scheduler")
+
+IDLE_WALL_S = 0.5  # serve mode: longest wait for new work without a wake-up (wall s)
+NOT_STARTED = ("QUEUED", "SETTING_UP", "WAITING_FOR_START")
+#: the tool whose worker (or poller) runs the current task: where a stop may interrupt
+CURRENT_TOOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("viaform_tool",
+                                                                         default=None)
+
+
+class _NoWork(Exception):
+    """A held tool in a run that no work can reach any more: its worker ends."""
+
+
+class Stopping(Exception):  # noqa: N818 - a request, not an error
+    """A graceful stop interrupts a step here: no command is in flight, the phase is
+    journaled; the step resumes from there at the next start."""
+
+
+@dataclass(frozen=True)
+class Busy:
+    """The job step running on a tool."""
+
+    step: str
+    wafers: tuple[Substrate, ...]
+
+
+class Scheduler(BatchPolicy):
+    """Runs lots through expose → cure → etch; see the module docstring."""
+
+    serve_mode = False  # True: lots may come while running; never ends by itself
+
+    def __init__(self, lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,
+                 journal: Journal, clock: SeqClock, config: SequencerConfig,
+                 on_event: EventSink | None = None) -> None:
+        self.lots = list(lots)
+        self.on_event = on_event
+        self.clock = clock
+        alarms = Alarms(journal, self._emit)
+        self.ctx = StepContext(journal=journal, alarms=alarms, clock=self._step_clock(clock),
+                               config=config, handling=handling, emit=self._emit,
+                               make_program=tools.make_program)
+        drivers = {"exposure": tools.exposure, "oven": tools.oven, "etcher": tools.etcher}
+        for name, driver in drivers.items():
+            h = self._handle(name, driver)
+            h.on_comms.append(self._comms_changed)
+            self.ctx.tools[name] = h
+        self.flows: dict[str, Any] = {lot.lot_id: lot.flow for lot in self.lots}
+        self.jobs: dict[str, ProcessJob] = {}
+        self.wafers: list[Substrate] = []
+        self.changed = asyncio.Event()
+        self.exposure_done = False
+        self.oven_done = False
+        self.down: dict[str, str] = {}
+        self.cycle: list[float] = []  # measured exposure step durations
+        self.batches: list[tuple[int | None, list[str]]] = []
+        self.expose_t0: float | None = None  # when the exposure in progress began
+        self.oven_busy: tuple[float, float] | None = None  # (since, expected duration)
+        self.recovery: list[str] = []
+        self.busy: dict[str, Busy] = {}  # tool → the job step running on it
+        self.paused: set[str] = set()  # lots paused by request (not by a comms loss)
+        self.stopping = False
+        self.holds = ToolHolds(self.ctx)
+        self._loaded = False
+
+    # ---- hooks (serve mode overrides them) ------------------------------------------
+    def _step_clock(self, clock: SeqClock) -> Any:
+        return clock
+
+    def _handle(self, name: str, driver: Any) -> ToolHandle[Any]:
+        return ToolHandle(name, driver, self.ctx)
+
+    def _may_run(self, w: Substrate) -> bool:
+        """May a step of ``w`` start (or resume)?"""
+        return not w.final
+
+    async def _may_start(self, tool: str, wafers: tuple[Substrate, ...]) -> bool:
+        """May ``tool`` start a step of ``wafers`` now? False: pick again."""
+        return True
+
+    def _after_step(self, tool: str, step: Busy) -> None:
+        """A job step on ``tool`` has ended (whatever its outcome)."""
+
+    def _on_tool_down(self, tool: str, exc: ToolDown, wafers: Iterable[Substrate]) -> bool:
+        """True if handled (the worker carries on); False: the tool's remaining work is held."""
+        return False
+
+    # ---- events and listeners ------------------------------------------------
+    def _emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a display must never stop the line
+                log.exception("event callback failed")
+
+    def _wafer_changed(self, w: Substrate, src: str, dst: str, reason: str) -> None:
+        self.ctx.journal.wafer_transition(w.wafer_id, src, dst, reason, w.data_dict())
+        log.info("wafer state", lot_id=w.lot_id, wafer_id=w.wafer_id, src=src, dst=dst,
+                 reason=reason)
+        self._emit(Event("wafer", self.clock.now(), lot_id=w.lot_id, wafer_id=w.wafer_id,
+                         data={"src": src, "dst": dst, "reason": reason}))
+        self.changed.set()
+        job = self.jobs.get(w.lot_id)
+        if job and w.final and all(x.final for x in self.wafers if x.lot_id == w.lot_id):
+            self._finish(job)
+
+    def _job_changed(self, job: ProcessJob, src: str, dst: str) -> None:
+        self.ctx.journal.set_lot_state(job.lot_id, src, dst)
+        log.info("job state", lot_id=job.lot_id, src=src, dst=dst)
+        self._emit(Event("job", self.clock.now(), lot_id=job.lot_id,
+                         data={"src": src, "dst": dst}))
+
+    def _comms_changed(self, h: ToolHandle[Any], state: str) -> None:
+        job = self.jobs.get(h.current_lot or "")
+        if job is None:
+            return
+        if state == "UNKNOWN":
+            job.hold_for_comms()
+        elif state == "OK" and job.lot_id not in self.paused:  # an operator's pause stays
+            job.comms_back()
+
+    def _finish(self, job: ProcessJob) -> None:
+        self.paused.discard(job.lot_id)
+        if job.state == "ABORTING":
+            job.aborted()
+            return
+        job.comms_back()
+        if job.state == "PROCESSING":
+            job.finish()
+
+    # ---- set-up / restore ------------------------------------------------------
+    def _load(self) -> None:
+        self._loaded = True
+        for lot in self.lots:
+            self._load_lot(lot)
+
+    def _load_lot(self, lot: Any) -> None:
+        j = self.ctx.journal
+        flow = lot.flow
+        j.add_lot(lot.lot_id, flow.name, [(x.slot, x.wafer_id) for x in lot.wafers],
+                  {"variant": flow.variant})
+        job = ProcessJob(lot.lot_id, listener=self._job_changed)
+        job.restore(j.lot_state(lot.lot_id) or "QUEUED")
+        self.jobs[lot.lot_id] = job
+        for wid, slot, state, data in j.wafer_rows(lot.lot_id):
+            w = Substrate(wid, lot.lot_id, slot, listener=self._wafer_changed)
+            w.restore(state, data)
+            self.wafers.append(w)
+
+    # ---- workers ------------------------------------------------------------------
+    def _hold(self, wafers: Iterable[Substrate], reason: str) -> None:
+        for w in wafers:
+            apply_fate(w, "hold", reason)
+
+    def _check_stop(self) -> None:
+        if self.stopping:
+            raise Stopping("stop requested")
+
+    async def _idle(self, wall_s: float) -> None:
+        """Wait for a change (or ``wall_s``); Stopping once a stop was asked."""
+        self._check_stop()
+        self.changed.clear()
+        try:
+            await asyncio.wait_for(self.changed.wait(), timeout=wall_s)
+        except TimeoutError:
+            pass
+        self._check_stop()
+
+    async def _work(self, pick: Callable[[], Any], done: Callable[[], bool],
+                    wall_s: float) -> Any:
+        """The next work item; None when there is none and (run mode) ``done()``."""
+        while True:
+            item = pick()
+            if item is not None:
+                return item
+            if not self.serve_mode and done():
+                return None
+            await self._idle(wall_s)
+
+    async def _claim(self, tool: str, wafers: Iterable[Substrate], step: str) -> bool:
+        """Mark ``tool`` busy with a step, if it may start one now (else False: pick again)."""
+        ws = tuple(wafers)
+        if not await self._may_start(tool, ws):
+            return False
+        self.busy[tool] = Busy(step, ws)
+        return True
+
+    def _release(self, tool: str) -> None:
+        step = self.busy.pop(tool, None)
+        self.changed.set()
+        if step is not None:
+            self._after_step(tool, step)
+
+    # ---- a step, guarded ------------------------------------------------------------
+    async def _guarded(self, tool: str, wafers: list[Substrate], run: Callable[[], Any],
+                       default: Any) -> Any:
+        """Run one step on ``tool`` (``busy`` already names it; released here). A held tool
+        waits here for a person; an error no rule expected holds the step's wafers and the
+        tool, with the reason: never a traceback, and the other tools carry on."""
+        held: ToolHeld | None = None
+        result = default
+        try:
+            result = await run()
+        except ToolHeld as exc:
+            held = exc
+        except ToolDown as exc:
+            if not self._on_tool_down(tool, exc, wafers):
+                raise
+        except (Stopping, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("step failed unexpectedly", tool=tool)
+            why = f"{tool}: {type(exc).__name__}: {exc}"
+            self._hold([w for w in wafers if not w.final],
+                       f"held for disposition: the step on the {why}")
+            held = ToolHeld(tool, ("STEP_FAILED",), f"the step on the {why}")
+        finally:
+            self._release(tool)
+        if held is not None:
+            await self._held(tool, held, wafers)
+        return result
+
+    async def _held(self, tool: str, exc: ToolHeld, wafers: Iterable[Substrate] = ()) -> None:
+        """Hold ``tool`` for a person (one alarm) and wait until it is released."""
+        ws = list(wafers)
+        self.holds.hold(tool, exc.alarms, exc.reason, lot_id=ws[0].lot_id if ws else None,
+                        wafer_ids=[w.wafer_id for w in ws])
+        self.changed.set()
+        try:
+            await self.holds.wait_release(tool, lambda: self._check_held(tool))
+        except _NoWork:
+            log.warning("run ends with the tool still held: no work left for it", tool=tool)
+        self.changed.set()
+
+    def _check_held(self, tool: str) -> None:
+        """While ``tool`` is held: a stop ends the wait; so, in a run (not serving), does
+        having no work left that could ever reach the tool (the hold stays journaled)."""
+        self._check_stop()
+        if self.serve_mode:
+            return
+        step = {"exposure": "expose", "oven": "cure", "etcher": "etch"}[tool]
+        if any(w.data.step == step and not w.final for w in self.wafers):
+            return  # a step begun on the tool waits for it
+        left = {"exposure": lambda: self._next_exposure() is not None,
+                "oven": lambda: bool(self._waiting_for_cure()) or not self.exposure_done,
+                "etcher": lambda: self._next_etch() is not None or not self.oven_done}
+        if not left[tool]():
+            raise _NoWork(tool)
+
+    async def _resume_safe(self, tool: str) -> None:
+        """Finish any make-safe on ``tool`` that a kill interrupted, before new work."""
+        try:
+            self.recovery += await resume_make_safe(self.ctx, tool,
+                                                    {w.wafer_id: w for w in self.wafers})
+        except ToolHeld as exc:
+            await self._held(tool, exc)
+
+    async def _exposure_worker(self) -> None:
+        CURRENT_TOOL.set("exposure")
+        try:
+            await self._resume_safe("exposure")
+            while (w := await self._work(self._next_exposure, lambda: True,
+                                         IDLE_WALL_S)) is not None:
+                if "oven" in self.down:
+                    self._hold([w], f"held for disposition: not exposed, oven down: "
+                                    f"{self.down['oven']}")
+                    continue
+                await self._gate()
+                if not await self._claim("exposure", [w], "expose"):
+                    continue
+                t0 = self.expose_t0 = self.clock.now()
+                ok = await self._guarded("exposure", [w], partial(
+                    expose_wafer, self.ctx, w, self.flows[w.lot_id].exposure), False)
+                self.expose_t0 = None
+                self.ctx.tools["exposure"].busy_s += self.clock.now() - t0
+                if ok:
+                    self.cycle.append(self.clock.now() - t0)
+                self.changed.set()
+        except ToolDown as exc:
+            self.down["exposure"] = exc.reason
+            self._hold([w for w in self.wafers if not w.final and not w.data.developed],
+                       f"held for disposition: exposure down: {exc.reason}")
+        except Stopping:
+            pass
+        finally:
+            self.exposure_done = True
+            self.changed.set()
+
+    def _next_exposure(self) -> Substrate | None:
+        for w in self.wafers:
+            resume = w.data.step == "expose"
+            if w.final or not resume and (w.data.developed or w.data.step):
+                continue
+            if self._may_run(w):
+                return w
+        return None
+
+    async def _oven_worker(self) -> None:
+        CURRENT_TOOL.set("oven")
+        try:
+            await self._resume_cures()
+            while True:
+                if not self.serve_mode and not self._waiting_for_cure() and self.exposure_done:
+                    return
+                picked = self._pick_batch()
+                if picked is None:
+                    await self._idle(self.clock.to_wall(self.ctx.tools["oven"].poll_s))
+                    continue
+                if await self._claim("oven", picked[0], "cure"):
+                    await self._cure(*picked)
+        except ToolDown as exc:
+            self.down["oven"] = exc.reason
+            self._hold([w for w in self.wafers if not w.final and w.data.developed
+                        and not w.data.cured], f"held for disposition: oven down: {exc.reason}")
+        except Stopping:
+            pass
+        finally:
+            self.oven_done = True
+            self.changed.set()
+
+    async def _resume_cures(self) -> None:
+        groups: dict[int | None, list[Substrate]] = {}
+        for w in self.wafers:
+            if not w.final and w.data.step == "cure":
+                groups.setdefault(w.data.cure_batch, []).append(w)
+        for ws in groups.values():
+            self.busy["oven"] = Busy("cure", tuple(ws))
+            await self._cure(ws, self.flows[ws[0].lot_id].cure)
+
+    async def _cure(self, ws: list[Substrate], recipe: Any) -> None:
+        """One batch on the oven, which ``busy`` already names; released at the end."""
+        t0 = self.clock.now()
+        self.oven_busy = (t0, expected_cure_s(recipe, self.ctx.config))
+        try:
+            done = await self._guarded("oven", ws, lambda: cure_batch(self.ctx, ws, recipe), [])
+        finally:
+            self.oven_busy = None
+        for w in ws:  # held before any went in (the oven was held): back to waiting
+            if not w.final and w.data.step == "cure" and not w.data.phase:
+                w.data.step = ""
+                self.ctx.save(w)
+        self.ctx.tools["oven"].busy_s += self.clock.now() - t0
+        self.batches.append((ws[0].data.cure_batch, [w.wafer_id for w in ws]))
+        self._emit(Event("batch", self.clock.now(), tool="oven",
+                         data={"batch_no": ws[0].data.cure_batch,
+                               "wafers": [w.wafer_id for w in ws],
+                               "cured": [w.wafer_id for w in done]}))
+
+    def _next_etch(self) -> Substrate | None:
+        ready = [w for w in self.wafers if self._may_run(w) and (
+            w.data.step == "etch" or w.data.cured and not w.data.etched and not w.data.step)]
+        return min(ready, key=lambda x: (x.data.step != "etch", x.data.cure_end or 0),
+                   default=None)
+
+    async def _etch_worker(self) -> None:
+        CURRENT_TOOL.set("etcher")
+        poll = self.clock.to_wall(self.ctx.tools["etcher"].poll_s)
+        try:
+            try:
+                await self._resume_safe("etcher")
+            except ToolDown as exc:  # its wafer stays recorded on it; its work is held
+                if not self._on_tool_down("etcher", exc, []):
+                    self.down["etcher"] = exc.reason
+            while (w := await self._work(self._next_etch, lambda: self.oven_done,
+                                         max(poll, 0.01))) is not None:
+                if await self._claim("etcher", [w], "etch"):
+                    await self._guarded("etcher", [w], partial(self._etch, w), None)
+        except Stopping:
+            pass
+
+    async def _etch(self, w: Substrate) -> None:
+        if w.final:
+            return
+        if "etcher" in self.down:
+            self._hold([w], f"held for disposition: etcher down: {self.down['etcher']}")
+            return
+        t0 = self.clock.now()
+        try:
+            await etch_wafer(self.ctx, w, self.flows[w.lot_id].etch)
+        except ToolHeld:
+            raise
+        except ToolDown as exc:
+            if not self._on_tool_down("etcher", exc, [w]):
+                self.down["etcher"] = exc.reason
+                self._hold([w], f"held for disposition: etcher down: {exc.reason}")
+        finally:
+            self.ctx.tools["etcher"].busy_s += self.clock.now() - t0
+
+    # ---- the run --------------------------------------------------------------------
+    async def _start(self) -> list[str]:
+        if not self._loaded:
+            self._load()
+        notes = await reconcile_at_start(self.ctx, {w.wafer_id: w for w in self.wafers})
+        self.recovery = notes
+        for lot_id, job in self.jobs.items():
+            if job.final:
+                continue
+            mine = [w for w in self.wafers if w.lot_id == lot_id]
+            if not self.serve_mode or any(w.state != "NEEDS_PROCESSING" for w in mine):
+                if job.state in NOT_STARTED:
+                    job.start_processing()
+            if all(w.final for w in mine):
+                self._finish(job)
+        return notes
+
+    async def run(self) -> RunReport:
+        t0, wall0 = self.clock.now(), self.clock.wall()
+        notes = await self._start()
+        try:
+            await asyncio.gather(self._exposure_worker(), self._oven_worker(),
+                                 self._etch_worker())
+        finally:
+            for h in self.ctx.tools.values():
+                await h.disconnect()
+        self._hold([w for w in self.wafers if not w.final],
+                   "held for disposition: not finished when the run ended")
+        return self._report(t0, wall0, notes)
+
+    def _report(self, t0: float, wall0: float, notes: list[str]) -> RunReport:
+        return build_report(self.wafers, self.jobs, self.ctx.tools, self.batches, notes,
+                            span_s=self.clock.now() - t0, wall_s=self.clock.wall() - wall0)
+
+
+async def run_lots(lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,
+                   journal: Journal, clock: SeqClock, config: SequencerConfig | None = None,
+                   on_event: Callable[[Event], None] | None = None) -> RunReport:
+    """Run ``lots`` (``sequencer.process.recipes.Lot``) through the line; the CLI's entry point.
+
+    Re-running with the same journal after a crash resumes: wafers are restored
+    from the journal and every command without an outcome is reconciled with its
+    tool before anything is sent.
+    """
+    sched = Scheduler(lots, tools, handling, journal, clock, config or SequencerConfig(),
+                      on_event)
+    return await sched.run()

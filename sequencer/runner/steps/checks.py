@@ -1,0 +1,70 @@
+"""Checks before a start: the tool's own job records, and every recipe setting read back.
+
+- **Job records are the truth.** Before a wafer goes onto the exposure cell (or the
+  etcher), ``JOB:COUNt? <wafer>`` is compared with the starts this journal knows for
+  that wafer since the tool's current boot (START_EXPOSURE / START_ETCH journaled as
+  made). A tool that reports more than the journal knows (a lot rerun with a fresh
+  journal, a wafer id reused under another lot) holds the wafer for disposition; it is
+  never processed again.
+- **Read-back.** Right before EXPOSURE:STARt / ETCH:STARt every recipe setting is read
+  from the tool and compared with what was sent, within the tool's resolution (reals
+  are NR2 with 0.1 resolution: half a step, 0.05, is rounding; more is a change). A
+  mismatch refuses the start: the wafer is held with the setting, the sent and the
+  read value, and the step's failure path leaves the tool safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sequencer.runner.protocols import ScpiJobTool
+from sequencer.runner.steps import StepContext, StepFailed, ToolHandle
+from sequencer.states.substrate import Substrate
+
+#: half the tools' NR2 resolution (0.1): a read-back this close is the same value
+REAL_TOLERANCE = 0.05 + 1e-9
+MODELS = {"exposure": ("LX-365", "exposure", "START_EXPOSURE"),
+          "etcher": ("PE-200", "etch", "START_ETCH")}
+
+
+def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any) -> int:
+    """Starts of ``wafer_id`` on ``tool`` that this journal made since boot ``boot``."""
+    command = MODELS[tool][2]
+    return sum(1 for c in ctx.journal.commands(tool)
+               if c.command == command and wafer_id in c.wafer_ids
+               and c.outcome in ("OK", "STARTED") and c.before.get("boot") == boot)
+
+
+async def check_job_records(ctx: StepContext, h: ToolHandle[ScpiJobTool], w: Substrate) -> None:
+    """StepFailed("hold") if the tool reports starts of ``w`` this journal does not know."""
+    model, what, _ = MODELS[h.name]
+    boot = await h.q(h.driver.boot_id)
+    count = int(await h.q(h.driver.job_count, w.wafer_id))
+    known = known_starts(ctx, h.name, w.wafer_id, boot)
+    if count > known:
+        unknown = count - known
+        noun = {"exposure": ("exposure", "exposures"), "etch": ("etch", "etches")}[what][
+            unknown != 1]
+        raise StepFailed("hold", f"{w.wafer_id}: the {model} reports {unknown} {noun} of "
+                                 f"{w.wafer_id} that this journal does not know: held")
+
+
+def _same(sent: Any, read: Any) -> bool:
+    if isinstance(sent, bool) or isinstance(read, bool):
+        return bool(sent) == bool(read)
+    if isinstance(sent, int | float) and isinstance(read, int | float):
+        return abs(float(sent) - float(read)) <= REAL_TOLERANCE
+    return str(sent) == str(read)
+
+
+async def check_readback(h: ToolHandle[ScpiJobTool], wanted: dict[str, Any]) -> None:
+    """Every setting of ``wanted`` read back from the tool; StepFailed("hold") naming the
+    first ones that differ (setting, sent, read)."""
+    wrong = []
+    for name, sent in wanted.items():
+        read = await h.q(h.driver.get, name)
+        if not _same(sent, read):
+            wrong.append(f"{name} sent {sent}, tool reads {read}")
+    if wrong:
+        raise StepFailed("hold", f"held for disposition: setting read-back on the {h.name} "
+                                 f"before the start: {'; '.join(wrong)}")

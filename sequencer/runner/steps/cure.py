@@ -1,0 +1,286 @@
+"""Cure one batch in the CV-25 oven (the wafers' resin, with the concave portions in it).
+
+oven idle and cool → move the wafers in → (queue-time check) → upload the program
+with a batch number the journal allocates (the driver verifies the read-back) →
+lock the door → START → poll the status every poll period, recording the
+temperature profile, until COMPLETE (time at temperature = time within ±3 °C of
+the final target) or ABORTED (alarm, wafers held, alarms acknowledged) → move out.
+The oven does not know wafer ids; the batch number ties the run to the wafers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from drivers.errors import ToolError
+from sequencer.runner.protocols import state_name
+from sequencer.runner.steps import (
+    StepContext,
+    StepFailed,
+    ToolAlarm,
+    ToolDown,
+    ToolHeld,
+    WaitTimeout,
+    apply_fate,
+    bind,
+    due,
+    log,
+)
+from sequencer.runner.steps.cure_watch import PROFILE_COLUMNS, CureWatch, alarm_names
+from sequencer.runner.steps.start import send_start
+from sequencer.runner.tool_alarms import describe, holding
+from sequencer.states.substrate import Substrate
+from sequencer.store.manual_record import manual_note
+
+PHASES = ("", "in", "upload", "start", "cured", "out")
+_READY = {"IDLE", "COMPLETE", "ABORTED"}
+
+
+def high_limit(recipe: Any) -> float:
+    if getattr(recipe, "high_limit_c", None) is not None:
+        return float(recipe.high_limit_c)
+    return max(s.target_c for s in recipe.segments) + 25.0
+
+
+def expected_cure_s(recipe: Any, ctx_config: Any) -> float:
+    """Expected program duration (tool s): purge, ramps, band waits, soaks, cooling."""
+    t, temp = ctx_config.oven_purge_s, ctx_config.ambient_c
+    for seg in recipe.segments:
+        t += abs(seg.target_c - temp) / seg.ramp_c_per_min * 60.0 + seg.hold_min * 60.0
+        t += ctx_config.oven_tau_s / 3  # settling into the ±3 °C band
+        temp = seg.target_c
+    amb = ctx_config.ambient_c
+    if temp > recipe.unload_c > amb:
+        t += ctx_config.oven_tau_s * math.log((temp - amb) / (recipe.unload_c - amb))
+    return t
+
+
+def _program(ctx: StepContext, r: Any, batch_no: int) -> Any:
+    segs = tuple((float(s.target_c), float(s.ramp_c_per_min), int(s.hold_min))
+                 for s in r.segments)
+    kw: dict[str, Any] = {
+        "o2_limit_ppm": int(r.o2_limit_ppm), "n2_flow_slm": float(r.n2_flow_slm),
+        "high_limit_c": high_limit(r), "unload_c": float(r.unload_c), "batch_no": batch_no}
+    if ctx.make_program is not None:
+        return ctx.make_program(segs, **kw)
+    from drivers.oven import OvenProgram, Segment  # the production program type
+
+    return OvenProgram(segments=tuple(Segment(*s) for s in segs), **kw)
+
+
+def develop_cure_breach(ctx: StepContext, w: Substrate) -> str | None:
+    if w.data.develop_end is None:
+        return "held for disposition: not developed, may not be cured"
+    waited = ctx.clock.now() - w.data.develop_end
+    if waited > ctx.config.q_develop_cure_s:
+        return (f"held for disposition: develop→cure queue time {waited / 3600:.2f} h "
+                f"> {ctx.config.q_develop_cure_s / 3600:.2f} h")
+    return None
+
+
+def _held_reason(names: tuple[str, ...], when: str) -> str:
+    return (f"oven held {when}: {describe('oven', names)}; a person acknowledges it with "
+            f"`viaform alarms --ack ID` once seen to (only then is ACK ALARMS sent)")
+
+
+async def _hold_if_alarmed(ctx: StepContext, seen: tuple[str, ...], when: str) -> None:
+    """ToolHeld if the oven shows (or showed during the batch: ``seen``) an alarm that
+    holds it for a person. Warnings (DEVIATION) are logged only."""
+    oven = ctx.oven
+    live = alarm_names(getattr(await oven.q(oven.driver.status), "alarms", ()))
+    names = tuple(dict.fromkeys((*live, *seen)))
+    held = holding("oven", names)
+    if held:
+        raise ToolHeld("oven", held, _held_reason(held, when))
+    if names:
+        log.warning("oven warning", tool="oven", alarms=list(names), when=when)
+
+
+async def _oven_ready(ctx: StepContext, unload_c: float, *, before_batch: bool = True) -> None:
+    """Idle (or finished) and at or below the unload temperature, door unlocked.
+
+    ``before_batch``: an alarm that holds the oven (a latched high-limit trip …) raises
+    ToolHeld at once, before any wafer goes in. After a failure (False) the wafers must
+    come out first: the alarm is left for :func:`_hold_if_alarmed` once they are held.
+    """
+    h = ctx.oven
+    deadline = ctx.clock.now() + ctx.config.tool_down_s + ctx.config.oven_tau_s * 2
+    while True:
+        st = await h.q(h.driver.status)
+        name = state_name(st.state)
+        held = holding("oven", alarm_names(getattr(st, "alarms", ())))
+        if before_batch and held:
+            raise ToolHeld("oven", held, _held_reason(held, "before a batch"))
+        if name in _READY and float(st.chamber_c) <= unload_c:
+            if getattr(st, "door_locked", False):
+                await h.q(h.driver.lock_door, False)
+            return
+        if ctx.clock.now() > deadline:
+            raise ToolDown("oven", f"not idle and cool: {name}, {st.chamber_c} °C")
+        await ctx.clock.sleep(h.poll_s)
+
+
+async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> list[Substrate]:
+    """Run (or resume) one batch. Returns the wafers cured; the others are held with
+    the reason. ToolDown passes (the scheduler holds what is left)."""
+    h = ctx.oven
+    h.current_lot = wafers[0].lot_id
+    watch = CureWatch(ctx, wafers, recipe)
+    with bind(lot_id=wafers[0].lot_id, tool="oven", step="cure"):
+        ctx.begin(wafers, "cure", "oven")
+        try:
+            done = await _run(ctx, wafers, recipe, watch)
+        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
+            live = [w for w in wafers if not w.final]
+            batch = live[0].data.cure_batch if live else "?"
+            reason = exc.reason if isinstance(exc, StepFailed) else \
+                f"held for disposition: cure batch {batch} failed: {exc}"
+            lost = await _program_lost(ctx, exc, batch)
+            if lost:
+                reason = f"held for disposition: {lost}"
+            reason += manual_note(ctx.journal, "oven", [w.wafer_id for w in live],
+                                  ctx.clock.time_scale)
+            if watch.summary():
+                reason += f"; before it, {watch.summary()}"
+            ctx.alarms.raise_("oven", "CURE_FAILED", reason, lot_id=wafers[0].lot_id,
+                              wafer_ids=[w.wafer_id for w in live])
+            await _unload_after_failure(ctx, live, recipe)
+            for w in live:
+                apply_fate(w, "hold", reason)
+            ctx.end(live, "cure", "oven", ok=False)
+            if lost:
+                raise ToolHeld("oven", ("REBOOTED",), f"{lost}; its wafers are held") from exc
+            seen = (*watch.seen_alarms(), *getattr(exc, "alarms", ()))  # ToolAlarm's too
+            await _hold_if_alarmed(ctx, tuple(dict.fromkeys(seen)),
+                                   f"after cure batch {batch} failed (its wafers are held)")
+            return []
+        excursion = [w for w in done if w.data.cure_excursion]
+        for w in excursion:  # held before the step ends: no etch worker may pick it
+            apply_fate(w, "hold", f"held for disposition: {w.data.cure_excursion}")
+        if excursion:
+            ctx.end(excursion, "cure", "oven", ok=False)
+            done = [w for w in done if not w.data.cure_excursion]
+    ctx.end(done, "cure", "oven", ok=True)
+    if excursion:
+        await _hold_if_alarmed(ctx, watch.seen_alarms(),
+                               f"after the excursion of cure batch "
+                               f"{excursion[0].data.cure_batch} (its wafers are held)")
+    return done
+
+
+async def _program_lost(ctx: StepContext, exc: Exception, batch: Any) -> str | None:
+    """Why the oven forgot the batch (IDLE mid-program with another batch number: a
+    power cycle resets it to 0), or None."""
+    if not isinstance(exc, ToolAlarm) or exc.state != "IDLE":
+        return None
+    try:
+        seen = int(await ctx.oven.q(ctx.oven.driver.batch_no))
+    except (ToolError, ToolDown):
+        return None
+    if seen == batch:
+        return None
+    return (f"the oven lost cure batch {batch} mid-program (it reports IDLE, batch {seen}: "
+            f"a power cycle?)")
+
+
+async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: Any) -> None:
+    """Abort a program still running, let the chamber cool, move the wafers out. No ACK
+    ALARMS: a latched trip stays latched on the oven for a person to see."""
+    h = ctx.oven
+    st = state_name((await h.q(h.driver.status)).state)
+    if st in ("PURGING", "RUNNING", "PAUSED"):
+        iid = ctx.journal.intent("oven", "ABORT", wafer_ids=[w.wafer_id for w in wafers])
+        await h.q(h.driver.abort)
+        ctx.journal.outcome(iid, "OK")
+    inside = [w for w in wafers if w.data.location == "oven"]
+    if inside:
+        await _oven_ready(ctx, float(r.unload_c), before_batch=False)
+        await ctx.move(inside, "stocker")
+
+
+async def _run(ctx: StepContext, wafers: list[Substrate], r: Any,
+               watch: CureWatch) -> list[Substrate]:
+    h = ctx.oven
+    first = wafers[0]
+    if due(first, "in", PHASES):
+        await _oven_ready(ctx, float(r.unload_c))
+        await ctx.move(wafers, "oven")
+        ctx.mark(wafers, "in")
+    if due(first, "upload", PHASES):
+        late = [(w, why) for w in wafers if (why := develop_cure_breach(ctx, w))]
+        if late:
+            await ctx.move([w for w, _ in late], "stocker")
+            for w, why in late:
+                apply_fate(w, "hold", why)
+                ctx.end([w], "cure", "oven", ok=False)
+            wafers = [w for w in wafers if not w.final]
+            if not wafers:
+                return []
+            first = wafers[0]
+        seen = int(await h.q(h.driver.batch_no))
+        batch = ctx.journal.allocate_batch(seen, r.name, [w.wafer_id for w in wafers])
+        await h.q(h.driver.upload, _program(ctx, r, batch))
+        for w in wafers:
+            w.data.cure_batch = batch
+            w.data.cure_excursion = ""  # a new batch: an earlier (released) one is history
+        await h.q(h.driver.lock_door, True)
+        ctx.mark(wafers, "upload")
+    batch = int(first.data.cure_batch or 0)
+    if due(first, "start", PHASES):
+        for w in wafers:
+            w.data.cure_start = ctx.clock.now()
+        await send_start(ctx, h, "START", wafers, h.driver.start, before={"batch_no": batch},
+                         record={"recipe": r.name}, phase="start")
+        ctx.journal.set_batch_state(batch, "STARTED")
+    if due(first, "cured", PHASES):
+        await _follow(ctx, wafers, r, batch, watch)
+        ctx.mark(wafers, "cured")
+    if due(first, "out", PHASES):
+        await ctx.move(wafers, "stocker")
+        ctx.mark(wafers, "out")
+    return wafers
+
+
+async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int,
+                  watch: CureWatch) -> None:
+    """Poll to COMPLETE. Every reading goes into the profile (a header row naming the
+    columns, then one row per poll: ``PROFILE_COLUMNS``) and through the excursion
+    watch, which raises CURE_EXCURSION as each kind is detected and journals it on the
+    wafers (``cure_excursion``) at once, so a restart mid-cure still holds the batch."""
+    h = ctx.oven
+    final_target = float(r.segments[-1].target_c)
+    profile: list[list[Any]] = [list(PROFILE_COLUMNS)]
+    at_temp = [0.0]
+    t0 = ctx.clock.now()
+    watch.batch = batch
+
+    def record(st: Any) -> None:
+        t = ctx.clock.now() - t0
+        if len(profile) > 1 and abs(float(st.chamber_c) - final_target) <= ctx.config.band_c:
+            at_temp[0] += t - profile[-1][0]
+        profile.append(watch.row(round(t, 1), st))
+        watch.observe(t, st)
+
+    try:
+        await h.wait(h.driver.status, {"COMPLETE"}, expected_cure_s(r, ctx.config),
+                     f"cure batch {batch}", read=lambda s: state_name(s.state),
+                     fail={"ABORTED", "IDLE"}, on_poll=record)
+    finally:
+        ctx.journal.trace(f"batch-{batch}", "oven_profile", profile)
+    if int(await h.q(h.driver.batch_no)) != batch:
+        raise StepFailed("hold", f"held for disposition: oven reports another batch than {batch}")
+    ctx.journal.set_batch_state(batch, "COMPLETE")
+    shrink = float(getattr(r, "shrink_fraction", 0.25))
+    excursion = watch.summary()
+    for w in wafers:
+        w.data.cured = True  # the program ran to its end; an excursion still holds it
+        w.data.cure_excursion = excursion or w.data.cure_excursion  # (kept over a restart)
+        w.data.cure_end = ctx.clock.now()
+        w.data.time_at_temp_s = round(at_temp[0], 1)
+        if w.data.residual_um is not None:
+            w.data.residual_after_cure_um = round(w.data.residual_um * (1 - shrink), 4)
+        ctx.journal.result(w.wafer_id, "cure", {
+            "batch_no": batch, "time_at_temp_s": w.data.time_at_temp_s,
+            "residual_after_cure_um": w.data.residual_after_cure_um,
+            "cure_excursion": w.data.cure_excursion})

@@ -1,0 +1,143 @@
+"""Dry-etch one wafer on the PE-200 (the second process: open the via bottoms).
+
+Main etch time: the recipe's (``main_etch_s_for``: residual after cure × … / rate
+for flow A, the recipe's fixed time for flow B); with endpoint on, ``ETCH:TIME``
+is the limit ``max_main_factor`` × expected and ``ETCH:TARGet`` the residual.
+apply_recipe (IDLE) → move in → LOAD → READY → ETCH:STARt → COMPLETE (or ALARM)
+→ removed / open / OES trace → UNLOAD → IDLE → move out. Durations from the
+manual: load + pump 45 s, stabilise ≤ 30 s, etch + overetch, vent 30 s.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from drivers.errors import ToolError
+from sequencer.runner.protocols import state_name
+from sequencer.runner.steps import (
+    StepContext,
+    StepFailed,
+    ToolAlarm,
+    WaitTimeout,
+    apply_fate,
+    bind,
+    due,
+)
+from sequencer.runner.steps.checks import check_job_records, check_readback
+from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, fail_wafer
+from sequencer.runner.steps.start import send_start
+from sequencer.states.substrate import Substrate
+
+PHASES = ("", "recipe", "in", "load", "loaded", "start_etch", "etched", "unload", "unloaded",
+          "out")
+TIMING = {"load_s": 45.0, "stabilize_s": 30.0, "vent_s": 30.0}
+_ACTIVE = {"STABILIZING", "ETCHING", "OVERETCH"}
+_UNLOADABLE = {"READY", "COMPLETE", "ALARM"}
+SAFE_PARAMS["etch"] = ("etcher", _ACTIVE, _UNLOADABLE, TIMING["vent_s"])
+#: the etch plan's keys that are tool settings (read back before ETCH:STARt)
+SETTINGS = ("o2", "cf4", "pressure", "rf_power", "etch_time", "overetch", "endpoint", "target")
+
+
+def etch_plan(recipe: Any, residual_after_cure_um: float) -> dict[str, Any]:
+    """The etcher settings for one wafer, and the expected main etch time (s)."""
+    expected = int(recipe.main_etch_s_for(residual_after_cure_um))
+    endpoint = bool(recipe.endpoint)
+    return {
+        "o2": recipe.o2_sccm, "cf4": recipe.cf4_sccm, "pressure": recipe.pressure_mtorr,
+        "rf_power": recipe.rf_power_w,
+        "etch_time": int(recipe.etch_time_s_for(residual_after_cure_um)),
+        "overetch": int(recipe.overetch_pct), "endpoint": endpoint,
+        "target": round(min(20.0, max(0.0, residual_after_cure_um)), 3) if endpoint else 0.0,
+        "expected_s": expected,
+    }
+
+
+def queue_time_breach(ctx: StepContext, w: Substrate) -> str | None:
+    """The reason ``w`` may not start etching (cure → etch queue time), or None."""
+    if not w.data.cured or w.data.cure_end is None:
+        return "held for disposition: not cured, may not be etched"
+    waited = ctx.clock.now() - w.data.cure_end
+    if waited > ctx.config.q_cure_etch_s:
+        return (f"held for disposition: cure→etch queue time {waited / 3600:.2f} h "
+                f"> {ctx.config.q_cure_etch_s / 3600:.2f} h")
+    return None
+
+
+async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
+    """Run (or resume) the step. True when etched and open; False otherwise (the wafer
+    is REJECTED, ABORTED or STOPPED with the reason). ToolDown passes."""
+    h = ctx.etcher
+    h.current_lot = w.lot_id
+    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="etcher", step="etch"):
+        if due(w, "load", PHASES) and (why := queue_time_breach(ctx, w)):
+            apply_fate(w, "hold", why)
+            return False
+        ctx.begin([w], "etch", "etcher")
+        try:
+            await _run(ctx, w, recipe)
+        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
+            await fail_wafer(ctx, h, w, exc, step="etch", label="etch",
+                             begun=not due(w, "start_etch", PHASES), active=_ACTIVE,
+                             unloadable=_UNLOADABLE, unload_s=TIMING["vent_s"])
+            return False
+    ctx.end([w], "etch", "etcher", ok=True)
+    if w.data.open:
+        w.complete()
+        return True
+    w.reject(reason=f"not open after etch: removed {w.data.removed_um} um, "
+                    f"residual after cure {w.data.residual_after_cure_um} um")
+    return False
+
+
+async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
+    h = ctx.etcher
+    plan = etch_plan(r, float(w.data.residual_after_cure_um or 0.0))
+    if due(w, "recipe", PHASES):
+        await ensure_idle(ctx, h)
+        await check_job_records(ctx, h, w)
+        await h.q(h.driver.apply_recipe, plan["o2"], plan["cf4"], plan["pressure"],
+                  plan["rf_power"], plan["etch_time"], plan["overetch"], plan["endpoint"],
+                  plan["target"])
+        w.data.etch_time_s = plan["expected_s"]
+        ctx.mark([w], "recipe")
+    if due(w, "in", PHASES):
+        await ctx.move([w], "etcher")
+        ctx.mark([w], "in")
+    if due(w, "load", PHASES):
+        await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
+    if due(w, "loaded", PHASES):
+        await h.wait(h.driver.state, {"READY"}, TIMING["load_s"], "load + pump-down",
+                     fail={"ALARM", "IDLE"})
+        ctx.mark([w], "loaded")
+    if due(w, "start_etch", PHASES):
+        if why := queue_time_breach(ctx, w):
+            raise StepFailed("hold", why)
+        await check_job_records(ctx, h, w)
+        await check_readback(h, {k: plan[k] for k in SETTINGS})
+        w.data.etch_start = ctx.clock.now()
+        await send_start(ctx, h, "START_ETCH", [w], h.driver.start_etch, record=plan,
+                         phase="start_etch")
+    if due(w, "etched", PHASES):
+        expected = TIMING["stabilize_s"] + plan["etch_time"] * (1 + plan["overetch"] / 100)
+        line = await h.wait(h.driver.etch_status, {"COMPLETE"}, expected, "etch",
+                            read=lambda v: state_name(v.state), fail={"ALARM", "IDLE"})
+        res = await h.q(h.driver.result)
+        trace = list(await h.q(h.driver.oes_trace))
+        w.data.removed_um = float(res.removed_um)
+        w.data.open = bool(res.all_open)
+        w.data.etched = True
+        ctx.journal.result(w.wafer_id, "etch", {
+            "removed_um": w.data.removed_um, "open": w.data.open,
+            "elapsed_s": getattr(line, "elapsed_s", None),
+            "endpoint_s": getattr(line, "endpoint_s", None), **plan})
+        ctx.journal.trace(w.wafer_id, "oes_co", trace)
+        ctx.mark([w], "etched")
+    if due(w, "unload", PHASES):
+        await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
+    if due(w, "unloaded", PHASES):
+        await h.wait(h.driver.state, {"IDLE"}, TIMING["vent_s"], "vent + unload")
+        ctx.mark([w], "unloaded")
+    if due(w, "out", PHASES):
+        await ctx.move([w], "stocker")
+        ctx.mark([w], "out")

@@ -1,0 +1,112 @@
+"""Expose + develop one wafer on the LX-365 (the first process: concave portions).
+
+move in → settings (IDLE) → LOAD → READY → EXPOSURE:STARt → EXPOSED →
+DEVELOP:STARt → COMPLETE → results → UNLOAD → IDLE → move out. Durations from
+the manual: load 20 s, fields × (dose / intensity + 0.25 s), develop + 10 s
+measure, unload 15 s.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from drivers.errors import ToolError
+from sequencer.runner.steps import (
+    StepContext,
+    StepFailed,
+    ToolAlarm,
+    WaitTimeout,
+    bind,
+    due,
+)
+from sequencer.runner.steps.checks import check_job_records, check_readback
+from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, fail_wafer
+from sequencer.runner.steps.start import send_start
+from sequencer.states.substrate import Substrate
+
+PHASES = ("", "in", "setup", "load", "loaded", "start_exposure", "exposed", "start_develop",
+          "developed", "unload", "unloaded", "out")
+TIMING = {"load_s": 20.0, "unload_s": 15.0, "measure_s": 10.0, "fields": 52, "step_s": 0.25}
+_ACTIVE = {"LOADING", "EXPOSING", "DEVELOPING", "MEASURING"}
+_UNLOADABLE = {"READY", "EXPOSED", "COMPLETE", "ALARM"}
+SAFE_PARAMS["expose"] = ("exposure", _ACTIVE, _UNLOADABLE, TIMING["unload_s"])
+
+
+async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
+    """Run (or resume) the step for ``w``. True when developed and back in the stocker;
+    False when the wafer ended ABORTED/STOPPED (the reason is on it). ToolDown passes."""
+    h = ctx.exposure
+    h.current_lot = w.lot_id
+    ctx.begin([w], "expose", "exposure")
+    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="exposure", step="expose"):
+        try:
+            await _run(ctx, w, recipe)
+        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
+            await fail_wafer(ctx, h, w, exc, step="expose", label="exposure",
+                             begun=not due(w, "start_exposure", PHASES), active=_ACTIVE,
+                             unloadable=_UNLOADABLE, unload_s=TIMING["unload_s"])
+            return False
+    ctx.end([w], "expose", "exposure", ok=True)
+    return True
+
+
+async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
+    h = ctx.exposure
+    intensity = 1000.0
+    if due(w, "in", PHASES):
+        await ensure_idle(ctx, h)
+        await check_job_records(ctx, h, w)
+        await ctx.move([w], "exposure")
+        ctx.mark([w], "in")
+    if due(w, "setup", PHASES):
+        await ensure_idle(ctx, h)
+        await h.q(h.driver.remote)
+        await h.q(h.driver.set, "dose", r.dose_mj_cm2)
+        await h.q(h.driver.set, "focus", r.focus_um)
+        await h.q(h.driver.set, "develop_time", int(r.develop_s))
+        await h.q(h.driver.set, "reticle", r.reticle)
+        w.data.dose = float(r.dose_mj_cm2)
+        ctx.mark([w], "setup")
+    if due(w, "load", PHASES):
+        await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
+    if due(w, "loaded", PHASES):
+        await h.wait(h.driver.state, {"READY"}, TIMING["load_s"], "load",
+                     fail={"ALARM", "IDLE"})
+        ctx.mark([w], "loaded")
+    if due(w, "start_exposure", PHASES):
+        await check_job_records(ctx, h, w)
+        await check_readback(h, {"dose": float(r.dose_mj_cm2), "focus": float(r.focus_um),
+                                 "develop_time": int(r.develop_s), "reticle": r.reticle})
+        await send_start(ctx, h, "START_EXPOSURE", [w], h.driver.start_exposure,
+                         record={"dose": r.dose_mj_cm2}, phase="start_exposure")
+    if due(w, "exposed", PHASES):
+        st = await h.q(h.driver.status)
+        intensity = float(getattr(st, "intensity", 0) or intensity)
+        expose_s = TIMING["fields"] * (float(r.dose_mj_cm2) / intensity + TIMING["step_s"])
+        await h.wait(h.driver.state, {"EXPOSED"}, expose_s, "exposure",
+                     fail={"ALARM", "IDLE"})
+        ctx.mark([w], "exposed")
+    if due(w, "start_develop", PHASES):
+        await send_start(ctx, h, "START_DEVELOP", [w], h.driver.start_develop,
+                         phase="start_develop")
+    if due(w, "developed", PHASES):
+        await h.wait(h.driver.state, {"COMPLETE"}, float(r.develop_s) + TIMING["measure_s"],
+                     "develop", fail={"ALARM", "IDLE"})
+        res = await h.q(h.driver.result)
+        w.data.depth_um = float(res.depth_um)
+        w.data.residual_um = float(res.residual_um)
+        w.data.developed = True
+        w.data.develop_end = ctx.clock.now()
+        ctx.journal.result(w.wafer_id, "expose", {
+            "dose": w.data.dose, "depth_um": w.data.depth_um,
+            "residual_um": w.data.residual_um, "cd_um": getattr(res, "cd_um", None)})
+        ctx.mark([w], "developed")
+    if due(w, "unload", PHASES):
+        await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
+    if due(w, "unloaded", PHASES):
+        await h.wait(h.driver.state, {"IDLE"}, TIMING["unload_s"], "unload")
+        ctx.mark([w], "unloaded")
+    if due(w, "out", PHASES):
+        await ctx.move([w], "stocker")
+        ctx.mark([w], "out")
