@@ -31,6 +31,7 @@ import structlog
 from sequencer.runner.alarms import Alarms, Event, EventSink
 from sequencer.runner.batching import BatchPolicy
 from sequencer.runner.clock import SeqClock
+from sequencer.runner.guarding import StepGuard, Stopping
 from sequencer.runner.protocols import MaterialHandling, ToolSet
 from sequencer.runner.recovery import reconcile_at_start
 from sequencer.runner.run_report import RunReport, build_report
@@ -45,7 +46,6 @@ from sequencer.runner.steps import (
 from sequencer.runner.steps.cure import cure_batch, expected_cure_s
 from sequencer.runner.steps.etch import etch_wafer
 from sequencer.runner.steps.expose import expose_wafer
-from sequencer.runner.steps.safety import resume_make_safe
 from sequencer.runner.tool_holds import ToolHolds
 from sequencer.states.job import ProcessJob
 from sequencer.states.substrate import Substrate
@@ -60,15 +60,6 @@ CURRENT_TOOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("viafo
                                                                          default=None)
 
 
-class _NoWork(Exception):
-    """A held tool in a run that no work can reach any more: its worker ends."""
-
-
-class Stopping(Exception):  # noqa: N818 - a request, not an error
-    """A graceful stop interrupts a step here: no command is in flight, the phase is
-    journaled; the step resumes from there at the next start."""
-
-
 @dataclass(frozen=True)
 class Busy:
     """The job step running on a tool."""
@@ -77,7 +68,7 @@ class Busy:
     wafers: tuple[Substrate, ...]
 
 
-class Scheduler(BatchPolicy):
+class Scheduler(StepGuard, BatchPolicy):
     """Runs lots through expose → cure → etch; see the module docstring."""
 
     serve_mode = False  # True: lots may come while running; never ends by itself
@@ -242,70 +233,6 @@ class Scheduler(BatchPolicy):
         self.changed.set()
         if step is not None:
             self._after_step(tool, step)
-
-    # ---- a step, guarded ------------------------------------------------------------
-    async def _guarded(self, tool: str, wafers: list[Substrate], run: Callable[[], Any],
-                       default: Any) -> Any:
-        """Run one step on ``tool`` (``busy`` already names it; released here). A held tool
-        waits here for a person; an error no rule expected holds the step's wafers and the
-        tool, with the reason: never a traceback, and the other tools carry on."""
-        held: ToolHeld | None = None
-        result = default
-        try:
-            result = await run()
-        except ToolHeld as exc:
-            held = exc
-        except ToolDown as exc:
-            if not self._on_tool_down(tool, exc, wafers):
-                raise
-        except (Stopping, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            log.exception("step failed unexpectedly", tool=tool)
-            why = f"{tool}: {type(exc).__name__}: {exc}"
-            self._hold([w for w in wafers if not w.final],
-                       f"held for disposition: the step on the {why}")
-            held = ToolHeld(tool, ("STEP_FAILED",), f"the step on the {why}")
-        finally:
-            self._release(tool)
-        if held is not None:
-            await self._held(tool, held, wafers)
-        return result
-
-    async def _held(self, tool: str, exc: ToolHeld, wafers: Iterable[Substrate] = ()) -> None:
-        """Hold ``tool`` for a person (one alarm) and wait until it is released."""
-        ws = list(wafers)
-        self.holds.hold(tool, exc.alarms, exc.reason, lot_id=ws[0].lot_id if ws else None,
-                        wafer_ids=[w.wafer_id for w in ws])
-        self.changed.set()
-        try:
-            await self.holds.wait_release(tool, lambda: self._check_held(tool))
-        except _NoWork:
-            log.warning("run ends with the tool still held: no work left for it", tool=tool)
-        self.changed.set()
-
-    def _check_held(self, tool: str) -> None:
-        """While ``tool`` is held: a stop ends the wait; so, in a run (not serving), does
-        having no work left that could ever reach the tool (the hold stays journaled)."""
-        self._check_stop()
-        if self.serve_mode:
-            return
-        step = {"exposure": "expose", "oven": "cure", "etcher": "etch"}[tool]
-        if any(w.data.step == step and not w.final for w in self.wafers):
-            return  # a step begun on the tool waits for it
-        left = {"exposure": lambda: self._next_exposure() is not None,
-                "oven": lambda: bool(self._waiting_for_cure()) or not self.exposure_done,
-                "etcher": lambda: self._next_etch() is not None or not self.oven_done}
-        if not left[tool]():
-            raise _NoWork(tool)
-
-    async def _resume_safe(self, tool: str) -> None:
-        """Finish any make-safe on ``tool`` that a kill interrupted, before new work."""
-        try:
-            self.recovery += await resume_make_safe(self.ctx, tool,
-                                                    {w.wafer_id: w for w in self.wafers})
-        except ToolHeld as exc:
-            await self._held(tool, exc)
 
     async def _exposure_worker(self) -> None:
         CURRENT_TOOL.set("exposure")
