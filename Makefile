@@ -18,6 +18,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check drivers sequencer simulators tests benchmarks
 	$(BIN)/mypy --strict drivers
+	$(BIN)/mypy sequencer
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

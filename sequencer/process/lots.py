@@ -48,22 +48,28 @@ def _wafers(raw: list[object], problems: list[Problem]) -> list[LotWafer]:
     for i, item in enumerate(raw):
         where = f"lot.wafers[{i}]"
         vals, bad = read_fields(item, WAFER_FIELDS, where, problems)
-        slot, wid = vals.get("slot"), vals.get("id")
-        if "id" not in bad and not valid_id(wid):
+        # both fields are required: a key not in ``bad`` is in ``vals`` with its type, and
+        # from here on a value is None exactly when its key is bad
+        slot: int | None = None if "slot" in bad else vals["slot"]
+        wid: str | None = None if "id" in bad else vals["id"]
+        if wid is not None and not valid_id(wid):
             problems.append(Problem(f"{where}.id", f"{wid!r} is not a tool id ({ID_RULE})"))
             bad.add("id")
-        if "slot" not in bad and slot in slots:
+            wid = None
+        if slot is not None and slot in slots:
             problems.append(Problem(f"{where}.slot", f"slot {slot} is already used by "
                                                      f"lot.wafers[{slots[slot]}]"))
             bad.add("slot")
-        if "id" not in bad and wid in ids:
+            slot = None
+        if wid is not None and wid in ids:
             problems.append(Problem(f"{where}.id", f"{wid!r} is already lot.wafers[{ids[wid]}]"))
             bad.add("id")
-        if "slot" not in bad and 1 <= slot <= MAX_SLOTS:
+            wid = None
+        if slot is not None and 1 <= slot <= MAX_SLOTS:
             slots[slot] = i
-        if "id" not in bad:
+        if wid is not None:
             ids[wid] = i
-        if not bad:
+        if slot is not None and wid is not None:
             wafers.append(LotWafer(slot=slot, wafer_id=wid))
     return wafers
 
@@ -73,8 +79,8 @@ def parse_lot(raw: object, path: Path | None = None,
     """The lot with its flow, or None and every problem (the flow's prefixed ``lot.flow``)."""
     problems: list[Problem] = []
     vals, bad = read_fields(raw, LOT_FIELDS, "lot", problems)
-    lot_id = vals.get("lot_id")
-    if "lot_id" not in bad and not valid_id(lot_id):
+    lot_id: str | None = None if "lot_id" in bad else vals["lot_id"]
+    if lot_id is not None and not valid_id(lot_id):
         problems.append(Problem("lot.lot_id", f"{lot_id!r} is not a tool id ({ID_RULE})"))
     wafers = _wafers(vals.get("wafers", []), problems)
     flow = _flow(vals.get("flow"), lot_recipes_dir(path, recipes_dir), problems)
@@ -82,7 +88,7 @@ def parse_lot(raw: object, path: Path | None = None,
         problems.append(Problem("lot.wafers", f"{len(vals['wafers'])} wafers do not fit one "
                                               f"cure batch of {flow.cure.batch_size} "
                                               f"({flow.cure.name})"))
-    if problems or flow is None:
+    if problems or flow is None or lot_id is None:  # a bad lot_id is among the problems
         return None, problems
     return Lot(lot_id=lot_id, flow=flow, wafers=tuple(wafers), path=path), problems
 

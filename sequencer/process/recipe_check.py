@@ -8,8 +8,9 @@ module and ``lots``. The rules are listed, with their reasons, in ``docs/recipes
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sequencer.process.recipe_fields import Field, fmt, read_document, read_fields
 from sequencer.process.recipes import (
@@ -176,7 +177,9 @@ def parse_etch(raw: object, place: str = "etch") -> tuple[EtchRecipe | None, lis
     return (None if bad else rec), problems
 
 
-PARSERS = {"exposure": parse_exposure, "cure": parse_cure, "etch": parse_etch}
+#: a recipe file's kind → its parser (``parse_exposure`` also takes the flow's variant)
+PARSERS: dict[str, Callable[[object, str], tuple[Recipe | None, list[Problem]]]] = {
+    "exposure": parse_exposure, "cure": parse_cure, "etch": parse_etch}
 
 
 def parse_recipe(kind: str, body: object, place: str,
@@ -293,9 +296,22 @@ def parse_flow(raw: object, recipes_dir: Path) -> tuple[Flow | None, list[Proble
     problems.extend(order)
     if order or variant is None or len(found) != 3 or "name" in bad:
         return None, problems
-    flow = Flow(vals["name"], variant, found["exposure"], found["cure"], found["etch"])
+    flow = Flow(vals["name"], variant, _found(found, "exposure", ExposureRecipe),
+                _found(found, "cure", CureRecipe), _found(found, "etch", EtchRecipe))
     problems.extend(_variant_problems(flow, places))
     return (None if problems else flow), problems
+
+
+_R = TypeVar("_R", ExposureRecipe, CureRecipe, EtchRecipe)
+
+
+def _found(found: Mapping[str, Recipe], proc: str, kind: type[_R]) -> _R:
+    """The recipe found for ``proc``, as its class: ``_step_recipe`` parses a step's file as
+    the step's process (a kind that differs is a problem there), so this never raises."""
+    rec = found[proc]
+    if not isinstance(rec, kind):
+        raise TypeError(f"the {proc} step holds a {type(rec).__name__}")
+    return rec
 
 
 def _step_recipe(name: str, proc: str | None, recipes_dir: Path, at: str,

@@ -51,7 +51,7 @@ class RecipeError(ValueError):
 
     def __init__(self, source: str | list[Problem], problems: list[Problem] | None = None) -> None:
         if not isinstance(source, str):  # RecipeError(problems) also works
-            source, problems = "recipe", source
+            problems, source = source, "recipe"
         self.source = source
         self.problems = list(problems or [])
         lines = "\n".join(f"  {p}" for p in self.problems)

@@ -90,7 +90,8 @@ class AuditLog:
                 since: float | None = None) -> list[AuditEntry]:
         """Newest first."""
         sql = "SELECT id, t, who, role, tool, command, args, outcome, reply FROM audit"
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | float | int] = []
         if tool is not None:
             where.append("tool = ?")
             params.append(tool)

@@ -200,8 +200,10 @@ class Journal:
             self.flush()
 
     def _x(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
-        _ = crashpoint.ACTIVE and crashpoint.before_write(sql, args := tuple(args))  # test hook
-        cur = self.db.execute(sql, tuple(args))
+        params = tuple(args)
+        if crashpoint.ACTIVE:
+            crashpoint.before_write(sql, params)  # test hook
+        cur = self.db.execute(sql, params)
         if not self.db.in_transaction and not sql.startswith(("SELECT", "BEGIN", "ROLLBACK")):
             self._committed()  # an autocommit write, or an atomic() block's COMMIT
         return cur
@@ -278,7 +280,7 @@ class Journal:
     def transitions(self, subject: str) -> list[tuple[str, str, str]]:
         rows = self._x("SELECT src, dst, reason FROM transitions WHERE subject=? ORDER BY id",
                        (subject,))
-        return [tuple(r) for r in rows.fetchall()]  # type: ignore[misc]
+        return [tuple(r) for r in rows.fetchall()]
 
     # ---- commands ---------------------------------------------------------
     def intent(self, tool: str, command: str, *, wafer_ids: Iterable[str] = (),
@@ -311,7 +313,8 @@ class Journal:
                                     (intent_id,)).fetchone())
 
     def commands(self, tool: str | None = None) -> list[Intent]:
-        sql, args = "SELECT * FROM commands ORDER BY id", ()
+        sql = "SELECT * FROM commands ORDER BY id"
+        args: tuple[str, ...] = ()
         if tool:
             sql, args = "SELECT * FROM commands WHERE tool=? ORDER BY id", (tool,)
         return [self._intent(r) for r in self._x(sql, args).fetchall()]
@@ -385,7 +388,7 @@ class Journal:
         return (int(row[0]), str(row[1])) if row else None
 
     def alarms(self) -> list[tuple[str, str, str]]:
-        return [tuple(r) for r in  # type: ignore[misc]
+        return [tuple(r) for r in
                 self._x("SELECT tool, kind, text FROM alarms ORDER BY id").fetchall()]
 
     def allocate_batch(self, tool_seen: int, recipe: str, wafer_ids: Iterable[str]) -> int:

@@ -35,6 +35,22 @@ SetHandler = Callable[[list[str]], None]
 QueryHandler = Callable[[list[str]], str]
 
 
+def _bare_query(read: Callable[[], str]) -> QueryHandler:
+    """A query that takes no parameter: -108 if one is sent, else ``read()`` at call time."""
+    def query(args: list[str]) -> str:
+        no_args(args)
+        return read()
+    return query
+
+
+def _bare_set(do: Callable[[], None]) -> SetHandler:
+    """A command that takes no parameter: -108 if one is sent, else ``do()``."""
+    def command(args: list[str]) -> None:
+        no_args(args)
+        do()
+    return command
+
+
 @dataclass
 class _Entry:
     header: str
@@ -73,19 +89,19 @@ class ScpiInstrument:
 
     def _add_common(self) -> None:
         self._common: dict[str, tuple[SetHandler | None, QueryHandler | None]] = {
-            "*IDN": (None, lambda a: (no_args(a), self.idn)[1]),
-            "*RST": (lambda a: (no_args(a), self._rst())[0], None),
-            "*CLS": (lambda a: (no_args(a), self._cls())[0], None),
-            "*ESR": (None, lambda a: (no_args(a), self._read_esr())[1]),
-            "*ESE": (self._set_ese, lambda a: (no_args(a), nr1(self.ese))[1]),
-            "*SRE": (self._set_sre, lambda a: (no_args(a), nr1(self.sre))[1]),
-            "*STB": (None, lambda a: (no_args(a), nr1(self.stb()))[1]),
-            "*OPC": (lambda a: (no_args(a), self._arm_opc())[0], None),  # *OPC? is awaited
-            "*WAI": (lambda a: no_args(a), None),  # awaited by execute()
-            "*TST": (None, lambda a: (no_args(a), nr1(self.self_test()))[1]),
+            "*IDN": (None, _bare_query(lambda: self.idn)),
+            "*RST": (_bare_set(self._rst), None),
+            "*CLS": (_bare_set(self._cls), None),
+            "*ESR": (None, _bare_query(self._read_esr)),
+            "*ESE": (self._set_ese, _bare_query(lambda: nr1(self.ese))),
+            "*SRE": (self._set_sre, _bare_query(lambda: nr1(self.sre))),
+            "*STB": (None, _bare_query(lambda: nr1(self.stb()))),
+            "*OPC": (_bare_set(self._arm_opc), None),  # *OPC? is awaited
+            "*WAI": (no_args, None),  # awaited by execute()
+            "*TST": (None, _bare_query(lambda: nr1(self.self_test()))),
         }
-        self.add("SYSTem:ERRor[:NEXT]", query=lambda a: (no_args(a), self._next_error())[1])
-        self.add("SYSTem:BOOT", query=lambda a: (no_args(a), nr1(self.boot_id))[1])
+        self.add("SYSTem:ERRor[:NEXT]", query=_bare_query(self._next_error))
+        self.add("SYSTem:BOOT", query=_bare_query(lambda: nr1(self.boot_id)))
 
     # ----------------------------------------------------------- to override
     def update(self) -> None:
@@ -189,7 +205,7 @@ class ScpiInstrument:
             setter, getter = self._common.get(unit.path[0], (None, None))
             handler = getter if unit.query else setter
             if unit.path[0] in ("*OPC", "*WAI") and unit.query == (unit.path[0] == "*OPC"):
-                handler = handler or (lambda a: (no_args(a), "1")[1])
+                handler = handler or _bare_query(lambda: "1")
         else:
             handler = None
             for entry in self._table:

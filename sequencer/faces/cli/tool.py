@@ -42,6 +42,7 @@ from typing import Annotated, Any, NoReturn
 import structlog
 import typer
 import typer.core
+from structlog.typing import EventDict
 
 from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
 from sequencer.faces.cli.client import Client, DaemonOpt, call, connect
@@ -112,7 +113,7 @@ _log_threshold = {"level": 100}
 _daemon: dict[str, str | None] = {"flag": None}
 
 
-def _drop_below_threshold(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_below_threshold(_logger: Any, method: str, event: EventDict) -> EventDict:
     if _LEVELS.get(method, 0) < _log_threshold["level"]:
         raise structlog.DropEvent
     return event
@@ -281,8 +282,11 @@ def _register(tool: str) -> None:
            lambda d: _print_errors(tool, d.errors()))
     simple("alarms", "active alarms", lambda d: typer.echo(f"{tool} alarms: {fmt(d.alarms())}"))
     simple("clear-alarms", "clear alarms whose cause is gone", lambda d: _clear(tool, d))
-    simple("reset", "reset (oven: ABORT if running, then ACK ALARMS)",
-           lambda d: (d.reset(), typer.echo(f"{tool}: reset done")))
+    def _reset(d: Any) -> None:
+        d.reset()
+        typer.echo(f"{tool}: reset done")
+
+    simple("reset", "reset (oven: ABORT if running, then ACK ALARMS)", _reset)
 
     @sub.command("set", help="write one setting (checked against the manual's range first)",
                  context_settings=_VALUE_ARGS)

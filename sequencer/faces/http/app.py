@@ -15,7 +15,7 @@ annotations (the local ``Operator``/``Technician`` aliases) at definition time.
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -90,6 +90,7 @@ class LotSubmission(BaseModel):
 
 class ManualCommand(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # built from COMMANDS at run time (pydantic takes it); mypy wants a literal list here
     command: Literal[tuple(COMMANDS)]  # type: ignore[valid-type]
     args: dict[str, Any] = Field(default_factory=dict)
 
@@ -185,7 +186,7 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     app = FastAPI(title="viaform daemon", version="1", lifespan=lifespan,
                   description=__doc__)
 
-    def require(role: Role) -> Callable[..., Principal]:
+    def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
         """The route's principal, as the gate found it (it authenticated before the body
         was read); ``ROLE_ATTR`` tells the gate and the OpenAPI document the role."""
         async def dependency(request: Request) -> Principal:
@@ -406,5 +407,6 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
         document_security(doc, api.routes, auth.open)
         return doc
 
+    # FastAPI's documented way to extend the schema: replace the method on the app
     app.openapi = openapi  # type: ignore[method-assign]
     return app
