@@ -26,7 +26,7 @@ from sequencer.runner.steps import (
 )
 from sequencer.runner.steps.checks import check_job_records, check_readback
 from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, fail_wafer
-from sequencer.runner.steps.start import send_start
+from sequencer.runner.steps.start import send_start, unload_and_out
 from sequencer.states.substrate import Substrate
 
 PHASES = ("", "recipe", "in", "load", "loaded", "start_etch", "etched", "unload", "unloaded",
@@ -133,11 +133,4 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
             "endpoint_s": getattr(line, "endpoint_s", None), **plan})
         ctx.journal.trace(w.wafer_id, "oes_co", trace)
         ctx.mark([w], "etched")
-    if due(w, "unload", PHASES):
-        await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
-    if due(w, "unloaded", PHASES):
-        await h.wait(h.driver.state, {"IDLE"}, TIMING["vent_s"], "vent + unload")
-        ctx.mark([w], "unloaded")
-    if due(w, "out", PHASES):
-        await ctx.move([w], "stocker")
-        ctx.mark([w], "out")
+    await unload_and_out(ctx, h, w, PHASES, TIMING["vent_s"], "vent + unload")

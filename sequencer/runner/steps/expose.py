@@ -22,7 +22,7 @@ from sequencer.runner.steps import (
 )
 from sequencer.runner.steps.checks import check_job_records, check_readback
 from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, fail_wafer
-from sequencer.runner.steps.start import send_start
+from sequencer.runner.steps.start import send_start, unload_and_out
 from sequencer.states.substrate import Substrate
 
 PHASES = ("", "in", "setup", "load", "loaded", "start_exposure", "exposed", "start_develop",
@@ -102,11 +102,4 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
             "dose": w.data.dose, "depth_um": w.data.depth_um,
             "residual_um": w.data.residual_um, "cd_um": getattr(res, "cd_um", None)})
         ctx.mark([w], "developed")
-    if due(w, "unload", PHASES):
-        await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
-    if due(w, "unloaded", PHASES):
-        await h.wait(h.driver.state, {"IDLE"}, TIMING["unload_s"], "unload")
-        ctx.mark([w], "unloaded")
-    if due(w, "out", PHASES):
-        await ctx.move([w], "stocker")
-        ctx.mark([w], "out")
+    await unload_and_out(ctx, h, w, PHASES, TIMING["unload_s"], "unload")

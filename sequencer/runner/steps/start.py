@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drivers.errors import CommsError, ToolError
-from sequencer.runner.steps import StepContext, StepFailed, ToolDown, ToolHandle, log
+from sequencer.runner.steps import StepContext, StepFailed, ToolDown, ToolHandle, due, log
 from sequencer.runner.steps.reconcile import Verdict, read_before, reconcile
 from sequencer.states.substrate import Substrate
 from sequencer.store.journal import Intent
@@ -84,3 +84,17 @@ async def _refusal_checked(h: ToolHandle[Any], intent: Intent) -> Verdict | None
         return await reconcile(h, intent)
     except (ToolError, ToolDown):
         return None
+
+
+async def unload_and_out(ctx: StepContext, h: ToolHandle[Any], w: Substrate,
+                         phases: tuple[str, ...], unload_s: float, what: str) -> None:
+    """The tail both SCPI steps share: UNLOAD (journaled, never blind), wait for IDLE
+    within ``unload_s``, take the wafer back to the stocker; each phase marked."""
+    if due(w, "unload", phases):
+        await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
+    if due(w, "unloaded", phases):
+        await h.wait(h.driver.state, {"IDLE"}, unload_s, what)
+        ctx.mark([w], "unloaded")
+    if due(w, "out", phases):
+        await ctx.move([w], "stocker")
+        ctx.mark([w], "out")
