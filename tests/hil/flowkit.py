@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from benchmarks import crash_checks
 from sequencer.line.assemble import run_lot_objects
 from sequencer.line.simhost import SimControlClient, tools_config_for
 from sequencer.process.lots import load_lot
@@ -131,18 +131,9 @@ def world_snapshot(sims: SimThread) -> dict[str, Any]:
 
 
 def scpi(sims: SimThread, tool: str, line: str, timeout_s: float = 2.0) -> str:
-    """One query to a SCPI simulator over a plain TCP socket (not our driver)."""
-    host, port = sims.endpoints[tool]["tcp"]
-    with socket.create_connection((host, port), timeout=timeout_s) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(line.encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ConnectionError(f"{tool} closed the connection")
-            buf += chunk
-    return buf.split(b"\n", 1)[0].decode().strip()
+    """One query to a SCPI simulator over a plain TCP socket (not our driver); the crash
+    campaign's own plain client."""
+    return crash_checks.scpi(sims.endpoints, tool, line, timeout_s)
 
 
 def oven_reading(sims: SimThread) -> dict[str, Any]:
