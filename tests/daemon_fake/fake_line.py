@@ -173,7 +173,7 @@ class FakeLine(FakeState):
     def tool_status(self, tool: str) -> ToolView:
         with self._lock:
             t = self._get_tool(tool)
-            return ToolView(tool=t.name, connected=t.connected,
+            return ToolView(tool=t.name, kind=t.name, connected=t.connected,
                             state=("UNKNOWN" if not t.connected else
                                    "BUSY" if t.step else "IDLE"),
                             busy=t.step is not None, lot_id=t.lot_id, wafer_id=t.wafer_id,

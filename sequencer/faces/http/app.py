@@ -15,7 +15,7 @@ annotations (the local ``Operator``/``Technician`` aliases) at definition time.
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -49,6 +49,7 @@ from sequencer.faces.http.contract import (
 from sequencer.faces.http.e10 import E10Tracker
 from sequencer.faces.http.errors import ErrorBody, HttpError, Problem, install_error_handlers
 from sequencer.faces.http.events import EventHub
+from sequencer.faces.http.faces import DaemonFace
 from sequencer.faces.http.gate import (
     PRINCIPAL_KEY,
     ROLE_ATTR,
@@ -138,7 +139,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 # --- the app ----------------------------------------------------------------------------
 def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
                recipes_dir: Path | str | None = None,
-               clock: Callable[[], float] = time.time) -> FastAPI:
+               clock: Callable[[], float] = time.time,
+               faces: Sequence[DaemonFace] = ()) -> FastAPI:
     started = clock()
     e10, hub = E10Tracker(clock), EventHub()
 
@@ -156,10 +158,15 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
                     metrics.observe(event)
                     change = e10.observe(event)
                     hub.publish(event)
+                    for face in faces:
+                        face.observe(event)
                     if change is not None:
-                        hub.publish(LineEvent(kind="e10", t=change.t, tool=change.tool,
+                        e10_event = LineEvent(kind="e10", t=change.t, tool=change.tool,
                                               data={"state": change.state,
-                                                    "previous": change.previous}))
+                                                    "previous": change.previous})
+                        hub.publish(e10_event)
+                        for face in faces:
+                            face.observe(e10_event)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the daemon never dies of a bad event
@@ -174,11 +181,15 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
         for tool in line.tools():
             e10.track(line.tool_status(tool), active)
         task = asyncio.create_task(pump())
+        for face in faces:
+            await face.start(line)
         log.info("daemon started", auth="open" if auth.open else "tokens")
         try:
             yield
         finally:
             hub.close()
+            for face in faces:
+                await face.stop()
             await line.stop()
             task.cancel()
             log.info("daemon stopped")

@@ -123,6 +123,8 @@ class E10View(BaseModel):
 
 class ToolView(BaseModel):
     tool: str
+    kind: str = Field("", description="exposure, oven or etcher (a line may have several "
+                                      "tools of one kind, each named by its key)")
     connected: bool
     state: str | None = Field(None, description="the tool's own state (IDLE, ETCHING, …)")
     busy: bool = Field(description="a job step runs on the tool")

@@ -262,7 +262,7 @@ class EngineLine:
         step = sched.busy.get(tool)
         first = step.wafers[0] if step is not None and step.wafers else None
         taken_by = sched.taken.get(tool) or sched.take_pending.get(tool)
-        return ToolView(tool=tool, connected=h.comms == "OK",
+        return ToolView(tool=tool, kind=tool, connected=h.comms == "OK",
                         state=h.last_state if h.comms == "OK" else "UNKNOWN",
                         busy=step is not None, lot_id=first.lot_id if first else None,
                         wafer_id=first.wafer_id if first else None,

@@ -1,0 +1,28 @@
+"""Other faces the daemon serves beside its HTTP API, on the same engine and event loop.
+
+The SECS/GEM equipment interface (``sequencer/faces/gem``) is one. ``create_app(…,
+faces=[…])`` starts each face after the line has started (``start``), hands it every
+line event the pump sees, the daemon's own ``e10`` events included (``observe``), and
+stops it before the line stops (``stop``), so a face never outlives the engine it talks to.
+
+``observe`` runs on the event loop, in the pump: it must not block or await. A face that
+has I/O to do for an event (sending an S6F11) queues the event and returns.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from sequencer.faces.http.contract import LineControl, LineEvent
+
+
+@runtime_checkable
+class DaemonFace(Protocol):
+    async def start(self, line: LineControl) -> None:
+        """Begin serving (bind, listen); the line has started and its state is current."""
+
+    def observe(self, event: LineEvent) -> None:
+        """One line event, in the order the pump saw it; never blocks."""
+
+    async def stop(self) -> None:
+        """Stop serving and release what ``start`` took (threads, sockets)."""
