@@ -88,9 +88,9 @@ def test_alarm_while_loading_holds_the_unexposed_wafer() -> None:
 
 def test_etch_plan_follows_the_recipe() -> None:
     plan = etch_plan(flow().etch, 1.5)
-    assert (plan["etch_time"], plan["overetch"], plan["endpoint"]) == (180, 30, False)
+    assert (plan.etch_time, plan.overetch, plan.endpoint) == (180, 30, False)
     ep = etch_plan(flow(endpoint=True).etch, 1.5)
-    assert ep["etch_time"] == 270 and ep["target"] == 1.5 and ep["expected_s"] == 180
+    assert ep.etch_time == 270 and ep.target == 1.5 and ep.expected_s == 180
 
 
 def test_etch_wafer_not_open_is_rejected_and_the_lot_goes_on() -> None:
@@ -273,9 +273,9 @@ def test_the_etch_plan_reaches_the_etchers_apply_recipe() -> None:
     cured(sched, ln)
     assert etch(sched) is True
     plan = etch_plan(sched.flows["L1"].etch, 1.5)
-    assert ln.etcher.recipe == {k: plan[k] for k in ("o2", "cf4", "pressure", "rf_power",
-                                                     "etch_time", "overetch", "endpoint",
-                                                     "target")}
+    assert ln.etcher.recipe == plan.settings()
+    assert set(plan.settings()) == {"o2", "cf4", "pressure", "rf_power", "etch_time",
+                                    "overetch", "endpoint", "target"}
 
 
 def test_a_lost_query_is_recovered_and_repeated_naming_the_driver_method() -> None:

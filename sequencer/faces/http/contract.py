@@ -85,8 +85,8 @@ class LotView(BaseModel):
     flow: str
     state: str = Field(description="SEMI E40 process-job state")
     submitted_at: float = Field(description="unix time")
-    eta: float | None = Field(None, description="predicted completion, unix time (the "
-                                                "planner's; None until it has one)")
+    eta: float | None = Field(default=None, description="predicted completion, unix time "
+                                                        "(the planner's; None until it has one)")
     wafers: list[WaferSummary]
 
 

@@ -14,8 +14,10 @@ import math
 from typing import Any
 
 from drivers.errors import ToolError
+from sequencer.process.recipes import CureRecipe
 from sequencer.runner.protocols import state_name
 from sequencer.runner.steps import (
+    SequencerConfig,
     StepContext,
     StepFailed,
     ToolAlarm,
@@ -37,13 +39,13 @@ PHASES = ("", "in", "upload", "start", "cured", "out")
 _READY = {"IDLE", "COMPLETE", "ABORTED"}
 
 
-def high_limit(recipe: Any) -> float:
-    if getattr(recipe, "high_limit_c", None) is not None:
+def high_limit(recipe: CureRecipe) -> float:
+    if recipe.high_limit_c is not None:
         return float(recipe.high_limit_c)
     return max(s.target_c for s in recipe.segments) + 25.0
 
 
-def expected_cure_s(recipe: Any, ctx_config: Any) -> float:
+def expected_cure_s(recipe: CureRecipe, ctx_config: SequencerConfig) -> float:
     """Expected program duration (tool s): purge, ramps, band waits, soaks, cooling."""
     t, temp = ctx_config.oven_purge_s, ctx_config.ambient_c
     for seg in recipe.segments:
@@ -56,7 +58,7 @@ def expected_cure_s(recipe: Any, ctx_config: Any) -> float:
     return t
 
 
-def _program(ctx: StepContext, r: Any, batch_no: int) -> Any:
+def _program(ctx: StepContext, r: CureRecipe, batch_no: int) -> Any:
     segs = tuple((float(s.target_c), float(s.ramp_c_per_min), int(s.hold_min))
                  for s in r.segments)
     kw: dict[str, Any] = {
@@ -121,7 +123,8 @@ async def _oven_ready(ctx: StepContext, unload_c: float, *, before_batch: bool =
         await ctx.clock.sleep(h.poll_s)
 
 
-async def cure_batch(ctx: StepContext, wafers: list[Substrate], recipe: Any) -> list[Substrate]:
+async def cure_batch(ctx: StepContext, wafers: list[Substrate],
+                     recipe: CureRecipe) -> list[Substrate]:
     """Run (or resume) one batch. Returns the wafers cured; the others are held with
     the reason. ToolDown passes (the scheduler holds what is left)."""
     h = ctx.oven
@@ -184,7 +187,8 @@ async def _program_lost(ctx: StepContext, exc: Exception, batch: Any) -> str | N
             f"a power cycle?)")
 
 
-async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: Any) -> None:
+async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate],
+                                r: CureRecipe) -> None:
     """Abort a program still running, let the chamber cool, move the wafers out. No ACK
     ALARMS: a latched trip stays latched on the oven for a person to see."""
     h = ctx.oven
@@ -199,7 +203,7 @@ async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate], r: An
         await ctx.move(inside, "stocker")
 
 
-async def _run(ctx: StepContext, wafers: list[Substrate], r: Any,
+async def _run(ctx: StepContext, wafers: list[Substrate], r: CureRecipe,
                watch: CureWatch) -> list[Substrate]:
     h = ctx.oven
     first = wafers[0]
@@ -242,7 +246,7 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: Any,
     return wafers
 
 
-async def _follow(ctx: StepContext, wafers: list[Substrate], r: Any, batch: int,
+async def _follow(ctx: StepContext, wafers: list[Substrate], r: CureRecipe, batch: int,
                   watch: CureWatch) -> None:
     """Poll to COMPLETE. Every reading goes into the profile (a header row naming the
     columns, then one row per poll: ``PROFILE_COLUMNS``) and through the excursion

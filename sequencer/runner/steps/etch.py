@@ -10,10 +10,11 @@ manual: load + pump 45 s, stabilise ≤ 30 s, etch + overetch, vent 30 s.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
 
 from drivers.errors import ToolError
+from sequencer.process.recipes import EtchRecipe
 from sequencer.runner.protocols import state_name
 from sequencer.runner.steps import (
     StepContext,
@@ -35,22 +36,43 @@ TIMING = {"load_s": 45.0, "stabilize_s": 30.0, "vent_s": 30.0}
 _ACTIVE = {"STABILIZING", "ETCHING", "OVERETCH"}
 _UNLOADABLE = {"READY", "COMPLETE", "ALARM"}
 SAFE_PARAMS["etch"] = ("etcher", _ACTIVE, _UNLOADABLE, TIMING["vent_s"])
-#: the etch plan's keys that are tool settings (read back before ETCH:STARt)
-SETTINGS = ("o2", "cf4", "pressure", "rf_power", "etch_time", "overetch", "endpoint", "target")
 
 
-def etch_plan(recipe: Any, residual_after_cure_um: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EtchPlan:
+    """The etcher settings for one wafer (the fields ``apply_recipe`` takes, in the
+    manual's units) and the expected main etch time. ``settings()`` is what is read back
+    before ETCH:STARt; the whole plan goes in the START_ETCH record and the result."""
+
+    o2: float  # sccm
+    cf4: float  # sccm
+    pressure: float  # mTorr
+    rf_power: float  # W
+    etch_time: int  # s: the main etch (the limit when endpoint is on)
+    overetch: int  # %
+    endpoint: bool
+    target: float  # um of residual the endpoint looks for; 0 without endpoint
+    expected_s: int  # the expected main etch, s
+
+    def settings(self) -> dict[str, float | int | bool]:
+        values = asdict(self)
+        del values["expected_s"]
+        return values
+
+    def record(self) -> dict[str, float | int | bool]:
+        return asdict(self)
+
+
+def etch_plan(recipe: EtchRecipe, residual_after_cure_um: float) -> EtchPlan:
     """The etcher settings for one wafer, and the expected main etch time (s)."""
-    expected = int(recipe.main_etch_s_for(residual_after_cure_um))
     endpoint = bool(recipe.endpoint)
-    return {
-        "o2": recipe.o2_sccm, "cf4": recipe.cf4_sccm, "pressure": recipe.pressure_mtorr,
-        "rf_power": recipe.rf_power_w,
-        "etch_time": int(recipe.etch_time_s_for(residual_after_cure_um)),
-        "overetch": int(recipe.overetch_pct), "endpoint": endpoint,
-        "target": round(min(20.0, max(0.0, residual_after_cure_um)), 3) if endpoint else 0.0,
-        "expected_s": expected,
-    }
+    return EtchPlan(
+        o2=recipe.o2_sccm, cf4=recipe.cf4_sccm, pressure=recipe.pressure_mtorr,
+        rf_power=recipe.rf_power_w,
+        etch_time=int(recipe.etch_time_s_for(residual_after_cure_um)),
+        overetch=int(recipe.overetch_pct), endpoint=endpoint,
+        target=round(min(20.0, max(0.0, residual_after_cure_um)), 3) if endpoint else 0.0,
+        expected_s=int(recipe.main_etch_s_for(residual_after_cure_um)))
 
 
 def queue_time_breach(ctx: StepContext, w: Substrate) -> str | None:
@@ -64,7 +86,7 @@ def queue_time_breach(ctx: StepContext, w: Substrate) -> str | None:
     return None
 
 
-async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
+async def etch_wafer(ctx: StepContext, w: Substrate, recipe: EtchRecipe) -> bool:
     """Run (or resume) the step. True when etched and open; False otherwise (the wafer
     is REJECTED, ABORTED or STOPPED with the reason). ToolDown passes."""
     h = ctx.etcher
@@ -90,16 +112,15 @@ async def etch_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
     return False
 
 
-async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
+async def _run(ctx: StepContext, w: Substrate, r: EtchRecipe) -> None:
     h = ctx.etcher
     plan = etch_plan(r, float(w.data.residual_after_cure_um or 0.0))
     if due(w, "recipe", PHASES):
         await ensure_idle(ctx, h)
         await check_job_records(ctx, h, w)
-        await h.q(h.driver.apply_recipe, plan["o2"], plan["cf4"], plan["pressure"],
-                  plan["rf_power"], plan["etch_time"], plan["overetch"], plan["endpoint"],
-                  plan["target"])
-        w.data.etch_time_s = plan["expected_s"]
+        await h.q(h.driver.apply_recipe, plan.o2, plan.cf4, plan.pressure, plan.rf_power,
+                  plan.etch_time, plan.overetch, plan.endpoint, plan.target)
+        w.data.etch_time_s = plan.expected_s
         ctx.mark([w], "recipe")
     if due(w, "in", PHASES):
         await ctx.move([w], "etcher")
@@ -114,12 +135,12 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         if why := queue_time_breach(ctx, w):
             raise StepFailed("hold", why)
         await check_job_records(ctx, h, w)
-        await check_readback(h, {k: plan[k] for k in SETTINGS})
+        await check_readback(h, plan.settings())
         w.data.etch_start = ctx.clock.now()
-        await send_start(ctx, h, "START_ETCH", [w], h.driver.start_etch, record=plan,
+        await send_start(ctx, h, "START_ETCH", [w], h.driver.start_etch, record=plan.record(),
                          phase="start_etch")
     if due(w, "etched", PHASES):
-        expected = TIMING["stabilize_s"] + plan["etch_time"] * (1 + plan["overetch"] / 100)
+        expected = TIMING["stabilize_s"] + plan.etch_time * (1 + plan.overetch / 100)
         line = await h.wait(h.driver.etch_status, {"COMPLETE"}, expected, "etch",
                             read=lambda v: state_name(v.state), fail={"ALARM", "IDLE"})
         res = await h.q(h.driver.result)
@@ -130,7 +151,7 @@ async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
         ctx.journal.result(w.wafer_id, "etch", {
             "removed_um": w.data.removed_um, "open": w.data.open,
             "elapsed_s": getattr(line, "elapsed_s", None),
-            "endpoint_s": getattr(line, "endpoint_s", None), **plan})
+            "endpoint_s": getattr(line, "endpoint_s", None), **plan.record()})
         ctx.journal.trace(w.wafer_id, "oes_co", trace)
         ctx.mark([w], "etched")
     await unload_and_out(ctx, h, w, PHASES, TIMING["vent_s"], "vent + unload")

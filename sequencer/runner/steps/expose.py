@@ -9,9 +9,9 @@ measure, unload 15 s.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from drivers.errors import ToolError
+from sequencer.process.recipes import ExposureRecipe
 from sequencer.runner.steps import (
     StepContext,
     StepFailed,
@@ -33,7 +33,7 @@ _UNLOADABLE = {"READY", "EXPOSED", "COMPLETE", "ALARM"}
 SAFE_PARAMS["expose"] = ("exposure", _ACTIVE, _UNLOADABLE, TIMING["unload_s"])
 
 
-async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
+async def expose_wafer(ctx: StepContext, w: Substrate, recipe: ExposureRecipe) -> bool:
     """Run (or resume) the step for ``w``. True when developed and back in the stocker;
     False when the wafer ended ABORTED/STOPPED (the reason is on it). ToolDown passes."""
     h = ctx.exposure
@@ -51,7 +51,7 @@ async def expose_wafer(ctx: StepContext, w: Substrate, recipe: Any) -> bool:
     return True
 
 
-async def _run(ctx: StepContext, w: Substrate, r: Any) -> None:
+async def _run(ctx: StepContext, w: Substrate, r: ExposureRecipe) -> None:
     h = ctx.exposure
     intensity = 1000.0
     if due(w, "in", PHASES):
