@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from sequencer.runner.run_report import RunReport
@@ -14,14 +14,18 @@ def _num(value: float | int | None, fmt: str) -> str:
     return "—" if value is None else format(value, fmt)
 
 
+#: the wafer table's columns and how each is justified
+COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
+    ("lot", "left"), ("wafer", "left"), ("dose mJ/cm²", "right"), ("depth um", "right"),
+    ("residual um", "right"), ("after cure um", "right"), ("batch", "right"),
+    ("etch s", "right"), ("open", "center"), ("state", "left"), ("reason", "left"),
+)
+
+
 def wafer_table(report: RunReport) -> Table:
     table = Table(title="Wafers", show_lines=False)
-    for col, just in (
-        ("lot", "left"), ("wafer", "left"), ("dose mJ/cm²", "right"), ("depth um", "right"),
-        ("residual um", "right"), ("after cure um", "right"), ("batch", "right"),
-        ("etch s", "right"), ("open", "center"), ("state", "left"), ("reason", "left"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for col, just in COLUMNS:
+        table.add_column(col, justify=just)
     for r in report.rows:
         style = "green" if r.state == "PROCESSED" else "red"
         table.add_row(

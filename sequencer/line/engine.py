@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -172,11 +172,12 @@ class Engine:
             await asyncio.sleep(self.status_poll_wall_s)
 
     # ---- calls from other threads --------------------------------------------------------
-    def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
+    def submit(self, fn: Callable[..., Coroutine[Any, Any, T]],
+               *args: Any) -> concurrent.futures.Future[T]:
         """Run ``fn(*args)`` on the engine loop; a concurrent future of its result."""
         if self.loop is None or self.sched is None or not self.alive:
             raise RuntimeError("the engine is not running")
-        return asyncio.run_coroutine_threadsafe(fn(*args), self.loop)  # type: ignore[arg-type]
+        return asyncio.run_coroutine_threadsafe(fn(*args), self.loop)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """From another event loop: run ``fn(*args)`` (plain or async) on the engine loop."""

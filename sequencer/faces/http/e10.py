@@ -133,7 +133,14 @@ class E10Tracker:
 
 
 def _int(value: object) -> int:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    """An event's alarm id as an int; -1 for anything else (a bad event never raises)."""
+    if isinstance(value, bool):
         return -1
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return -1
+    return -1

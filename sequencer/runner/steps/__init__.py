@@ -30,6 +30,7 @@ from sequencer.runner.clock import SeqClock
 from sequencer.runner.protocols import (
     EtcherProto,
     ExposureProto,
+    Location,
     MaterialHandling,
     OvenProto,
     ScpiJobTool,
@@ -309,14 +310,14 @@ class StepContext:
             w.data.phase = phase
             self.save(w)
 
-    async def move(self, wafers: list[Substrate], to: str) -> None:
+    async def move(self, wafers: list[Substrate], to: Location) -> None:
         ids = [w.wafer_id for w in wafers]
         if all(w.data.location == to for w in wafers):
             return
         iid = self.journal.intent("handling", "MOVE", wafer_ids=ids,
                                   lot_id=wafers[0].lot_id, args={"to": to})
         try:
-            await self.handling.move(ids, to)  # type: ignore[arg-type]
+            await self.handling.move(ids, to)
         except Exception as exc:
             self.journal.outcome(iid, "FAILED", str(exc))
             raise StepFailed("hold", f"held for disposition: move to {to} failed: {exc}") \
