@@ -36,11 +36,11 @@ from sequencer.runner.clock import SeqClock
 from sequencer.runner.scheduler import CURRENT_TOOL, Stopping
 from sequencer.runner.serving import ServingScheduler
 from sequencer.runner.steps import SequencerConfig, ToolDown
+from sequencer.states.job import FINAL as JOB_FINAL
 from sequencer.store.journal import Journal
 
 log = structlog.get_logger("viaform.daemon.engine")
 T = TypeVar("T")
-FINAL_JOBS = ("PROCESS_COMPLETE", "STOPPED", "ABORTED")
 
 
 class Engine:
@@ -137,7 +137,7 @@ class Engine:
                                   "lot_id").fetchall()
         lots: list[Lot] = []
         for lot_id, flow, state in rows:
-            if state in FINAL_JOBS:
+            if state in JOB_FINAL:
                 continue
             wafers = [{"slot": s, "id": w} for w, s, _, _ in journal.wafer_rows(lot_id)]
             lot, problems = parse_lot({"lot_id": lot_id, "flow": flow, "wafers": wafers},

@@ -33,11 +33,11 @@ from sequencer.faces.http.contract import (
     NotFound,
     WaferHistoryEntry,
 )
+from sequencer.states.job import FINAL as LOT_FINAL
 from sequencer.states.substrate import FINAL as WAFER_FINAL
 
 TOOLS = ("exposure", "oven", "etcher")
 ROUTE = (("exposure", "expose"), ("oven", "cure"), ("etcher", "etch"))
-LOT_FINAL = frozenset({"PROCESS_COMPLETE", "STOPPED", "ABORTED"})
 SETTINGS: dict[str, dict[str, Any]] = {
     "exposure": {"dose": 318.0, "focus": 0.0, "develop_time": 90, "reticle": "VIA-200"},
     "etcher": {"o2": 90.0, "cf4": 10.0, "pressure": 200.0, "rf_power": 300.0,

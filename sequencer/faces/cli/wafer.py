@@ -148,7 +148,8 @@ def _from_journal(wafer_id: str, config: Path | None, db: Path | None) -> dict[s
 
 ReasonOpt = Annotated[str, typer.Option("--reason", help="why (journaled and audited)")]
 WafersArg = Annotated[list[str], typer.Argument(help="held wafer id(s)")]
-_JOB_FINAL = ("PROCESS_COMPLETE", "STOPPED")
+#: final lot states a released wafer reopens (an ABORTED lot stays aborted)
+_JOB_REOPENED = ("PROCESS_COMPLETE", "STOPPED")
 
 
 @app.command()
@@ -269,6 +270,6 @@ def _dispose_rows(journal: Journal, wafer_ids: list[str], action: str, reason: s
         if action == "release":
             for lot_id in dict.fromkeys(w.lot_id for w in ws):
                 job = journal.lot_state(lot_id)
-                if job in _JOB_FINAL:
+                if job in _JOB_REOPENED:
                     journal.set_lot_state(lot_id, str(job), "QUEUED")
     return out
