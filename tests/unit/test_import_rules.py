@@ -40,6 +40,14 @@ ROOMS: dict[str, frozenset[str]] = {
     "states": frozenset(),
     "store": frozenset(),
 }
+#: Rooms inside a room, and the only modules of ``sequencer`` (outside themselves) they
+#: may import (a name covers its submodules): the GEM face sees the line's contract,
+#: never the HTTP app or the runner.
+SUB_ROOMS: dict[str, tuple[str, ...]] = {
+    "sequencer.faces.gem": ("sequencer.faces.http.contract", "sequencer.faces.http.faces",
+                            "sequencer.faces.http.e10", "sequencer.line.config",
+                            "sequencer.process", "sequencer.states", "sequencer.store"),
+}
 
 
 @dataclass(frozen=True)
@@ -213,7 +221,22 @@ def forbidden(found: list[Arrow]) -> list[str]:
                        f"sequencer.line.sim_control")
         elif src == "sequencer" and (why := _room_rule(a)):
             out.append(why)
+        elif src == "sequencer" and (why := _sub_room_rule(a)):
+            out.append(why)
     return out
+
+
+def _within(module: str, name: str) -> bool:
+    return module == name or module.startswith(name + ".")
+
+
+def _sub_room_rule(a: Arrow) -> str | None:
+    for room, allowed in SUB_ROOMS.items():
+        if (_within(a.source, room) and not _within(a.target, room)
+                and a.target.startswith("sequencer.")
+                and not any(_within(a.target, x) for x in allowed)):
+            return f"{a}: {room} may import only {', '.join(allowed)}; not {a.target}"
+    return None
 
 
 def _room(module: str) -> str:
@@ -352,3 +375,13 @@ def test_a_room_that_imports_against_the_arrows_is_reported(tmp_path: Path) -> N
     assert any("sequencer.runner may import" in b and "not line" in b for b in bad), bad
     assert any("sequencer.states may import nothing outside it; not store" in b
                for b in bad), bad
+
+
+def test_a_sub_room_that_imports_outside_its_list_is_reported(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "sequencer/faces/gem/face.py": "from sequencer.faces.http.app import create_app\n"
+                                       "from sequencer.faces.http.contract import L\n",
+        "sequencer/faces/http/app.py": "", "sequencer/faces/http/contract.py": ""})
+    _, bad = _check(root)
+    assert len(bad) == 1, bad
+    assert "sequencer.faces.gem may import only" in bad[0] and "faces.http.app" in bad[0], bad
