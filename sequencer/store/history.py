@@ -58,6 +58,22 @@ class AlarmRow:
     acked_by: str | None
 
 
+@dataclass(frozen=True)
+class CommandRow:
+    """A journaled command: its INTENT (``t``) and OUTCOME (``outcome_t``, None if none)."""
+
+    id: int
+    t: float  # unix time
+    tool: str
+    command: str
+    lot_id: str | None
+    wafer_ids: tuple[str, ...]
+    args: dict[str, Any]
+    before: dict[str, Any]
+    outcome: str | None
+    outcome_t: float | None
+
+
 def record_ack(db: sqlite3.Connection, alarm_id: int, unix_t: float, who: str) -> None:
     """Who acknowledged an alarm (on the journal's own, writable connection)."""
     db.execute(ACKS_SCHEMA)
@@ -158,3 +174,23 @@ class History:
         return [AlarmRow(i, self._unix(t) or 0.0, tool, kind, text, lot, json.loads(w or "[]"),
                          self._unix(cleared), acks.get(i))
                 for i, t, tool, kind, text, lot, w, cleared in rows]
+
+    def traces(self, subject: str) -> list[tuple[str, Any]]:
+        """(kind, data) of every trace journaled for ``subject``, in the order written: a
+        wafer id (``oes_co``, ``oes_o``) or ``batch-N`` (``oven_profile``, ``cure_watch``)."""
+        if not self._has("traces"):
+            return []
+        rows = self.db.execute("SELECT kind, data FROM traces WHERE subject=? ORDER BY id",
+                               (subject,)).fetchall()
+        return [(kind, json.loads(data)) for kind, data in rows]
+
+    def commands(self) -> list[CommandRow]:
+        """Every journaled command (tools' and handling's), in the order sent."""
+        if not self._has("commands"):
+            return []
+        rows = self.db.execute("SELECT id, t, tool, command, lot_id, wafer_ids, args, before, "
+                               "outcome, outcome_t FROM commands ORDER BY id").fetchall()
+        return [CommandRow(i, self._unix(t) or 0.0, tool, command, lot,
+                           tuple(json.loads(w or "[]")), json.loads(a or "{}"),
+                           json.loads(b or "{}"), outcome, self._unix(out_t))
+                for i, t, tool, command, lot, w, a, b, outcome, out_t in rows]
