@@ -13,20 +13,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from functools import partial
 
-from drivers.errors import ToolError
 from sequencer.process.recipes import EtchRecipe
 from sequencer.runner.protocols import state_name
 from sequencer.runner.steps import (
     StepContext,
     StepFailed,
-    ToolAlarm,
-    WaitTimeout,
     apply_fate,
     bind,
     due,
 )
 from sequencer.runner.steps.checks import check_job_records, check_readback
-from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, fail_wafer
+from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, run_wafer_step
 from sequencer.runner.steps.start import send_start, unload_and_out
 from sequencer.states.substrate import Substrate
 
@@ -95,15 +92,10 @@ async def etch_wafer(ctx: StepContext, w: Substrate, recipe: EtchRecipe) -> bool
         if due(w, "load", PHASES) and (why := queue_time_breach(ctx, w)):
             apply_fate(w, "hold", why)
             return False
-        ctx.begin([w], "etch", "etcher")
-        try:
-            await _run(ctx, w, recipe)
-        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
-            await fail_wafer(ctx, h, w, exc, step="etch", label="etch",
-                             begun=not due(w, "start_etch", PHASES), active=_ACTIVE,
-                             unloadable=_UNLOADABLE, unload_s=TIMING["vent_s"])
+        if not await run_wafer_step(ctx, h, w, "etch", label="etch",
+                                    begun=lambda: not due(w, "start_etch", PHASES),
+                                    run=partial(_run, ctx, w, recipe)):
             return False
-    ctx.end([w], "etch", "etcher", ok=True)
     if w.data.open:
         w.complete()
         return True

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 from functools import partial
 
-from drivers.errors import ToolError
 from sequencer.process.recipes import ExposureRecipe
 from sequencer.runner.steps import (
     StepContext,
-    StepFailed,
-    ToolAlarm,
-    WaitTimeout,
     bind,
     due,
 )
 from sequencer.runner.steps.checks import check_job_records, check_readback
-from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, fail_wafer
+from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, run_wafer_step
 from sequencer.runner.steps.start import send_start, unload_and_out
 from sequencer.states.substrate import Substrate
 
@@ -38,17 +34,10 @@ async def expose_wafer(ctx: StepContext, w: Substrate, recipe: ExposureRecipe) -
     False when the wafer ended ABORTED/STOPPED (the reason is on it). ToolDown passes."""
     h = ctx.exposure
     h.current_lot = w.lot_id
-    ctx.begin([w], "expose", "exposure")
     with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="exposure", step="expose"):
-        try:
-            await _run(ctx, w, recipe)
-        except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
-            await fail_wafer(ctx, h, w, exc, step="expose", label="exposure",
-                             begun=not due(w, "start_exposure", PHASES), active=_ACTIVE,
-                             unloadable=_UNLOADABLE, unload_s=TIMING["unload_s"])
-            return False
-    ctx.end([w], "expose", "exposure", ok=True)
-    return True
+        return await run_wafer_step(ctx, h, w, "expose", label="exposure",
+                                    begun=lambda: not due(w, "start_exposure", PHASES),
+                                    run=partial(_run, ctx, w, recipe))
 
 
 async def _run(ctx: StepContext, w: Substrate, r: ExposureRecipe) -> None:

@@ -13,6 +13,7 @@ the tool is safe, so a kill in between resumes making the tool safe on restart
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from drivers.errors import InterlockError, ToolError
@@ -126,6 +127,26 @@ async def rebooted(h: ScpiHandle) -> str | None:
     was, h.boot = h.boot, boot
     return f"the {h.name} rebooted mid-step (boot {was} → {boot}): its state and job records " \
            f"were lost"
+
+
+async def run_wafer_step(ctx: StepContext, h: ScpiHandle, w: Substrate, step: str, *,
+                         label: str, begun: Callable[[], bool],
+                         run: Callable[[], Awaitable[None]]) -> bool:
+    """The shell of a one-wafer SCPI step (expose, etch): journal its begin, ``run`` it, and
+    on a tool alarm, a timeout, a refused step or a tool error leave the wafer and the tool
+    as :func:`fail_wafer` decides (False). True: the step ran to its end. ``begun`` says,
+    at the failure, whether the process had started on the wafer. The abort/unload
+    states and the unload time are the step's ``SAFE_PARAMS`` row."""
+    _, active, unloadable, unload_s = SAFE_PARAMS[step]
+    ctx.begin([w], step, h.name)
+    try:
+        await run()
+    except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
+        await fail_wafer(ctx, h, w, exc, step=step, label=label, begun=begun(),
+                         active=active, unloadable=unloadable, unload_s=unload_s)
+        return False
+    ctx.end([w], step, h.name, ok=True)
+    return True
 
 
 async def fail_wafer(ctx: StepContext, h: ScpiHandle, w: Substrate, exc: Exception, *,
