@@ -47,6 +47,8 @@ SUB_ROOMS: dict[str, tuple[str, ...]] = {
     "sequencer.faces.gem": ("sequencer.faces.http.contract", "sequencer.faces.http.faces",
                             "sequencer.faces.http.e10", "sequencer.line.config",
                             "sequencer.process", "sequencer.states", "sequencer.store"),
+    # the plots read the journal (read-only) and draw: no line, runner or other face
+    "sequencer.faces.plots": ("sequencer.store",),
 }
 
 
