@@ -24,6 +24,7 @@ from sequencer.line.ownership import ClaimError, claim_line
 from sequencer.line.simhost import SimControlError, SimThread, tools_config_for
 from sequencer.process.lots import load_lot
 from sequencer.process.recipes import Lot, RecipeError
+from sequencer.runner.clock import SeqClock
 from sequencer.store.journal import JournalError, ensure_journal_dir
 
 DEMO_LOT = Path("configs/lots/demo.yaml")
@@ -55,8 +56,9 @@ def _execute(lots: list[Lot], cfg: ToolsConfig, db: Path, live: bool | None,
              probe_tools: bool = False) -> None:
     """Run the lots; a bad journal, a reused wafer id or an unreachable tool at start is
     one line and exit 2, with nothing sent to a tool (see ``run_lot_objects``)."""
-    display = ProgressDisplay(live=live)
-    display.seed(w.wafer_id for lot in lots for w in lot.wafers)
+    display = ProgressDisplay(live=live, now=SeqClock(cfg.time_scale).now)
+    display.seed_tools(cfg.entries)
+    display.seed_lots(lots)
     try:
         with display:
             report = asyncio.run(run_lot_objects(lots, cfg, db, on_event=display.on_event,
