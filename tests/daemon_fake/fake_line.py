@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from sequencer.faces.http.contract import (
@@ -40,6 +41,7 @@ from sequencer.faces.http.contract import (
     WaferView,
     changes_tool,
 )
+from sequencer.process.recipe_check import default_recipes_dir
 from sequencer.process.recipes import Lot
 
 from .fake_state import LOT_FINAL, ROUTE, TOOLS, FakeState, _Lot, _Tool, _Wafer
@@ -266,6 +268,9 @@ class FakeLine(FakeState):
                                                                        "by": who})
                     return alarm
             raise NotFound(f"no alarm {alarm_id}")
+
+    def recipes_dir(self) -> Path:
+        return default_recipes_dir()
 
     def health(self) -> HealthView:
         with self._lock:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -261,6 +262,10 @@ class LineControl(Protocol):
     def events(self) -> AsyncIterator[LineEvent]: ...
 
     def health(self) -> HealthView: ...
+
+    def recipes_dir(self) -> Path:
+        """The folder the line finds flows and recipes in by name (a lot's flow when it is
+        submitted, and again when a restart resumes it): the GEM face's process programs."""
 
 
 # --- manual commands: the vocabulary, and which of them change a tool -------------------

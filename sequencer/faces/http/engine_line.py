@@ -38,6 +38,7 @@ from sequencer.faces.http.contract import (
 from sequencer.faces.http.manual import run_manual
 from sequencer.line.config import TOOLS, ToolsConfig
 from sequencer.line.engine import Engine
+from sequencer.process.recipe_check import default_recipes_dir
 from sequencer.process.recipes import Lot
 from sequencer.runner.alarms import Event
 from sequencer.runner.serving import Refused, Unknown
@@ -334,6 +335,10 @@ class EngineLine:
         with self._alarm_lock:
             self._alarms[alarm_id] = view
         return view
+
+    def recipes_dir(self) -> Path:
+        given = self.engine.recipes_dir
+        return Path(given) if given is not None else default_recipes_dir()
 
     def health(self) -> HealthView:
         sched = self.engine.sched
