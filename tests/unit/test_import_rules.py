@@ -45,7 +45,9 @@ ROOMS: dict[str, frozenset[str]] = {
 #: never the HTTP app or the runner.
 SUB_ROOMS: dict[str, tuple[str, ...]] = {
     "sequencer.faces.gem": ("sequencer.faces.http.contract", "sequencer.faces.http.faces",
-                            "sequencer.faces.http.e10", "sequencer.line.config",
+                            "sequencer.faces.http.e10", "sequencer.faces.http.auth",
+                            "sequencer.line.config",
+                            "sequencer.line.tools_schema",
                             "sequencer.process", "sequencer.states", "sequencer.store"),
     # the operator's screen: the daemon's contract, core actions, sessions; the plots and the
     # report's table; never the engine, the line's assembly or the runner's machinery

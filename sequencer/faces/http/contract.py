@@ -267,6 +267,19 @@ class LineControl(Protocol):
         """The folder the line finds flows and recipes in by name (a lot's flow when it is
         submitted, and again when a restart resumes it): the GEM face's process programs."""
 
+    # --- what the GEM face reads and changes (sequencer/faces/gem) ---------------------
+    def constants(self) -> dict[str, float]:
+        """The scheduling constants a host may change live (its equipment constants):
+        ``q_develop_cure_s``, ``q_cure_etch_s`` and ``poll_s.<tool>``, in tool seconds."""
+
+    async def set_constant(self, name: str, value: float, who: str) -> None:
+        """Change one of ``constants()`` now (``NotFound`` for another name); the next
+        queue-time check or poll uses it. The caller checks the range and audits."""
+
+    def tool_readings(self, tool: str) -> dict[str, float]:
+        """The tool's gauges from its last status, those it has of ``chamber_c``,
+        ``o2_ppm``, ``pressure_mtorr``, ``rf_forward_w`` (empty before a first status)."""
+
 
 # --- manual commands: the vocabulary, and which of them change a tool -------------------
 EVERY_TOOL = frozenset({"exposure", "etcher", "oven"})
