@@ -1,41 +1,86 @@
-"""The live progress display of a run: per tool, per wafer.
+"""The live progress display of a run: lots, tools, readings, wafer maps, alarms.
 
-Fed with the scheduler's events (``sequencer.runner.alarms.Event``). On a terminal it
-redraws in place (rich ``Live``); elsewhere (CI, a pipe, a log file) it prints
-one plain line per finished step, batch and alarm, so the output stays readable.
+Fed with the scheduler's events (``sequencer.runner.alarms.Event``) and nothing else:
+``step_start``/``step_end`` (what each tool works on), ``reading`` (a step's live readings
+and its expected duration, ``sequencer/runner/steps/readings.py``), ``wafer`` and ``job``
+(E90 / E40 states), ``alarm``/``alarm_ack`` and ``tool`` (comms, held, released), ``batch``,
+``take``/``give``. Tools are the ones the events name (seeded from the line's tool list when
+one is given), in the order first seen: no tool name is assumed.
+
+On a terminal it redraws in place (rich ``Live``, ``sequencer/faces/progress_view.py``
+draws it); elsewhere (CI, a pipe, a log file; ``--plain``) it prints one plain line per
+finished step, batch and alarm, so the output stays readable.
+
+Time is tool time: the events' own clock; between events a live display advances it with
+``now`` (the sequencer's clock, ``time.time() × time_scale``), so bars and time left move.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
-from rich.console import Console, Group
+from rich.console import Console, RenderableType
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
+from sequencer.faces.progress_view import render
 from sequencer.runner.alarms import Event
 from sequencer.states.substrate import FINAL
 
-#: short mark for a wafer's display state
-MARKS = {
-    "waiting": ("·", "dim"),
-    "expose": ("E", "cyan"),
-    "exposed": ("e", "cyan"),
-    "cure": ("C", "yellow"),
-    "cured": ("c", "yellow"),
-    "etch": ("X", "magenta"),
-    "PROCESSED": ("✓", "green"),
-    "REJECTED": ("R", "red"),
-    "STOPPED": ("H", "red"),
-    "ABORTED": ("A", "red"),
-    "LOST": ("L", "red"),
-    "SKIPPED": ("S", "dim"),
-}
 DONE_MARK = {"expose": "exposed", "cure": "cured", "etch": "etch"}
+
+
+@dataclass
+class ToolLive:
+    """What one tool is doing, as the events tell it."""
+
+    name: str
+    step: str | None = None
+    wafers: list[str] = field(default_factory=list)
+    started_t: float | None = None  # the step_start's time
+    progress_t0: float | None = None  # the time a reading's elapsed_s counts from
+    expected_s: float | None = None  # the step's own estimate (a reading's expected_s)
+    readings: dict[str, Any] = field(default_factory=dict)
+    comms: str = "OK"
+    held: str | None = None  # the hold's reason
+    taken_by: str | None = None
+    durations: dict[str, list[float]] = field(default_factory=dict)  # finished steps
+
+    def estimate_s(self) -> float | None:
+        """The step's expected duration: the step's own figure, else the mean of this
+        tool's finished steps of the same kind, else None (unknown yet)."""
+        if self.expected_s:
+            return self.expected_s
+        done = self.durations.get(self.step or "", [])
+        return sum(done) / len(done) if done else None
+
+    def elapsed_s(self, now: float) -> float:
+        t0 = self.progress_t0 if self.progress_t0 is not None else self.started_t
+        return max(0.0, now - t0) if t0 is not None else 0.0
+
+
+@dataclass
+class LotLive:
+    lot_id: str
+    slots: dict[int, str] = field(default_factory=dict)  # slot → wafer id
+    job: str = "QUEUED"
+    started_t: float | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.slots)
+
+
+@dataclass
+class AlarmLive:
+    id: Any
+    t: float
+    tool: str
+    kind: str
+    text: str
 
 
 @dataclass
@@ -43,83 +88,176 @@ class ProgressState:
     """What the display shows, kept from events alone."""
 
     wafers: dict[str, str] = field(default_factory=dict)  # wafer id → display state
-    tools: dict[str, str] = field(default_factory=dict)  # tool → current activity
-    jobs: dict[str, str] = field(default_factory=dict)
-    alarms: list[str] = field(default_factory=list)
+    wafer_lot: dict[str, str] = field(default_factory=dict)
+    tools: dict[str, ToolLive] = field(default_factory=dict)
+    lots: dict[str, LotLive] = field(default_factory=dict)
+    alarms: dict[Any, AlarmLive] = field(default_factory=dict)  # active, by journal id
     t0: float | None = None
     t: float = 0.0
+
+    def tool(self, name: str) -> ToolLive:
+        return self.tools.setdefault(name, ToolLive(name))
+
+    def seed_tools(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.tool(name)
+
+    def seed_lot(self, lot_id: str, wafers: Iterable[tuple[int, str]]) -> None:
+        lot = self.lots.setdefault(lot_id, LotLive(lot_id))
+        for slot, wid in wafers:
+            lot.slots[int(slot)] = wid
+            self.wafer_lot[wid] = lot_id
+            self.wafers.setdefault(wid, "waiting")
+
+    def done(self, lot: LotLive) -> int:
+        return sum(1 for wid in lot.slots.values() if self.wafers.get(wid) in FINAL)
+
+    def eta_s(self, lot: LotLive, now: float) -> float | None:
+        """Tool seconds left for the lot at its pace so far (None before a wafer is done)."""
+        done = self.done(lot)
+        if lot.started_t is None or not done or done >= lot.total:
+            return 0.0 if lot.total and done >= lot.total else None
+        return (now - lot.started_t) / done * (lot.total - done)
 
     def feed(self, ev: Event) -> str | None:
         """Update from one event; return a plain line worth printing, if any."""
         if self.t0 is None:
             self.t0 = ev.t
-        self.t = ev.t
-        elapsed = f"[{(ev.t - self.t0) / 60:7.1f} min]"
-        if ev.kind == "step_start" and ev.wafer_id and ev.step:
-            self.wafers[ev.wafer_id] = ev.step
-            if ev.step == "cure":  # a batch: one event per wafer
-                n = sum(1 for s in self.wafers.values() if s == "cure")
-                self.tools[ev.tool or ev.step] = f"curing a batch of {n}"
-            else:
-                self.tools[ev.tool or ev.step] = f"{ev.step} {ev.wafer_id}"
-        elif ev.kind == "step_end" and ev.wafer_id and ev.step:
-            if self.wafers.get(ev.wafer_id) not in FINAL:
-                self.wafers[ev.wafer_id] = DONE_MARK.get(ev.step, ev.step)
-            self.tools[ev.tool or ev.step] = "idle"
-            if ev.step != "cure":
-                ok = "ok" if ev.data.get("ok") else "FAILED"
-                return f"{elapsed} {ev.tool:8s} {ev.step:6s} {ev.wafer_id} {ok}"
-        elif ev.kind == "wafer" and ev.wafer_id:
-            dst = str(ev.data.get("dst", ""))
-            if dst in FINAL:
-                self.wafers[ev.wafer_id] = dst
-                reason = ev.data.get("reason") or ""
-                return f"{elapsed} wafer    {ev.wafer_id} {dst}{': ' + reason if reason else ''}"
-            self.wafers.setdefault(ev.wafer_id, "waiting")
-        elif ev.kind == "batch":
-            wafers = ev.data.get("wafers", [])
-            cured = ev.data.get("cured", [])
-            return (
-                f"{elapsed} oven     batch {ev.data.get('batch_no')}: "
-                f"{len(cured)}/{len(wafers)} wafers cured"
-            )
-        elif ev.kind == "job" and ev.lot_id:
-            self.jobs[ev.lot_id] = str(ev.data.get("dst"))
-            return f"{elapsed} lot      {ev.lot_id} {ev.data.get('dst')}"
-        elif ev.kind == "alarm":
-            line = (f"#{ev.data.get('id')} {ev.tool}: {ev.data.get('kind')}: "
-                    f"{ev.data.get('text')}")
-            self.alarms.append(line)
-            return f"{elapsed} ALARM    {line}"
-        elif ev.kind == "tool" and ev.tool:
-            comms = ev.data.get("comms")
-            self.tools[ev.tool] = f"comms {comms}"
-            return f"{elapsed} {ev.tool:8s} comms {comms}"
+        self.t = max(self.t, ev.t)
+        handler = _HANDLERS.get(ev.kind)
+        line = handler(self, ev) if handler else None
+        return None if line is None else f"[{(ev.t - self.t0) / 60:7.1f} min] {line}"
+
+    # ---- one method per event kind ----------------------------------------------
+    def _step_start(self, ev: Event) -> str | None:
+        if not (ev.wafer_id and ev.step):
+            return None
+        self.wafers[ev.wafer_id] = ev.step
+        lot = self.lots.get(ev.lot_id or self.wafer_lot.get(ev.wafer_id, ""))
+        if lot is not None and lot.started_t is None:
+            lot.started_t = ev.t
+        tool = self.tool(ev.tool or ev.step)
+        if tool.step != ev.step or not tool.wafers:  # a new step (a batch: one event each)
+            tool.step, tool.wafers, tool.started_t = ev.step, [], ev.t
+            tool.progress_t0, tool.expected_s, tool.readings = None, None, {}
+        if ev.wafer_id not in tool.wafers:
+            tool.wafers.append(ev.wafer_id)
         return None
 
-    def render(self) -> Group:
-        tools = Table.grid(padding=(0, 2))
-        for name in ("exposure", "oven", "etcher"):
-            tools.add_row(Text(name, style="bold"), self.tools.get(name, "idle"))
-        grid = Text()
-        for i, (wid, state) in enumerate(sorted(self.wafers.items())):
-            mark, style = MARKS.get(state, ("?", ""))
-            grid.append(f"{wid}:{mark} ", style=style)
-            if i % 10 == 9:
-                grid.append("\n")
-        elapsed = (self.t - (self.t0 or self.t)) / 60
-        parts: list = [Text(f"tool time {elapsed:.1f} min", style="bold"), tools, grid]
-        parts += [Text(a, style="red") for a in self.alarms[-3:]]
-        return Group(*parts)
+    def _step_end(self, ev: Event) -> str | None:
+        if not (ev.wafer_id and ev.step):
+            return None
+        if self.wafers.get(ev.wafer_id) not in FINAL:
+            self.wafers[ev.wafer_id] = DONE_MARK.get(ev.step, ev.step)
+        tool = self.tool(ev.tool or ev.step)
+        if ev.wafer_id in tool.wafers:
+            tool.wafers.remove(ev.wafer_id)
+        if not tool.wafers and tool.step is not None:
+            if ev.data.get("ok") and tool.started_t is not None:
+                tool.durations.setdefault(tool.step, []).append(ev.t - tool.started_t)
+            tool.step, tool.started_t, tool.progress_t0, tool.expected_s = None, None, None, None
+        if ev.step == "cure":  # the batch event says it for all of them
+            return None
+        ok = "ok" if ev.data.get("ok") else "FAILED"
+        return f"{tool.name:8s} {ev.step:6s} {ev.wafer_id} {ok}"
+
+    def _reading(self, ev: Event) -> str | None:
+        tool = self.tool(ev.tool or "?")
+        data = dict(ev.data)
+        elapsed, expected = data.pop("elapsed_s", None), data.pop("expected_s", None)
+        if elapsed is not None:
+            tool.progress_t0 = ev.t - float(elapsed)
+        if expected is not None:
+            tool.expected_s = float(expected)
+        data.pop("wafers", None)
+        tool.readings.update(data)
+        return None
+
+    def _wafer(self, ev: Event) -> str | None:
+        if not ev.wafer_id:
+            return None
+        dst = str(ev.data.get("dst", ""))
+        if dst in FINAL:
+            self.wafers[ev.wafer_id] = dst
+            reason = ev.data.get("reason") or ""
+            return f"wafer    {ev.wafer_id} {dst}{': ' + reason if reason else ''}"
+        self.wafers.setdefault(ev.wafer_id, "waiting")
+        return None
+
+    def _batch(self, ev: Event) -> str | None:
+        wafers, cured = ev.data.get("wafers", []), ev.data.get("cured", [])
+        return (f"{ev.tool or 'oven':8s} batch {ev.data.get('batch_no')}: "
+                f"{len(cured)}/{len(wafers)} wafers cured")
+
+    def _job(self, ev: Event) -> str | None:
+        if not ev.lot_id:
+            return None
+        self.lots.setdefault(ev.lot_id, LotLive(ev.lot_id)).job = str(ev.data.get("dst"))
+        return f"lot      {ev.lot_id} {ev.data.get('dst')}"
+
+    def _alarm(self, ev: Event) -> str | None:
+        d = ev.data
+        key = d.get("id", len(self.alarms) + 1)
+        self.alarms[key] = AlarmLive(key, ev.t, ev.tool or "", str(d.get("kind")),
+                                     str(d.get("text")))
+        return f"ALARM    #{d.get('id')} {ev.tool}: {d.get('kind')}: {d.get('text')}"
+
+    def _alarm_ack(self, ev: Event) -> str | None:
+        self.alarms.pop(ev.data.get("id"), None)
+        return f"ack      #{ev.data.get('id')} by {ev.data.get('by')}"
+
+    def _tool(self, ev: Event) -> str | None:
+        if not ev.tool:
+            return None
+        tool = self.tool(ev.tool)
+        if "comms" in ev.data:
+            tool.comms = str(ev.data["comms"])
+            return f"{ev.tool:8s} comms {tool.comms}"
+        if ev.data.get("held"):
+            tool.held = str(ev.data.get("reason") or "held")
+            return f"{ev.tool:8s} held: {tool.held}"
+        if ev.data.get("held") is False:
+            tool.held = None
+            if ev.data.get("alarm_id") is not None:
+                self.alarms.pop(ev.data["alarm_id"], None)
+            return f"{ev.tool:8s} released (acknowledged by {ev.data.get('acked_by')})"
+        return None
+
+    def _take(self, ev: Event) -> str | None:
+        if ev.tool:
+            self.tool(ev.tool).taken_by = str(ev.data.get("by") or "?")
+        return f"{ev.tool:8s} taken for engineering by {ev.data.get('by')}"
+
+    def _give(self, ev: Event) -> str | None:
+        if ev.tool:
+            self.tool(ev.tool).taken_by = None
+        return f"{ev.tool:8s} given back by {ev.data.get('by')}"
+
+
+_HANDLERS: dict[str, Callable[[ProgressState, Event], str | None]] = {
+    "step_start": ProgressState._step_start, "step_end": ProgressState._step_end,
+    "reading": ProgressState._reading, "wafer": ProgressState._wafer,
+    "batch": ProgressState._batch, "job": ProgressState._job, "alarm": ProgressState._alarm,
+    "alarm_ack": ProgressState._alarm_ack, "tool": ProgressState._tool,
+    "take": ProgressState._take, "give": ProgressState._give,
+}
 
 
 class ProgressDisplay:
-    """Use as a context manager; pass :meth:`on_event` to the scheduler."""
+    """Use as a context manager; pass :meth:`on_event` to the scheduler.
 
-    def __init__(self, stream: TextIO | None = None, live: bool | None = None) -> None:
+    ``now``: the tool clock a live display advances between events (default: the time of
+    the last event). Events arrive on the run's event loop and the redraw runs on rich's
+    refresh thread, so both go through one lock.
+    """
+
+    def __init__(self, stream: TextIO | None = None, live: bool | None = None,
+                 now: Callable[[], float] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.live = self.stream.isatty() if live is None else live
         self.state = ProgressState()
+        self.now = now
+        self._lock = threading.Lock()
         self._console = Console(file=self.stream)
         self._live: Live | None = None
 
@@ -127,20 +265,33 @@ class ProgressDisplay:
         for wid in wafer_ids:
             self.state.wafers.setdefault(wid, "waiting")
 
+    def seed_lots(self, lots: Iterable[Any]) -> None:
+        """Lots (``sequencer.process.recipes.Lot``: ``lot_id``, ``wafers`` with ``slot``)."""
+        for lot in lots:
+            self.state.seed_lot(lot.lot_id, ((w.slot, w.wafer_id) for w in lot.wafers))
+
+    def seed_tools(self, names: Iterable[str]) -> None:
+        self.state.seed_tools(names)
+
+    def renderable(self) -> RenderableType:
+        with self._lock:
+            now = max(self.state.t, self.now()) if self.now is not None else self.state.t
+            return render(self.state, now)
+
     def __enter__(self) -> ProgressDisplay:
         if self.live:
-            self._live = Live(self.state.render(), console=self._console, refresh_per_second=8)
+            self._live = Live(get_renderable=self.renderable, console=self._console,
+                              refresh_per_second=4)
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live:
-            self._live.update(self.state.render())
+            self._live.refresh()
             self._live.__exit__(None, None, None)
 
     def on_event(self, ev: Event) -> None:
-        line = self.state.feed(ev)
-        if self._live:
-            self._live.update(self.state.render())
-        elif line:
+        with self._lock:
+            line = self.state.feed(ev)
+        if not self._live and line:  # live: rich's refresh thread redraws (4 per second)
             print(line, file=self.stream, flush=True)

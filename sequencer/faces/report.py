@@ -7,7 +7,7 @@ from collections import Counter
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from sequencer.runner.run_report import RunReport
+from sequencer.runner.run_report import RunReport, WaferRow
 
 
 def _num(value: float | int | None, fmt: str) -> str:
@@ -22,19 +22,24 @@ COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
 )
 
 
+def wafer_cells(r: WaferRow) -> list[str]:
+    """One wafer's row as text, in ``COLUMNS`` order (the terminal's and the screen's)."""
+    return [r.lot_id, r.wafer_id, _num(r.dose, ".1f"), _num(r.depth_um, ".2f"),
+            _num(r.residual_um, ".2f"), _num(r.residual_after_cure_um, ".2f"),
+            _num(r.cure_batch, "d"), _num(r.etch_time_s, "d"),
+            "—" if r.open is None else ("yes" if r.open else "NO"), r.state, r.reason or ""]
+
+
 def wafer_table(report: RunReport) -> Table:
     table = Table(title="Wafers", show_lines=False)
     for col, just in COLUMNS:
         table.add_column(col, justify=just)
+    state_col = [c for c, _ in COLUMNS].index("state")
     for r in report.rows:
         style = "green" if r.state == "PROCESSED" else "red"
-        table.add_row(
-            r.lot_id, r.wafer_id, _num(r.dose, ".1f"), _num(r.depth_um, ".2f"),
-            _num(r.residual_um, ".2f"), _num(r.residual_after_cure_um, ".2f"),
-            _num(r.cure_batch, "d"), _num(r.etch_time_s, "d"),
-            "—" if r.open is None else ("yes" if r.open else "NO"),
-            f"[{style}]{r.state}[/{style}]", r.reason or "",
-        )
+        cells = wafer_cells(r)
+        cells[state_col] = f"[{style}]{r.state}[/{style}]"
+        table.add_row(*cells)
     return table
 
 

@@ -113,7 +113,8 @@ async def run_lot_objects(
     so a resumed run finds the wafers where they are); with operator handling
     each move waits for ``viaform wafer moved``.
     """
-    journal = Journal(journal_path)
+    clock = SeqClock(cfg.time_scale)
+    journal = Journal(journal_path, now=clock.now)  # tool seconds, as the daemon's journal
     handling: SimHandling | OperatorHandling | None = None
     try:
         for lot in lots:
@@ -132,7 +133,7 @@ async def run_lot_objects(
             build_toolset(cfg),
             handling,
             journal,
-            SeqClock(cfg.time_scale),
+            clock,
             SequencerConfig.from_tools(cfg, **(overrides or {})),
             on_event,
         )

@@ -51,6 +51,7 @@ class ToolsConfig:
     handling: str = "sim"  # "sim": the simulators move wafers; "operator": confirmed by hand
     handling_timeout_s: float = 3600.0  # wall seconds an operator move may take
     daemon: dict[str, Any] = field(default_factory=dict)  # ``url`` and ``bind``, as written
+    gem: dict[str, Any] = field(default_factory=dict)  # the ``gem:`` section, as written
     #: tool name → kind: the classic three (kind = name), then the further tools in the
     #: file's order
     kinds: dict[str, str] = field(default_factory=dict)
@@ -118,6 +119,7 @@ def load_tools(path: Path | str | None = None) -> ToolsConfig:
         handling=model.handling,
         handling_timeout_s=model.handling_timeout_s,
         daemon=dict(raw.get("daemon") or {}),
+        gem=dict(raw.get("gem") or {}),
     )
 
 

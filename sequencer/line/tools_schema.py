@@ -6,7 +6,8 @@ keys are the ones the code reads: the drivers' ``from_config``
 (drivers/exposure.py, drivers/etcher.py, drivers/oven.py), the steps' ``poll_s``,
 the simulators' ``sim:`` sections (``sim_ports`` in sequencer/line/simhost.py), the
 control port (``sim_control``) and the daemon's ``daemon:`` section
-(sequencer/faces/cli/client.py). Defaults here are only documentation: the loader
+(sequencer/faces/cli/client.py) and its ``gem:`` section (sequencer/faces/gem/config.py,
+where these defaults are the ones read). Defaults here are only documentation: the loader
 keeps each tool's mapping as written, and the readers apply their own defaults.
 A key added to the code must be added here, or a tools file using it is refused.
 
@@ -108,6 +109,32 @@ class Daemon(_Section):
     bind: Annotated[str, Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]*):\d{1,5}$")] | None = None
 
 
+class GemTimers(_Section):
+    """HSMS timers (E37 §10; the standard defaults), seconds."""
+
+    t3: Annotated[float, Field(ge=1, le=120)] = 45.0  # reply
+    t5: Annotated[float, Field(ge=1, le=240)] = 10.0  # connect separation
+    t6: Annotated[float, Field(ge=1, le=240)] = 5.0  # control transaction
+    t7: Annotated[float, Field(ge=1, le=240)] = 10.0  # not selected
+    t8: Annotated[float, Field(ge=1, le=120)] = 5.0  # network intercharacter
+
+
+class Gem(_Section):
+    """The SECS/GEM equipment interface ``viaform daemon`` serves (docs/gem.md)."""
+
+    enabled: bool = False
+    port: ListenPort = 5000  # HSMS passive; 0: any free port (tests)
+    bind: Text = "127.0.0.1"  # beyond loopback it needs allow_hosts
+    device_id: Annotated[int, Field(ge=0, le=32767)] = 0
+    mdln: Annotated[str, Field(max_length=20)] = "viaform"
+    softrev: Annotated[str, Field(max_length=20)] = "1"
+    initial_control_state: Literal["EQUIPMENT_OFFLINE", "ATTEMPT_ONLINE", "HOST_OFFLINE",
+                                   "ONLINE_LOCAL", "ONLINE_REMOTE"] = "EQUIPMENT_OFFLINE"
+    allow_hosts: list[Text] | None = None  # host addresses; others are dropped at connect
+    max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    timers: GemTimers | None = None
+
+
 class ToolsFile(_Section):
     """The whole tools.yaml."""
 
@@ -117,6 +144,7 @@ class ToolsFile(_Section):
     handling_timeout_s: Seconds = 3600.0
     sim_control: SimControl | None = None
     daemon: Daemon | None = None
+    gem: Gem | None = None
     exposure: Exposure | None = None
     etcher: Etcher | None = None
     oven: Oven | None = None

@@ -86,6 +86,8 @@ class EtcherProto(ScpiJobTool, Protocol):
 
     def oes_trace(self) -> list[float]: ...
 
+    def readings(self) -> Any: ...  # EtcherReadings(pressure_mtorr, rf_forward_w, …, oes_o)
+
 
 class OvenProto(ToolDriver, Protocol):
     def upload(self, program: Any) -> None: ...

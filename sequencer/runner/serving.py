@@ -63,6 +63,7 @@ class ServeHandle(ToolHandle[D]):
         self.sched = sched
         self.last_state: str | None = None
         self.last_alarms: tuple[str, ...] = ()
+        self.last_status: Any = None  # the last full status snapshot (gauges for GEM SVs)
         self.recovery: asyncio.Future[dict[str, Any]] | None = None
 
     async def q(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -76,6 +77,7 @@ class ServeHandle(ToolHandle[D]):
         st = getattr(value, "state", value)
         self.last_state = state_name(st) if st is not None else "NONE"
         if method == "status":
+            self.last_status = value
             alarms = getattr(value, "alarms", ())
             names = alarms.names() if hasattr(alarms, "names") else alarms
             self.last_alarms = tuple(str(a) for a in names or ())

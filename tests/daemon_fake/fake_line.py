@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from sequencer.faces.http.contract import (
@@ -40,6 +41,7 @@ from sequencer.faces.http.contract import (
     WaferView,
     changes_tool,
 )
+from sequencer.process.recipe_check import default_recipes_dir
 from sequencer.process.recipes import Lot
 
 from .fake_state import LOT_FINAL, ROUTE, TOOLS, FakeState, _Lot, _Tool, _Wafer
@@ -47,6 +49,11 @@ from .fake_state import LOT_FINAL, ROUTE, TOOLS, FakeState, _Lot, _Tool, _Wafer
 
 class FakeLine(FakeState):
     """In-memory ``LineControl``; every public method is thread-safe (one lock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._constants = {"q_develop_cure_s": 24 * 3600.0, "q_cure_etch_s": 72 * 3600.0,
+                           **{f"poll_s.{t}": 0.5 for t in TOOLS}}
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -267,9 +274,29 @@ class FakeLine(FakeState):
                     return alarm
             raise NotFound(f"no alarm {alarm_id}")
 
+    def recipes_dir(self) -> Path:
+        return default_recipes_dir()
+
     def health(self) -> HealthView:
         with self._lock:
             tools = {t.name: t.connected for t in self._tools.values()}
             active = sum(1 for lt in self._lots.values() if lt.state not in LOT_FINAL)
             return HealthView(status="ok" if all(tools.values()) else "degraded",
                               journal=True, tools=tools, lots_active=active)
+
+    # --- the GEM face's constants and gauges ------------------------------------------
+    def constants(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._constants)
+
+    async def set_constant(self, name: str, value: float, who: str) -> None:
+        with self._lock:
+            if name not in self._constants:
+                raise NotFound(f"no constant {name!r}")
+            self._constants[name] = float(value)
+
+    def tool_readings(self, tool: str) -> dict[str, float]:
+        with self._lock:
+            if tool not in self._tools:
+                raise NotFound(f"no tool {tool!r}")
+            return {}

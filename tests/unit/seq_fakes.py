@@ -322,6 +322,13 @@ class FakeEtcher(_ScpiFake):
         self._enter("oes_trace")
         return [1000.0, 1000.0, 400.0]
 
+    def readings(self) -> Any:
+        self._enter("readings")
+        rf = self._state in ("ETCHING", "OVERETCH")
+        return SimpleNamespace(pressure_mtorr=200.0, rf_forward_w=300.0 if rf else 0.0,
+                               rf_reflected_w=0.0, o2_sccm=90.0, cf4_sccm=10.0,
+                               oes_co=1000.0 if rf else 0.0, oes_o=500.0 if rf else 0.0)
+
 
 class FakeOven(_Faulty):
     """The program takes ``duration`` tool s: purge 10 %, at the final target from

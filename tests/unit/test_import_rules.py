@@ -45,8 +45,19 @@ ROOMS: dict[str, frozenset[str]] = {
 #: never the HTTP app or the runner.
 SUB_ROOMS: dict[str, tuple[str, ...]] = {
     "sequencer.faces.gem": ("sequencer.faces.http.contract", "sequencer.faces.http.faces",
-                            "sequencer.faces.http.e10", "sequencer.line.config",
+                            "sequencer.faces.http.e10", "sequencer.faces.http.auth",
+                            "sequencer.line.config",
+                            "sequencer.line.tools_schema",
                             "sequencer.process", "sequencer.states", "sequencer.store"),
+    # the operator's screen: the daemon's contract, core actions, sessions; the plots and the
+    # report's table; never the engine, the line's assembly or the runner's machinery
+    "sequencer.faces.screen": ("sequencer.faces.http.auth", "sequencer.faces.http.contract",
+                               "sequencer.faces.http.core", "sequencer.faces.http.errors",
+                               "sequencer.faces.http.sessions", "sequencer.faces.plots",
+                               "sequencer.faces.report", "sequencer.runner.run_report",
+                               "sequencer.process", "sequencer.states", "sequencer.store"),
+    # the plots read the journal (read-only) and draw: no line, runner or other face
+    "sequencer.faces.plots": ("sequencer.store",),
 }
 
 

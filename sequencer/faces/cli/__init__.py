@@ -22,6 +22,7 @@ import typer
 import sequencer.faces.cli.alarms as alarms
 import sequencer.faces.cli.audit as audit
 import sequencer.faces.cli.daemon as daemon
+import sequencer.faces.cli.gem as gem
 import sequencer.faces.cli.lot as lot
 import sequencer.faces.cli.recipe as recipe
 import sequencer.faces.cli.run as run
@@ -43,6 +44,7 @@ app.add_typer(tool.app, name="tool")
 app.add_typer(recipe.app, name="recipe")
 app.add_typer(wafer.app, name="wafer")
 app.add_typer(lot.app, name="lot")
+app.add_typer(gem.app, name="gem")
 run.register(app)
 daemon.register(app)
 alarms.register(app)

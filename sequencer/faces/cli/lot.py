@@ -2,6 +2,7 @@
 
     viaform lot submit configs/lots/demo.yaml     viaform lot list
     viaform lot status L1                          viaform lot pause|resume|abort L1
+    viaform lot plot L1 --out L1.png               (the journal's Gantt chart, no daemon)
 
 Lots run in the daemon, so these need one (``--daemon URL``, ``$VIAFORM_DAEMON``, or
 ``daemon: {url: …}`` in tools.yaml); ``viaform run`` runs lot files without a daemon.
@@ -16,9 +17,11 @@ import typer
 import yaml
 
 from sequencer.faces.cli.client import DaemonOpt, call, connect, fail
+from sequencer.faces.cli.plot import lot_plot
 
-app = typer.Typer(help="Lots on the daemon: submit, list, status, pause, resume, abort.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Lots on the daemon: submit, list, status, pause, resume, abort; "
+                       "plot a lot's schedule from the journal.", no_args_is_help=True)
+app.command("plot")(lot_plot)  # from the journal, no daemon: sequencer/faces/cli/plot.py
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="tools.yaml")]
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from sequencer.faces.cli.plot import demo_plots
 from sequencer.faces.logsetup import configure_logging
 from sequencer.faces.progress import ProgressDisplay
 from sequencer.faces.report import failures, print_report
@@ -24,6 +27,8 @@ from sequencer.line.ownership import ClaimError, claim_line
 from sequencer.line.simhost import SimControlError, SimThread, tools_config_for
 from sequencer.process.lots import load_lot
 from sequencer.process.recipes import Lot, RecipeError
+from sequencer.runner.clock import SeqClock
+from sequencer.runner.run_report import RunReport
 from sequencer.store.journal import JournalError, ensure_journal_dir
 
 DEMO_LOT = Path("configs/lots/demo.yaml")
@@ -52,11 +57,14 @@ def _lots(paths: list[Path]) -> list[Lot]:
 
 
 def _execute(lots: list[Lot], cfg: ToolsConfig, db: Path, live: bool | None,
-             probe_tools: bool = False) -> None:
+             probe_tools: bool = False,
+             then: Callable[[RunReport], list[str]] | None = None) -> None:
     """Run the lots; a bad journal, a reused wafer id or an unreachable tool at start is
-    one line and exit 2, with nothing sent to a tool (see ``run_lot_objects``)."""
-    display = ProgressDisplay(live=live)
-    display.seed(w.wafer_id for lot in lots for w in lot.wafers)
+    one line and exit 2, with nothing sent to a tool (see ``run_lot_objects``). ``then``:
+    lines to print after the report, whether the run completed or not."""
+    display = ProgressDisplay(live=live, now=SeqClock(cfg.time_scale).now)
+    display.seed_tools(cfg.entries)
+    display.seed_lots(lots)
     try:
         with display:
             report = asyncio.run(run_lot_objects(lots, cfg, db, on_event=display.on_event,
@@ -68,6 +76,8 @@ def _execute(lots: list[Lot], cfg: ToolsConfig, db: Path, live: bool | None,
     except SimControlError as exc:
         raise _fail(f"{exc}; nothing was sent to the tools", 2) from None
     print_report(report)
+    for line in then(report) if then is not None else ():
+        typer.echo(line)
     why = failures(report)
     if why:
         typer.echo("run did not complete:", err=True)
@@ -136,4 +146,12 @@ def register(app: typer.Typer) -> None:
             cfg = tools_config_for(sims.endpoints, time_scale, journal=str(db))
             lot0 = lots[0]
             typer.echo(f"running lot {lot0.lot_id} ({len(lot0.wafers)} wafers); journal {db}")
-            _execute(lots, cfg, db, live)
+            _execute(lots, cfg, db, live, then=partial(_demo_plots, db, lot0.lot_id))
+
+
+def _demo_plots(db: Path, lot_id: str, report: RunReport) -> list[str]:
+    """The PNGs of one wafer (the first processed, else the first) and of the lot's Gantt
+    chart, written beside the demo's journal."""
+    rows = [r for r in report.rows if r.lot_id == lot_id]
+    done = [r for r in rows if r.state == "PROCESSED"] or rows
+    return demo_plots(db, lot_id, done[0].wafer_id if done else None)

@@ -4,6 +4,7 @@
     viaform wafer pending                         moves the sequencer waits for
     viaform wafer show W01                        state, results and history
                                                   (from the daemon, else the journal)
+    viaform wafer plot W01 [--out F.png]          its oven profile and OES trace (PNG)
     viaform wafer release W01 [W02 …] --reason T  held wafers go on to their next step
     viaform wafer scrap W01 [W02 …] --reason T    held wafers end REJECTED
 
@@ -27,14 +28,16 @@ from typing import Annotated, Any
 import typer
 
 from sequencer.faces.cli.client import DaemonError, DaemonOpt, NoDaemon, call, connect, fail_from
+from sequencer.faces.cli.plot import wafer_plot
 from sequencer.line.config import ConfigError, load_tools
 from sequencer.line.operator_moves import LOCATIONS, MoveBook
 from sequencer.runner.clock import SeqClock
 from sequencer.states.substrate import Substrate, dispose, disposition_refusal, held_from
 from sequencer.store.journal import Journal, JournalError
 
-app = typer.Typer(help="Wafers: confirm moves (real tools), show a wafer's record.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Wafers: confirm moves (real tools), show a wafer's record, plot its "
+                       "traces.", no_args_is_help=True)
+app.command("plot")(wafer_plot)  # sequencer/faces/cli/plot.py
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="tools.yaml")]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="journal (default: from tools.yaml)")]

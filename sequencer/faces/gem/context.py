@@ -27,7 +27,7 @@ T = TypeVar("T")
 JSON = None | bool | int | float | str | list[Any] | dict[str, Any]
 
 
-class GemStore(Protocol):
+class StateStore(Protocol):
     """GEM state in the journal file (table ``gem_state``), keyed by a dotted name.
 
     ``put`` is on the disk when it returns (synchronous=FULL); ``atomic()`` groups
@@ -53,7 +53,7 @@ class GemContext(Protocol):
     def line(self) -> LineControl: ...
 
     @property
-    def store(self) -> GemStore: ...
+    def store(self) -> StateStore: ...
 
     def call(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the daemon's event loop (from any thread)."""

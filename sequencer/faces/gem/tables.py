@@ -7,7 +7,8 @@ CEIDs, VIDs and ALIDs, in ``gem300_tables``; everything else is the E30 part's:
 
 - SVs 1-99 (E30's required ones first), per-tool SVs 1000-2999 (``tool_variables``:
   ``TOOL_SV_BASE + index × TOOL_SV_STRIDE + offset``, index = the tool's position in
-  ``line.tools()``, i.e. tools.yaml order), DVs 500-699, ECs 100-199.
+  ``line.tools()``, i.e. tools.yaml order), DVs 500-699, ECs 100-199 (per-tool poll
+  periods 150 + index).
 - CEIDs 1-99 control state / spooling / ECs, 100-199 E90 substrate transitions,
   200-299 E40 job transitions, 300-399 E10, steps, batches, alarms, tools.
 - ALIDs 20000 + 100 × tool index + the offset of the alarm kind (``ALARM_KINDS``).
@@ -55,7 +56,7 @@ TOOL_SV_BASE, TOOL_SV_STRIDE, MAX_TOOLS = 1000, 20, 100
 @dataclass(frozen=True)
 class ToolVariable:
     """A per-tool SV template: VID ``TOOL_SV_BASE + index × STRIDE + offset``, name
-    ``<tool>.<suffix>``; ``source`` names the ``ToolSnapshot`` field it reads."""
+    ``<tool>.<suffix>`` (its value: ``variables.tool_value``)."""
 
     offset: int
     suffix: str
@@ -74,7 +75,7 @@ TOOL_SVS: tuple[ToolVariable, ...] = (
     ToolVariable(7, "Step", "A"),
     ToolVariable(8, "ChamberTemperature", "F8", "degC"),
     ToolVariable(9, "O2", "F8", "ppm"),
-    ToolVariable(10, "Pressure", "F8", "Pa"),
+    ToolVariable(10, "Pressure", "F8", "mTorr"),
     ToolVariable(11, "RFPower", "F8", "W"),
 )
 
@@ -131,19 +132,24 @@ RESULTS: dict[str, str] = {
 }
 
 # --- equipment constants ---------------------------------------------------------------
-#: ``line_setting``: the engine setting an EC changes live (``LineControl.set_constant``),
-#: None for the ones the GEM face itself keeps.
+#: the ECs the GEM face keeps itself, and the line's (``variables.LINE_CONSTANTS``: applied
+#: with ``LineControl.set_constant``; their default is the line's value at start)
 ECS: tuple[Variable, ...] = (
     Variable(100, "EstablishCommunicationsTimeout", EC, "U2", "s", 1, 120, 10),
     Variable(101, "TimeFormat", EC, "U1", "", 0, 1, 1),  # 0: 12-char, 1: 16-char TIME
     Variable(102, "MaxSpoolTransmit", EC, "U4", "", 0, 10000, 0),  # 0: all at once
     Variable(103, "SpoolMax", EC, "U4", "", 10, 100000, 10000),  # bound of the spool
     Variable(104, "OverWriteSpool", EC, "BOOLEAN", "", 0, 1, 0),
-    Variable(110, "BatchSize", EC, "U2", "wafers", 1, 25, 25),
-    Variable(111, "QueueTimeDevelopToCureS", EC, "F8", "s", 0, 86400, 14400),
-    Variable(112, "QueueTimeCureToEtchS", EC, "F8", "s", 0, 86400, 28800),
-    Variable(113, "PollPeriodS", EC, "F8", "s", 0.05, 60, 0.5),
+    Variable(111, "QueueTimeDevelopToCureS", EC, "F8", "s", 60, 7 * 86400, 24 * 3600),
+    Variable(112, "QueueTimeCureToEtchS", EC, "F8", "s", 60, 14 * 86400, 72 * 3600),
 )
+POLL_EC_BASE = 150  # PollPeriodS.<tool>: 150 + the tool's index (up to 50 tools)
+
+
+def poll_constants(tools: Iterable[str]) -> tuple[Variable, ...]:
+    """One EC per tool: the tool seconds between its state polls during a step."""
+    return tuple(Variable(POLL_EC_BASE + i, f"PollPeriodS.{tool}", EC, "F8", "s", 0.05, 60.0)
+                 for i, tool in enumerate(list(tools)[:50]))
 
 # --- collection events ---------------------------------------------------------------
 _SUBST_DVS = ("SubstID", "LotID", "Slot", "SubstState", "SubstPreviousState",
@@ -277,7 +283,8 @@ def build(tools: Iterable[str]) -> Tables:
     """The tables for a line with ``tools`` (the E30 rows + ``gem300_tables``), checked:
     ids unique, each in its part's range, names unique."""
     tools = list(tools)
-    variables = [*E30_SVS, *tool_variables(tools), *DVS, *ECS, *gem300_tables.VARIABLES]
+    variables = [*E30_SVS, *tool_variables(tools), *DVS, *ECS, *poll_constants(tools),
+                 *gem300_tables.VARIABLES]
     events = [*CONTROL_EVENTS, *_transition_events(), *LINE_EVENTS, *gem300_tables.EVENTS]
     alarms = [*alarm_rows(tools), *gem300_tables.ALARMS]
     _check("VID", [v.vid for v in variables], [v.name for v in variables],

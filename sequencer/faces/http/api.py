@@ -24,7 +24,6 @@ from sequencer.faces.http.auth import Principal, Role
 from sequencer.faces.http.bodies import (
     DEFAULT_EVENT_KINDS,
     ERRORS,
-    AuditView,
     HealthResponse,
     LotSubmission,
     ManualCommand,
@@ -45,6 +44,7 @@ from sequencer.faces.http.errors import HttpError, Problem
 from sequencer.faces.http.gate import PRINCIPAL_KEY, ROLE_ATTR, Refused, authenticate
 from sequencer.faces.http.metrics import CONTENT_TYPE, LineMetrics
 from sequencer.process.lots import parse_lot
+from sequencer.store.audit import AuditEntry
 
 log = structlog.get_logger("viaform.daemon")
 
@@ -179,8 +179,8 @@ def api_router(core: DaemonCore, metrics: LineMetrics) -> APIRouter:
 
     @api.get("/audit", tags=["audit"])
     async def get_audit(_: Operator, tool: str | None = None,
-                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditView]:
-        rows = await run_in_threadpool(core.audit.entries, tool=tool, limit=limit)
-        return [AuditView.model_validate(r, from_attributes=True) for r in rows]
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:
+        # the store's own frozen dataclass is the response model (pydantic validates it)
+        return await run_in_threadpool(core.audit.entries, tool=tool, limit=limit)
 
     return api

@@ -22,14 +22,15 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
-from sequencer.faces.http.api import api_router
+from sequencer.faces.http.api import api_router, require
 from sequencer.faces.http.auth import AuthConfig
 from sequencer.faces.http.contract import LineControl, LineEvent
 from sequencer.faces.http.core import DaemonCore
 from sequencer.faces.http.errors import install_error_handlers
-from sequencer.faces.http.faces import DaemonFace
+from sequencer.faces.http.faces import DaemonFace, RoutedFace, RouteKit
 from sequencer.faces.http.gate import Gate, document_security
 from sequencer.faces.http.metrics import LineMetrics, Scrape
+from sequencer.faces.screen import mount_screen
 from sequencer.store.audit import AuditLog
 
 log = structlog.get_logger("viaform.daemon")
@@ -97,10 +98,16 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
 
     app = FastAPI(title="viaform daemon", version="1", lifespan=lifespan,
                   description=__doc__)
+    screen = mount_screen(app, core)  # the operator's pages, /ui/… and /
+    faces = [*faces, screen.steps]  # the pump's closures see this list
     api = api_router(core, metrics)
+    kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of)
+    for face in faces:  # a face's own routes (the GEM controls), behind the same gate
+        if isinstance(face, RoutedFace):
+            api.include_router(face.routes(kit))
     app.include_router(api)
     install_error_handlers(app)
-    app.add_middleware(Gate, auth=auth, routes=api.routes)
+    app.add_middleware(Gate, auth=auth, routes=api.routes, sessions=screen.sessions)
     generated = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -58,18 +58,6 @@ class WaferDisposition(BaseModel):
     reason: StrictStr = Field(min_length=1, max_length=500, pattern=REASON_PATTERN)
 
 
-class AuditView(BaseModel):
-    id: int
-    t: float
-    who: str
-    role: str
-    tool: str
-    command: str
-    args: dict[str, Any]
-    outcome: str
-    reply: str | None
-
-
 class HealthResponse(HealthView):
     uptime_s: float
     auth: Literal["open", "tokens"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -261,6 +262,23 @@ class LineControl(Protocol):
     def events(self) -> AsyncIterator[LineEvent]: ...
 
     def health(self) -> HealthView: ...
+
+    def recipes_dir(self) -> Path:
+        """The folder the line finds flows and recipes in by name (a lot's flow when it is
+        submitted, and again when a restart resumes it): the GEM face's process programs."""
+
+    # --- what the GEM face reads and changes (sequencer/faces/gem) ---------------------
+    def constants(self) -> dict[str, float]:
+        """The scheduling constants a host may change live (its equipment constants):
+        ``q_develop_cure_s``, ``q_cure_etch_s`` and ``poll_s.<tool>``, in tool seconds."""
+
+    async def set_constant(self, name: str, value: float, who: str) -> None:
+        """Change one of ``constants()`` now (``NotFound`` for another name); the next
+        queue-time check or poll uses it. The caller checks the range and audits."""
+
+    def tool_readings(self, tool: str) -> dict[str, float]:
+        """The tool's gauges from its last status, those it has of ``chamber_c``,
+        ``o2_ppm``, ``pressure_mtorr``, ``rf_forward_w`` (empty before a first status)."""
 
 
 # --- manual commands: the vocabulary, and which of them change a tool -------------------

@@ -38,6 +38,7 @@ from sequencer.faces.http.contract import (
 from sequencer.faces.http.manual import run_manual
 from sequencer.line.config import ToolsConfig
 from sequencer.line.engine import Engine
+from sequencer.process.recipe_check import default_recipes_dir
 from sequencer.process.recipes import Lot
 from sequencer.runner.alarms import Event
 from sequencer.runner.serving import Refused, Unknown
@@ -49,6 +50,11 @@ from sequencer.store.manual_record import PREFIX
 _DATA_KEYS = ("dose", "depth_um", "residual_um", "residual_after_cure_um", "cure_batch",
               "time_at_temp_s", "etch_time_s", "removed_um", "open", "developed", "cured",
               "etched", "phase", "cure_excursion")
+
+#: gauge → the attribute path in a tool's status snapshot (drivers' *Status types)
+_GAUGES: dict[str, tuple[str, ...]] = {
+    "chamber_c": ("chamber_c",), "o2_ppm": ("o2_ppm",),
+    "pressure_mtorr": ("readings", "pressure_mtorr"), "rf_forward_w": ("readings", "rf_forward_w")}
 
 
 def _held(sched: Any, tool: str, alarms: tuple[str, ...]) -> dict[str, Any]:
@@ -338,6 +344,41 @@ class EngineLine:
         with self._alarm_lock:
             self._alarms[alarm_id] = view
         return view
+
+    # ---- constants and gauges (the GEM face's equipment constants and SVs) ---------------
+    def constants(self) -> dict[str, float]:
+        cfg = self._sched().ctx.config
+        out = {"q_develop_cure_s": float(cfg.q_develop_cure_s),
+               "q_cure_etch_s": float(cfg.q_cure_etch_s)}
+        out.update({f"poll_s.{t}": float(v) for t, v in cfg.poll_s.items()})
+        return out
+
+    async def set_constant(self, name: str, value: float, who: str) -> None:
+        if name not in self.constants():
+            raise NotFound(f"no constant {name!r} (constants: {', '.join(self.constants())})")
+
+        def apply() -> None:  # on the engine loop: a step reads it at its next check/poll
+            cfg = self._sched().ctx.config
+            if name.startswith("poll_s."):
+                cfg.poll_s[name.removeprefix("poll_s.")] = float(value)
+            else:
+                setattr(cfg, name, float(value))
+        await self.engine.call(apply)
+
+    def tool_readings(self, tool: str) -> dict[str, float]:
+        status = self._handle(tool).last_status
+        out: dict[str, float] = {}
+        for name, path in _GAUGES.items():
+            value: Any = status
+            for attr in path:
+                value = getattr(value, attr, None)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[name] = float(value)
+        return out
+
+    def recipes_dir(self) -> Path:
+        given = self.engine.recipes_dir
+        return Path(given) if given is not None else default_recipes_dir()
 
     def health(self) -> HealthView:
         sched = self.engine.sched

@@ -7,12 +7,22 @@ stops it before the line stops (``stop``), so a face never outlives the engine i
 
 ``observe`` runs on the event loop, in the pump: it must not block or await. A face that
 has I/O to do for an event (sending an S6F11) queues the event and returns.
+
+A face that also serves HTTP routes (the GEM face's operator controls) is a
+``RoutedFace``: ``create_app`` includes ``routes(kit)`` in the API before the gate is
+built, so the gate checks their tokens and roles as it does the API's own; ``kit`` gives
+the role dependency (``kit.require(Role.TECHNICIAN)``) and the audit role name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from fastapi import APIRouter, Request
+
+from sequencer.faces.http.auth import Principal, Role
 from sequencer.faces.http.contract import LineControl, LineEvent
 
 
@@ -26,3 +36,17 @@ class DaemonFace(Protocol):
 
     async def stop(self) -> None:
         """Stop serving and release what ``start`` took (threads, sockets)."""
+
+
+@dataclass(frozen=True)
+class RouteKit:
+    """What a face's routes take from the HTTP layer."""
+
+    require: Callable[[Role], Callable[[Request], Awaitable[Principal]]]
+    role_of: Callable[[Principal], str]  # the role name the audit log records
+
+
+@runtime_checkable
+class RoutedFace(DaemonFace, Protocol):
+    def routes(self, kit: RouteKit) -> APIRouter:
+        """The face's routes (declaring their roles through ``kit.require``)."""

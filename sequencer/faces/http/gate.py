@@ -16,8 +16,12 @@ route, nothing changes):
    missing/unknown token **401**, role too low **403**, whatever the body. The
    principal is left in the scope (``PRINCIPAL_KEY``) for the route.
 
-GETs skip step 1 but not step 2. ``/openapi.json`` and ``/docs`` declare no
-role. ``document_security`` writes into the OpenAPI document the security the
+GETs skip step 1 but not step 2. A GET (or HEAD) without an ``Authorization``
+header may instead carry the operator's screen's session cookie (sessions.py): the
+session's principal then stands for the token it was opened with, so the page's
+``EventSource('/events')`` works; a state-changing API request never takes the
+cookie (the screen's own forms check their CSRF token). ``/openapi.json`` and
+``/docs`` declare no role. ``document_security`` writes into the OpenAPI document the security the
 gate really enforces in the daemon's mode.
 """
 
@@ -45,9 +49,11 @@ from sequencer.faces.http.auth import (
     Role,
     is_loopback,
 )
+from sequencer.faces.http.sessions import SessionStore, cookie_value
 
 log = structlog.get_logger("viaform.daemon")
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READING = frozenset({"GET", "HEAD"})  # the methods a session cookie may authenticate
 PRINCIPAL_KEY = "viaform.principal"
 ROLE_ATTR = "viaform_role"  # set on a route dependency: the least role the route needs
 DEFAULT_PORT = {"http": 80, "https": 443}
@@ -155,14 +161,20 @@ def route_role(endpoint: Callable[..., Any]) -> Role | None:
 
 
 def authenticate(auth: AuthConfig, headers: Headers, role: Role, path: str,
-                 client: str | None) -> Principal:
-    """Who sent this request, if they may use a route that needs ``role``; else Refused."""
+                 client: str | None, session: Principal | None = None) -> Principal:
+    """Who sent this request, if they may use a route that needs ``role``; else Refused.
+
+    ``session``: who a screen session cookie names, for a request without an
+    ``Authorization`` header (the caller passes it for reading methods only)."""
     if auth.open:
         user = _USER_RE.sub("", headers.get(USER_HEADER, ""))[:64]
         return Principal(user or "local", Role.ENGINEER)
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    who = auth.identify(token.strip() if scheme.lower() == "bearer" and token.strip()
-                        else None)
+    if "authorization" not in headers and session is not None:
+        who: Principal | None = session
+    else:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        who = auth.identify(token.strip() if scheme.lower() == "bearer" and token.strip()
+                            else None)
     if who is None:
         log.warning("unauthenticated request", path=path, client=client)
         raise Refused(401, "missing or unknown bearer token", {"WWW-Authenticate": "Bearer"})
@@ -179,11 +191,13 @@ class Gate:
     """Cross-site check, then authentication, before the app sees the request.
 
     ``routes`` are the API's own routes (matched here as the router would match
-    them); a route's role comes from ``route_role`` of its endpoint.
+    them); a route's role comes from ``route_role`` of its endpoint. ``sessions``: the
+    screen's browser sessions, whose cookie authenticates a reading request.
     """
 
-    def __init__(self, app: ASGIApp, *, auth: AuthConfig, routes: list[BaseRoute]) -> None:
-        self.app, self.auth, self.routes = app, auth, routes
+    def __init__(self, app: ASGIApp, *, auth: AuthConfig, routes: list[BaseRoute],
+                 sessions: SessionStore | None = None) -> None:
+        self.app, self.auth, self.routes, self.sessions = app, auth, routes, sessions
         self._roles: dict[Any, Role | None] = {}
 
     def _role(self, scope: Scope) -> Role | None:
@@ -211,8 +225,12 @@ class Gate:
                 raise Refused(403, reason)
             role = self._role(scope)
             if role is not None:
+                session = None
+                if self.sessions is not None and scope["method"] in READING:
+                    found = self.sessions.get(cookie_value(headers.get("cookie")))
+                    session = found.principal if found is not None else None
                 scope[PRINCIPAL_KEY] = authenticate(self.auth, headers, role, scope["path"],
-                                                    client)
+                                                    client, session)
         except Refused as exc:
             await _answer(send, exc)
             return

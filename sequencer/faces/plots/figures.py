@@ -11,7 +11,7 @@ legend and told apart by line style, so none relies on colour alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import matplotlib
@@ -19,10 +19,10 @@ import matplotlib
 matplotlib.use("Agg")  # before any backend is touched: no display on a tool PC or in CI
 
 from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure, SubFigure  # noqa: E402
 
 from sequencer.faces.plots.schedule import LotSchedule  # noqa: E402
-from sequencer.faces.plots.traces import CureTrace, EtchTrace  # noqa: E402
+from sequencer.faces.plots.traces import CureTrace, EtchTrace, WaferTraces  # noqa: E402
 
 #: Okabe–Ito
 BLUE, ORANGE, GREEN, VERMILION, PURPLE, SKY, YELLOW, BLACK = (
@@ -43,6 +43,12 @@ def cure_figure(trace: CureTrace, *, title: str | None = None,
     """The oven batch: chamber PV, setpoint and wafer temperature (°C) with O2 (ppm, log) on
     a second axis above; N2 flow (slm) below; soaks shaded; excursions marked."""
     fig = Figure(figsize=figsize, layout="constrained")
+    draw_cure(fig, trace, title=title)
+    return fig
+
+
+def draw_cure(fig: Figure | SubFigure, trace: CureTrace, *, title: str | None = None) -> None:
+    """:func:`cure_figure`'s drawing, on a figure or a part of one."""
     temp, n2 = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     temp.set_title(title or f"Oven batch {trace.batch_no}: temperature profile")
     for i, band in enumerate(trace.soaks):
@@ -62,7 +68,8 @@ def cure_figure(trace: CureTrace, *, title: str | None = None,
     if trace.o2_limit_ppm is not None:
         o2.axhline(trace.o2_limit_ppm, color=BLUE, lw=0.8, ls=(0, (1, 3)),
                    label=f"O2 limit {trace.o2_limit_ppm:g} ppm", gid="o2_limit")
-    o2.set_yscale("symlog", linthresh=10.0)
+    o2.set_yscale("symlog", linthresh=10.0)  # ~3 ppm in a cure, 209 000 in air
+    o2.set_ylim(bottom=0)
     o2.set_ylabel("O2 (ppm)")
     n2.plot(*_series(trace.t_s, trace.n2_slm), color=GREEN, lw=1.4, label="N2 flow", gid="n2")
     if trace.n2_setpoint_slm is not None:
@@ -77,7 +84,6 @@ def cure_figure(trace: CureTrace, *, title: str | None = None,
     n2.legend(loc="lower right", fontsize="small")
     for ax in (temp, n2):
         ax.grid(True, alpha=0.3)
-    return fig
 
 
 def _mark_excursions(ax: Axes, trace: CureTrace) -> None:
@@ -96,6 +102,12 @@ def etch_figure(trace: EtchTrace, *, title: str | None = None,
     """The etch's OES: CO 483.5 nm and O 777.4 nm (counts) against RF time; the endpoint
     and the end of the main etch marked."""
     fig = Figure(figsize=figsize, layout="constrained")
+    draw_etch(fig, trace, title=title)
+    return fig
+
+
+def draw_etch(fig: Figure | SubFigure, trace: EtchTrace, *, title: str | None = None) -> None:
+    """:func:`etch_figure`'s drawing, on a figure or a part of one."""
     ax = fig.subplots()
     ax.set_title(title or "Etch: optical emission")
     ax.plot(trace.co_t_s, trace.co_counts, color=BLUE, lw=1.6, label="CO 483.5 nm", gid="co")
@@ -113,6 +125,27 @@ def etch_figure(trace: EtchTrace, *, title: str | None = None,
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left", fontsize="small")
+
+
+def wafer_figure(traces: WaferTraces) -> Figure:
+    """Both plots of one wafer, one above the other (the oven batch's, then the etch's), for
+    what the journal has of them; ValueError if it has neither."""
+    parts: list[tuple[float, Callable[[SubFigure], None]]] = []
+    cure, etch = traces.cure, traces.etch
+    if cure is not None:
+        parts.append((6.5, lambda sub: draw_cure(sub, cure, title=f"Oven batch "
+                                                 f"{cure.batch_no}: temperature profile")))
+    if etch is not None:
+        parts.append((4.5, lambda sub: draw_etch(sub, etch)))
+    if not parts:
+        raise ValueError(f"wafer {traces.wafer_id} has no traces yet (not cured, not etched)")
+    heights = [h for h, _ in parts]
+    fig = Figure(figsize=(10.0, sum(heights) + 0.4), layout="constrained")
+    fig.suptitle(f"Wafer {traces.wafer_id} (lot {traces.lot_id}, {traces.state})",
+                 fontweight="bold")
+    subs = fig.subfigures(len(parts), 1, height_ratios=heights, squeeze=False)[:, 0]
+    for sub, (_, draw) in zip(subs, parts, strict=True):
+        draw(sub)
     return fig
 
 

@@ -31,6 +31,7 @@ from sequencer.runner.steps import (
     log,
 )
 from sequencer.runner.steps.cure_watch import PROFILE_COLUMNS, CureWatch, alarm_names
+from sequencer.runner.steps.live import LiveReadings
 from sequencer.runner.steps.start import send_start
 from sequencer.runner.tool_alarms import describe, holding
 from sequencer.states.substrate import Substrate
@@ -257,6 +258,8 @@ async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRec
     at_temp = [0.0]
     t0 = ctx.clock.now()
     watch.batch = batch
+    expected = expected_cure_s(r, ctx.config)
+    live = LiveReadings(ctx, h.name, "cure", wafers)
 
     def record(st: Any) -> None:
         t = ctx.clock.now() - t0
@@ -264,13 +267,16 @@ async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRec
             at_temp[0] += t - profile[-1][0]
         profile.append(watch.row(round(t, 1), st))
         watch.observe(t, st)
+        live.publish(t, expected, {**dict(zip(PROFILE_COLUMNS[1:], profile[-1][1:],
+                                              strict=True)), "batch_no": batch})
 
     try:
-        await h.wait(h.driver.status, {"COMPLETE"}, expected_cure_s(r, ctx.config),
+        await h.wait(h.driver.status, {"COMPLETE"}, expected,
                      f"cure batch {batch}", read=lambda s: state_name(s.state),
                      fail={"ABORTED", "IDLE"}, on_poll=record)
     finally:
         ctx.journal.trace(f"batch-{batch}", "oven_profile", profile)
+        ctx.journal.trace(f"batch-{batch}", "cure_watch", watch.record())
     if int(await h.q(h.driver.batch_no)) != batch:
         raise StepFailed("hold", f"held for disposition: {h.name} reports another batch than "
                                  f"{batch}")

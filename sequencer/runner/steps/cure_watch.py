@@ -118,6 +118,7 @@ class CureWatch:
                       "SENSOR": _Kind("SENSOR", 0.0, True)}
         self._seen: dict[str, None] = {}
         self._segment: dict[str, int | None] = {}
+        self.detected: list[dict[str, Any]] = []  # each kind when first detected (t_s, text)
 
     @staticmethod
     def row(t: float, st: Any) -> list[Any]:
@@ -161,6 +162,7 @@ class CureWatch:
             if name == "BAND" and out:
                 self._segment["BAND"] = getattr(st, "segment", None)
             if k.step(t, out, value, chamber, sp, by_kind.get(name)):
+                self.detected.append({"t_s": t, "kind": name, "text": self._describe(k)})
                 self._detected(k)
 
     def _detected(self, k: _Kind) -> None:
@@ -191,6 +193,12 @@ class CureWatch:
             return (f"chamber {k.worst:.1f} °C off setpoint {k.worst_setpoint:.0f} °C "
                     f"(band ±{BAND_C:g} °C) for {dur} in {soak}{alarm}")
         return f"oven alarm {', '.join(k.alarms) or k.name} for {dur}{at}"
+
+    def record(self) -> dict[str, Any]:
+        """The watch's trace for the journal (``cure_watch``, beside ``oven_profile``): the
+        limits it judged by and each excursion as it was detected, for the plots."""
+        return {"o2_limit_ppm": self.o2_limit, "n2_flow_slm": self.n2_sp,
+                "excursions": self.detected}
 
     def summary(self) -> str:
         parts = [self._describe(k) for k in self.kinds.values() if k.found]

@@ -24,6 +24,7 @@ from sequencer.runner.steps import (
     due,
 )
 from sequencer.runner.steps.checks import check_job_records, check_readback
+from sequencer.runner.steps.live import EtchWatch
 from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, run_wafer_step
 from sequencer.runner.steps.start import send_start, unload_and_out
 from sequencer.states.substrate import Substrate
@@ -135,8 +136,12 @@ async def _run(ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate,
                          phase="start_etch")
     if due(w, "etched", PHASES):
         expected = TIMING["stabilize_s"] + plan.etch_time * (1 + plan.overetch / 100)
-        line = await h.wait(h.driver.etch_status, {"COMPLETE"}, expected, "etch",
-                            read=lambda v: state_name(v.state), fail={"ALARM", "IDLE"})
+        watch = EtchWatch(ctx, h, w, stabilize_s=TIMING["stabilize_s"],
+                          main_s=plan.etch_time, overetch_pct=plan.overetch,
+                          vent_s=TIMING["vent_s"], endpoint=plan.endpoint)
+        line = await h.wait(watch.poll, {"COMPLETE"}, expected, "etch",
+                            read=lambda v: state_name(v.state), fail={"ALARM", "IDLE"},
+                            on_poll=watch.observe)
         res = await h.q(h.driver.result)
         trace = list(await h.q(h.driver.oes_trace))
         w.data.removed_um = float(res.removed_um)
@@ -147,5 +152,6 @@ async def _run(ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate,
             "elapsed_s": getattr(line, "elapsed_s", None),
             "endpoint_s": getattr(line, "endpoint_s", None), **plan.record()})
         ctx.journal.trace(w.wafer_id, "oes_co", trace)
+        ctx.journal.trace(w.wafer_id, "oes_o", watch.o_trace)
         ctx.mark([w], "etched")
     await unload_and_out(ctx, h, w, PHASES, TIMING["vent_s"], "vent + unload")

@@ -1,0 +1,73 @@
+"""The operator's GEM controls over HTTP: ``/gem`` (status), ``/gem/{online|offline|local|
+remote}`` (technician, audited), ``/gem/messages`` (the S10 terminal log).
+
+Built by ``GemFace.routes`` and included by ``create_app`` in the API before the gate,
+so tokens and roles are checked as for every other route. A switch that does not apply
+in the current control state is 409 with the state named. ``viaform gem …`` calls these.
+
+No ``from __future__ import annotations``: FastAPI resolves the route annotations (the
+local ``Operator``/``Technician`` aliases) when the routes are defined.
+"""
+
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from sequencer.faces.http.auth import Principal, Role
+from sequencer.faces.http.contract import Conflict
+from sequencer.faces.http.faces import RouteKit
+
+if TYPE_CHECKING:
+    from sequencer.faces.gem.face import GemFace
+
+
+class GemStatus(BaseModel):
+    enabled: bool
+    control_state: str
+    communicating: bool
+    host: str | None
+    sessions: int
+    port: int
+    device_id: int
+    spooling: bool
+    spooled: int
+    sent: int
+
+
+class GemMessage(BaseModel):
+    t: float
+    source: str
+    text: str
+
+
+def gem_routes(face: "GemFace", kit: RouteKit) -> APIRouter:
+    Operator = Annotated[Principal, Depends(kit.require(Role.OPERATOR))]
+    Technician = Annotated[Principal, Depends(kit.require(Role.TECHNICIAN))]
+    router = APIRouter(prefix="/gem", tags=["gem"])
+
+    @router.get("")
+    async def gem_status(_: Operator) -> GemStatus:
+        return GemStatus(**face.status())
+
+    @router.get("/messages")
+    async def gem_messages(_: Operator) -> list[GemMessage]:
+        return [GemMessage(t=float(m.get("t", 0)), source=str(m.get("from", "")),
+                           text=str(m.get("text", ""))) for m in face.messages()]
+
+    @router.post("/{action}")
+    async def gem_control(action: Literal["online", "offline", "local", "remote"],
+                          who: Technician) -> GemStatus:
+        """The operator's E30 switches; audited (tool ``gem``)."""
+        before = face.status()["control_state"]
+        entry = face.audit_log.begin(who.name, kit.role_of(who), "gem", action,
+                                     {"from": before})
+        try:
+            state = await face.operate(action)
+        except ValueError as exc:
+            face.audit_log.finish(entry, "refused", str(exc))
+            raise Conflict(str(exc)) from None
+        face.audit_log.finish(entry, "ok", state)
+        return GemStatus(**face.status())
+
+    return router

@@ -1,0 +1,112 @@
+"""What the screen's pages share, and how a page is rendered.
+
+``Screen`` holds what the pages share: the daemon's core, the browser sessions, the
+Jinja2 environment (templates are package data, autoescaped), the plots and the
+steps' start times (``StepClock``, a ``DaemonFace`` fed by the daemon's event pump).
+
+Rendering: a page is one template extending ``base.html``. A request with the
+``X-Viaform-Fragment`` header gets only the page's live parts (the alarm banner,
+``_banner.html``, and the page's ``live`` block), which the page's script swaps in
+when the event stream says something changed (``static/screen.js``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from sequencer.faces.http.auth import Role
+from sequencer.faces.http.contract import LineControl, LineEvent
+from sequencer.faces.http.core import DaemonCore
+from sequencer.faces.http.sessions import CSRF_FIELD, SessionStore
+from sequencer.faces.screen import present
+from sequencer.faces.screen.access import Viewer, set_session_cookie
+from sequencer.faces.screen.plots import Plots
+
+FRAGMENT_HEADER = "x-viaform-fragment"
+
+
+@dataclass
+class StepClock:
+    """When the step now running on each tool began (unix time), from the line's events;
+    a cure batch's 25 starts count from the first."""
+
+    started: dict[str, float] = field(default_factory=dict)
+    running: dict[str, set[str]] = field(default_factory=dict)
+
+    async def start(self, line: LineControl) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def observe(self, event: LineEvent) -> None:
+        if event.tool is None or event.kind not in ("step_start", "step_end"):
+            return
+        wafers = self.running.setdefault(event.tool, set())
+        if event.kind == "step_start":
+            if not wafers:
+                self.started[event.tool] = event.t
+            wafers.add(event.wafer_id or "")
+        else:
+            wafers.discard(event.wafer_id or "")
+            if not wafers:
+                self.started.pop(event.tool, None)
+
+
+class Screen:
+    def __init__(self, core: DaemonCore) -> None:
+        self.core = core
+        self.sessions = SessionStore()
+        self.plots = Plots(core.journal)
+        self.steps = StepClock()
+        self.env = Environment(loader=PackageLoader("sequencer.faces.screen", "templates"),
+                               autoescape=select_autoescape(["html"]), trim_blocks=True,
+                               lstrip_blocks=True)
+        self.env.globals.update(present=present, CSRF_FIELD=CSRF_FIELD)
+
+    def common(self, request: Request, v: Viewer) -> dict[str, Any]:
+        """What every page shows: who, the alarm banner, held tools, flash messages."""
+        core = self.core
+        tools = [core.tool_view(t) for t in core.line.tools()]
+        now = core.clock()
+        return {"request": request, "path": request.url.path, "viewer": v,
+                "who": v.principal, "auth_open": core.auth.open,
+                "can_ack": v.may(Role.TECHNICIAN, core.auth),
+                "is_tech": v.may(Role.TECHNICIAN, core.auth),
+                "alarms": core.line.alarms(active_only=True),
+                "held": [t for t in tools if t.held], "tools": tools, "now": now,
+                "csrf": v.session.csrf, "flash": v.session.flash[:],
+                "step_since": dict(self.steps.started)}
+
+    def render(self, request: Request, v: Viewer, name: str, status: int = 200,
+               **ctx: Any) -> Response:
+        context = {**self.common(request, v), **ctx}
+        template = self.env.get_template(name)
+        if request.headers.get(FRAGMENT_HEADER):
+            banner = self.env.get_template("_banner.html").render(context)
+            live = "".join(template.blocks["live"](template.new_context(context))) \
+                if "live" in template.blocks else ""
+            html = f'<div id="banner">{banner}</div><div id="live">{live}</div>'
+        else:
+            html = template.render(context)
+            v.session.flash.clear()
+        response = HTMLResponse(html, status)
+        response.headers["Cache-Control"] = "no-store"
+        if v.fresh:
+            set_session_cookie(response, v.session, request)
+        return response
+
+    def back(self, request: Request, v: Viewer, target: str, message: str | None = None
+             ) -> Response:
+        """After a form: 303 to the page it came from, with a message for that page."""
+        if message:
+            v.session.flash.append(message)
+        response = RedirectResponse(target, 303)
+        if v.fresh:
+            set_session_cookie(response, v.session, request)
+        return response
