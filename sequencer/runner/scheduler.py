@@ -11,9 +11,10 @@ the next cures; the makespan tends to first exposure + n × cure + last etch.
 
 ``run()`` (``viaform run``/``demo``) runs the given lots until done; a tool that
 stays down (ToolDown) leaves its kind's work to the others of its kind (the last one of
-a kind down: that work is held with the reason) while the other workers carry on. The workers pick their next work from the wafers' states, so a
-subclass may add lots while they run: ``sequencer.runner.serving.ServingScheduler``
-(the daemon) overrides the hooks marked "serve mode" (``_may_run``, ``_may_start``,
+a kind down: that work is held with the reason) while the other workers carry on.
+The workers pick their next work from the wafers' states, so a subclass may add
+lots while they run: ``sequencer.runner.serving.ServingScheduler`` (the daemon)
+overrides the hooks marked "serve mode" (``_may_run``, ``_may_start``,
 ``_after_step``, ``_on_tool_down`` …) for lots submitted while serving, pause/resume/
 abort, take/give and a graceful stop (``Stopping``).
 """
