@@ -79,6 +79,11 @@ class GemContext(Protocol):
         """Send ``text`` to the host as S10F1 (terminal 0) from a worker; never blocks.
         Dropped with a log line when no host is communicating."""
 
+    def note_message(self, source: str, text: str) -> None:
+        """One terminal message in the journal's S10 log (``viaform gem messages``);
+        ``terminal_to_host`` notes its own (source ``equipment``), a host's S10F3/F5 is
+        noted by the GEM300 part's terminal module (source ``host``)."""
+
 
 #: ``extensions.EXTENSIONS`` entries: ``install(handler, ctx)`` (handler: the secsgem
 #: ``GemEquipment``; typed ``Any`` here so a module need not import equipment.py)
