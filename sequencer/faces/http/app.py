@@ -103,8 +103,8 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     api = api_router(core, metrics)
     kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of)
     for face in faces:  # a face's own routes (the GEM controls), behind the same gate
-        if isinstance(face, RoutedFace):
-            api.include_router(face.routes(kit))
+        if isinstance(face, RoutedFace):  # added one by one: the gate matches plain routes
+            api.routes.extend(face.routes(kit).routes)
     app.include_router(api)
     install_error_handlers(app)
     app.add_middleware(Gate, auth=auth, routes=api.routes, sessions=screen.sessions)
