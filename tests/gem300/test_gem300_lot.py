@@ -19,7 +19,7 @@ from sequencer.faces.gem.tables import JOB_EVENTS, JOB_QUEUED
 from simulators.runner import SimThread
 from tests.hil.flowkit import job_transitions, journal_lots, scpi, wait_for
 
-from .gem300kit import RPT_CARRIER, bench, ceid, cj_command, create_cj, create_pj, proceed
+from .gem300kit import RPT_CARRIER, TABLES, bench, ceid, cj_command, create_cj, create_pj, proceed
 
 SCALE = 2000.0
 pytestmark = [pytest.mark.timeout(120), pytest.mark.sim_time_scale(SCALE)]
@@ -82,3 +82,41 @@ def test_carrier_process_job_control_job_run_a_lot(tmp_path: Path, sims: SimThre
 def _job_names(transitions: list[tuple[str, str]]) -> list[str]:
     return [JOB_EVENTS[(s, d)].removeprefix("Job.") for s, d in transitions
             if (s, d) in JOB_EVENTS]
+
+
+def test_a_wrong_slot_map_holds_the_carrier_and_nothing_runs(tmp_path: Path,
+                                                             sims: SimThread) -> None:
+    with bench(tmp_path, sims, {"CAR2": WAFERS}) as b:
+        host = b.host
+        ack = proceed(host, "CAR2", [1, 2, 3])  # the lot has wafers in slots 1 and 2 only
+        assert ack["CAACK"] == 6
+        assert [e["ERRTEXT"] for e in ack["ERRORS"]] == [
+            "slot 3: the host says CORRECTLY_OCCUPIED, lot CAR2 has it EMPTY"]
+        held = ceid("Carrier.Held")
+        wait_for(lambda: held in host.inbox.ceids(), 10.0, "Carrier.Held")
+        event = [e for e in host.inbox.events if e.ceid == held][0]
+        assert event.reports == [(RPT_CARRIER, [
+            "CAR2", "ID_VERIFICATION_OK", "SLOT_MAP_VERIFICATION_FAILED", "NOT_ACCESSED",
+            "slot 3: the host says CORRECTLY_OCCUPIED, lot CAR2 has it EMPTY"])]
+        assert ceid("Carrier.SlotMap.WAITING_FOR_HOST.SLOT_MAP_VERIFICATION_FAILED") \
+            in host.inbox.ceids()
+        alid = TABLES.alarm_by_name["CarrierHeld"].alid
+        wait_for(lambda: any(a[2] == alid and a[1] & 0x80 for a in host.inbox.alarms), 10.0,
+                 "the CarrierHeld alarm set")
+
+        pj = create_pj(host, "PJ2", "CAR2", [1, 2], "FLOW-Q")
+        assert pj["STATUS"]["ACKA"] is False
+        assert any("carrier CAR2 is held" in e["ERRTEXT"] for e in pj["STATUS"]["ERRORS"])
+        cj = create_cj(host, "CJ2", ["PJ2"], ["CAR2"], auto=True)
+        assert cj["STATUS"]["OBJACK"] == 1
+        assert proceed(host, "CAR2", [1, 2])["CAACK"] == 5  # held: proceeding is refused
+
+        assert proceed(host, "CAR2", None, action="CancelCarrier") == {"CAACK": 0,
+                                                                        "ERRORS": []}
+        wait_for(lambda: any(a[2] == alid and not a[1] & 0x80 for a in host.inbox.alarms),
+                 10.0, "the CarrierHeld alarm cleared")
+        assert httpx.get(f"{b.daemon.url}/lots").json() == []
+        assert "PJ2" not in journal_lots(b.db)
+        for w in WAFERS:
+            assert scpi(sims, "exposure", f"JOB:COUN? {w}") == "0"
+            assert scpi(sims, "etcher", f"JOB:COUN? {w}") == "0"

@@ -6,8 +6,8 @@
   is stored (a new version in the journal, the file in the folder) and fires
   ProcessProgramChange; a bad one gets ACKC7 1 (permission not granted: E5 has no
   "invalid program" code), every problem goes to the host as one S10F1 (one line
-  each), ProcessProgramRefused fires with them, the refusal is audited, and nothing
-  is written.
+  each, in ASCII: ``terminal.ascii_text``), ProcessProgramRefused fires with them, the
+  refusal is audited, and nothing is written.
 - S7F5/F6 upload: the body exactly as stored, in the item format it came in (A or B;
   a file that was in the folder goes as B); an unknown PPID gets S7F6 as an empty
   list (E5).
@@ -32,6 +32,7 @@ from secsgem.secs.functions import SecsS07F06  # type: ignore[import-untyped]
 
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.gem.program_library import DELETED, MAX_PROGRAM_BYTES, ProgramLibrary
+from sequencer.faces.gem.terminal import ascii_text
 from sequencer.process.lots import valid_id
 
 ACKC7_OK, ACKC7_PERMISSION, ACKC7_LENGTH, ACKC7_NOT_FOUND = 0, 1, 2, 4
@@ -104,7 +105,7 @@ class Programs:
         n = len(problems)
         text = "\n".join([f"process program {ppid} refused, {n} problem{'s' * (n != 1)}:",
                           *problems])
-        self.ctx.terminal_to_host(text)
+        self.ctx.terminal_to_host(ascii_text(text))
         self.ctx.emit("ProcessProgramRefused", {"PPChangeName": ppid,
                                                 "Reason": "; ".join(problems)})
         self.ctx.audit(WHO, "gem.pp.refused", {"ppid": ppid, "problems": problems})

@@ -11,11 +11,24 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from sequencer.faces.gem.context import GemContext
 
 ACKC10_OK, ACKC10_NO_TERMINAL = 0, 2
+#: what the line's messages use beyond ASCII, as a terminal shows it (E5 TEXT is ASCII)
+_ASCII = str.maketrans({"→": "->", "°": " deg", "–": "-", "—": "-", "−": "-", "≥": ">=",
+                        "≤": "<=", "×": "x", "·": ".", "²": "2", "÷": "/", "τ": "tau",
+                        "µ": "u"})
+
+
+def ascii_text(text: str) -> str:
+    """``text`` in ASCII for a terminal: the line's symbols spelled out, accents dropped,
+    anything else ``?`` (secsgem cannot send other characters as TEXT at all)."""
+    spelled = unicodedata.normalize("NFKD", text.translate(_ASCII))
+    return "".join(ch for ch in spelled if not unicodedata.combining(ch)).encode(
+        "ascii", "replace").decode("ascii")
 
 
 def received(ctx: GemContext, tid: int, text: str) -> None:
@@ -27,7 +40,7 @@ def received(ctx: GemContext, tid: int, text: str) -> None:
 def answer(ctx: GemContext, text: str, who: str) -> str:
     """The operator's answer to the host; ``ValueError`` for an empty one (nothing sent).
     Returns the text as sent."""
-    text = text.strip()
+    text = ascii_text(text.strip())
     if not text:
         raise ValueError("the answer is empty")
     ctx.terminal_to_host(text)
