@@ -30,7 +30,7 @@ from sequencer.faces.http.errors import install_error_handlers
 from sequencer.faces.http.faces import DaemonFace, RoutedFace, RouteKit
 from sequencer.faces.http.gate import Gate, document_security
 from sequencer.faces.http.metrics import LineMetrics, Scrape
-from sequencer.faces.screen import mount_screen
+from sequencer.faces.screen.mount import mount_screen
 from sequencer.store.audit import AuditLog
 
 log = structlog.get_logger("viaform.daemon")
