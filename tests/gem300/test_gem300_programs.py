@@ -114,3 +114,15 @@ def test_host_terminal_text_reaches_the_operator(tmp_path: Path, sims: SimThread
         assert [(m["source"], m["text"]) for m in msgs] == [
             ("host", "please check load port 1"), ("host", "line one\nline two")]
         assert b.host.inbox.ceids().count(ceid("TerminalMessageReceived")) == 2
+
+        viaform = str(Path(sys.executable).with_name("viaform"))
+        out = subprocess.run([viaform, "gem", "answer", "port 1 checked → OK", "--daemon",
+                              b.daemon.url], capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out
+        wait_for(lambda: b.host.inbox.terminal, 10.0, "the operator's answer (S10F1)")
+        assert b.host.inbox.terminal == ["port 1 checked -> OK"]
+        msgs = httpx.get(f"{b.daemon.url}/gem/messages").json()
+        assert (msgs[-1]["source"], msgs[-1]["text"]) == ("equipment", "port 1 checked -> OK")
+        empty = subprocess.run([viaform, "gem", "answer", "  ", "--daemon", b.daemon.url],
+                               capture_output=True, text=True, check=False)
+        assert empty.returncode != 0 and "empty" in empty.stdout + empty.stderr
