@@ -40,6 +40,7 @@ class Bench:
     host: RecordingHost
     db: Path
     recipes: Path
+    prjob_events: list[tuple[str, int, str]]  # S16F9: (PRJOBID, PREVENTID, state), in order
 
 
 @contextmanager
@@ -54,6 +55,14 @@ def bench(tmp_path: Path, sims: SimThread, lots: dict[str, list[str]]) -> Iterat
     tools = gem_tools_yaml(tmp_path, sims, db)
     with gem_daemon(tools, db, recipes, "gem300") as daemon, gem_host(daemon.gem_port) as host:
         register(host.settings.streams_functions)
+        prjob_events: list[tuple[str, int, str]] = []
+
+        def on_s16f9(handler: Any, message: Any) -> Any:
+            got = host.settings.streams_functions.decode(message).get()
+            prjob_events.append((got["PRJOBID"], got["PREVENTID"],
+                                 got["VARIABLES"][0]["V"]))
+            return host.stream_function(16, 10)()
+        host.register_stream_function(16, 9, on_s16f9)
         assert host.request(2, 33, {"DATAID": 1, "DATA": [
             {"RPTID": RPT_CARRIER, "VID": [vid(n) for n in ("CarrierID", "CarrierIDStatus",
                                                             "CarrierSlotMapStatus",
@@ -73,7 +82,7 @@ def bench(tmp_path: Path, sims: SimThread, lots: dict[str, list[str]]) -> Iterat
         assert host.request(2, 37, {"CEED": True, "CEID": []}) == 0
         held = TABLES.alarm_by_name["CarrierHeld"].alid
         assert host.request(5, 3, {"ALED": 0x80, "ALID": held}) == 0
-        yield Bench(daemon, host, db, recipes)
+        yield Bench(daemon, host, db, recipes, prjob_events)
 
 
 # ---- the host's side of E87 / E40 / E94 -----------------------------------------------

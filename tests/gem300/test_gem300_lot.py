@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sequencer.faces.gem.material import PJ_STATE_CODES
 from sequencer.faces.gem.tables import JOB_EVENTS, JOB_QUEUED
 from simulators.runner import SimThread
 from tests.hil.flowkit import job_transitions, journal_lots, scpi, wait_for
@@ -70,6 +71,9 @@ def test_carrier_process_job_control_job_run_a_lot(tmp_path: Path, sims: SimThre
         # the job events the host got are the journal's transitions, in the journal's order
         job_ceids = {ceid(f"Job.{t}") for t in _job_names(job_transitions(b.db, "PJ1"))}
         assert [c for c in got if c in job_ceids] == job
+        # S16F9: every state the job entered after its lot was made, with E40's codes
+        states = [d for _, d in job_transitions(b.db, "PJ1")]
+        assert b.prjob_events == [("PJ1", PJ_STATE_CODES[s], s) for s in states]
         last = [e for e in host.inbox.events if e.ceid == done][-1]
         assert last.reports[0][1] == ["CJ1", "COMPLETED", "normal"]
         carrier = [e for e in host.inbox.events

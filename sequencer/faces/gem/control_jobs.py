@@ -16,30 +16,31 @@ S16F27 CTLJOBCMD: 1 CJStart, 2 CJPause, 3 CJResume, 4 CJCancel (a QUEUED job; CP
 7 CJAbort, 8 CJHOQ (a QUEUED job to the head of the queue). ACKA false with the reason
 for a command the job's state does not allow; nothing changes then.
 
-``Watcher`` runs on the daemon's loop: every ``PERIOD_S`` it reads the submitted jobs'
-lots (``LineControl.lot``, from memory) and applies what changed.
+``follow`` hears every line event (``GemContext.on_line_event``, on the daemon's loop):
+a job event of a process job's lot is that job's E40 transition (S16F9 to the host),
+then ``settle`` completes what has ended. ``resync`` reads the lots once at start (a
+restart: what the line did while the face was away).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.gem.material import PORTS, Material
 from sequencer.faces.gem.process_jobs import ProcessJobs
-from sequencer.faces.http.contract import NotFound
+from sequencer.faces.http.contract import LineEvent, NotFound
 from sequencer.states.control_job import ACTIVE, ControlJob
 from sequencer.states.job import FINAL
 
 log = logging.getLogger("viaform.gem")
-PERIOD_S = 0.05
 OBJACK_OK, OBJACK_ERROR = 0, 1
 ERR_UNKNOWN_TYPE, ERR_UNKNOWN_INSTANCE, ERR_UNKNOWN_ATTRIBUTE = 2, 3, 4
 ERR_INVALID_VALUE, ERR_IN_USE, ERR_UNSUPPORTED, ERR_INVALID_STATE = 7, 11, 14, 17
 CJ_ATTRIBUTES = ("ObjID", "ProcessingCtrlSpec", "CarrierInputSpec", "MtrlOutSpec",
                  "ProcessOrderMgmt", "StartMethod", "PauseEvent")
+PENDING = "e94.pending"
 CJ_COMMANDS = {1: "START", 2: "PAUSE", 3: "RESUME", 4: "CANCEL", 5: "DESELECT", 6: "STOP",
                7: "ABORT", 8: "HOQ"}
 
@@ -65,7 +66,8 @@ class ControlJobs:
     def __init__(self, handler: Any, ctx: GemContext, material: Material,
                  jobs: ProcessJobs) -> None:
         self.handler, self.ctx, self.m, self.jobs = handler, ctx, material, jobs
-        self.pending: dict[str, str] = {}  # cj → "stop"/"abort" asked while its lots run
+        raw = ctx.store.get(PENDING)  # cj → "stop"/"abort" asked while its lots run
+        self.pending: dict[str, str] = dict(raw) if isinstance(raw, dict) else {}
         handler.register_stream_function(14, 9, self._s14f9)
         handler.register_stream_function(16, 27, self._s16f27)
 
@@ -166,19 +168,34 @@ class ControlJobs:
                         else:
                             self.jobs.wait_for_start(pj)
 
+    def follow(self, event: LineEvent) -> None:
+        """One line event (on the loop): a process job's lot changed state."""
+        if event.kind != "job" or event.lot_id not in self.m.pjs:
+            return
+        state = event.new_state()
+        with self.m.lock:
+            pj = self.m.pjs[event.lot_id]
+            if pj.submitted and state and state != pj.state:
+                self.jobs.moved(pj, state)
+                self.settle()
+
+    def resync(self) -> None:
+        """At start: each submitted job's state is its lot's as the line has it now."""
+        with self.m.lock:
+            for pj in list(self.m.pjs.values()):
+                if not pj.submitted or pj.state in FINAL:
+                    continue
+                try:
+                    state = self.ctx.line.lot(pj.pj_id).state
+                except NotFound:
+                    continue
+                if state != pj.state:
+                    self.jobs.moved(pj, state)
+            self.settle()
+
     def settle(self) -> None:
-        """Follow the line: each submitted job's state is its lot's; a job whose process
-        jobs have all ended completes, and its carriers' access ends."""
-        for pj in self.m.pjs.values():
-            if not pj.submitted or pj.state in FINAL:
-                continue
-            try:
-                state = self.ctx.line.lot(pj.pj_id).state
-            except NotFound:
-                continue
-            if state != pj.state:
-                pj.state = state
-                self.m.save_pj(pj)
+        """A job whose process jobs have all ended completes, and its carriers' access
+        ends; then ``advance``."""
         for cj in list(self.m.cjs.values()):
             if cj.state not in ("EXECUTING", "PAUSED"):
                 continue
@@ -187,6 +204,7 @@ class ControlJobs:
                 continue
             self._end_access(cj)  # the material is done before the job is (E87, then E94)
             asked = self.pending.pop(cj.cj_id, "")
+            self.ctx.store.put(PENDING, self.pending)
             if asked == "stop":
                 cj.stop()
             elif asked == "abort" or cj.state == "PAUSED":
@@ -277,6 +295,7 @@ class ControlJobs:
                                         f"control job {cj.cj_id} {how}")
         if running:
             self.pending[cj.cj_id] = how
+            self.ctx.store.put(PENDING, self.pending)
         else:
             self._end_access(cj)
             cj.stop() if how == "stop" else cj.abort()
@@ -300,18 +319,3 @@ class ControlJobs:
         self.m.drop_cj(cj.cj_id)
         return []
 
-
-class Watcher:
-    """``ControlJobs.settle`` every ``PERIOD_S`` on the daemon's loop, until cancelled."""
-
-    def __init__(self, cjs: ControlJobs) -> None:
-        self.cjs = cjs
-
-    async def run(self) -> None:
-        while True:
-            try:
-                with self.cjs.m.lock:
-                    self.cjs.settle()
-            except Exception:  # a bug here must not stop the watching: logged, retried
-                log.exception("GEM300 watcher")
-            await asyncio.sleep(PERIOD_S)

@@ -9,8 +9,8 @@ runs before the HSMS port listens, on the daemon's event loop thread; it must no
 ``install_gem300`` installs the whole GEM300 part: the S3/S14/S16/S10F5 functions
 (``streams_functions``), S7 process programs on the line's recipes folder, S10 terminal
 services, and the E87/E40/E94 objects sharing one ``material.Material`` (carriers are
-the cassettes of the lots in the ``lots`` folder beside the recipes folder), with the
-watcher that follows their lots on the daemon's loop.
+the cassettes of the lots in the ``lots`` folder beside the recipes folder), following
+their lots through the line's events.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from sequencer.faces.gem.carriers import Carriers
 from sequencer.faces.gem.context import Extension, GemContext
-from sequencer.faces.gem.control_jobs import ControlJobs, Watcher
+from sequencer.faces.gem.control_jobs import ControlJobs
 from sequencer.faces.gem.material import Material
 from sequencer.faces.gem.process_jobs import ProcessJobs
 from sequencer.faces.gem.programs import install_programs
@@ -36,7 +36,8 @@ def install_gem300(handler: Any, ctx: GemContext) -> None:
     Carriers(handler, ctx, material)
     jobs = ProcessJobs(handler, ctx, material)
     control = ControlJobs(handler, ctx, material, jobs)
-    ctx.call(Watcher(control).run())
+    ctx.on_line_event(control.follow)
+    control.resync()
 
 
 EXTENSIONS: tuple[Extension, ...] = (install_gem300,)

@@ -22,11 +22,12 @@ events are refused, not ignored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+import time
 from typing import Any
 
 from sequencer.faces.gem.context import GemContext
-from sequencer.faces.gem.material import Material, ProcessJobRecord
+from sequencer.faces.gem.material import PJ_STATE_CODES, Material, ProcessJobRecord
+from sequencer.faces.gem.tables import DVS
 from sequencer.process.lots import parse_lot, valid_id
 from sequencer.process.recipes import Lot
 from sequencer.states.job import FINAL, ProcessJob
@@ -36,6 +37,7 @@ MAX_PROCESS_JOBS = 50  # unfinished process jobs the equipment keeps (PRJOBSPACE
 MF_CARRIER = 13
 ERR_UNKNOWN_INSTANCE, ERR_INVALID_VALUE, ERR_VALIDATION = 3, 7, 10
 ERR_IN_USE, ERR_UNSUPPORTED, ERR_INVALID_STATE = 11, 14, 17
+JOB_STATE_VID = {v.name: v.vid for v in DVS}["JobState"]
 _RUNNING = {"PAUSE": frozenset({"PROCESSING"}), "RESUME": frozenset({"PAUSING", "PAUSED"}),
             "ABORT": frozenset({"QUEUED", "SETTING_UP", "WAITING_FOR_START", "PROCESSING",
                                 "PAUSING", "PAUSED", "STOPPING"})}
@@ -162,40 +164,43 @@ class ProcessJobs:
                     self.end_unstarted(pj, "ABORTED", f"the line refused the lot: {exc}")
         self.ctx.call(self.ctx.line.submit_lot(lot)).add_done_callback(done)
 
+    def moved(self, pj: ProcessJobRecord, state: str) -> None:
+        """The job is in ``state`` now: kept, and told to the host (S16F9 PRJobEvent, the
+        PREVENTID being the E40 code of the state entered)."""
+        pj.state = state
+        self.m.save_pj(pj)
+        self.ctx.send_to_host(self.handler.stream_function(16, 9)({
+            "PREVENTID": PJ_STATE_CODES.get(state, 0),
+            "TIMESTAMP": time.strftime("%Y%m%d%H%M%S") + f"{int(time.time() * 100) % 100:02d}",
+            "PRJOBID": pj.pj_id, "VARIABLES": [{"VID": JOB_STATE_VID, "V": state}]}))
+
     def end_unstarted(self, pj: ProcessJobRecord, state: str, reason: str) -> None:
         """A job that never became a lot ends (STOPPED or ABORTED) with its reason."""
-        pj.state, pj.reason = state, reason
-        self.m.save_pj(pj)
+        pj.reason = reason
+        self.moved(pj, state)
         self.ctx.emit("PRJob.Canceled", self.m.pj_values(pj))
         if state == "ABORTED" and reason.startswith("the line refused"):
             self.ctx.alarm("ControlJobFailed", True, f"process job {pj.pj_id}: {reason}")
 
     def wait_for_start(self, pj: ProcessJobRecord) -> None:
-        job = ProcessJob(pj.pj_id, state=pj.state)
+        job = ProcessJob(pj.pj_id, state=pj.state, listener=lambda _, s, d: self.moved(pj, d))
         job.setup()
         job.ready()
-        pj.state = job.state
-        self.m.save_pj(pj)
         self.ctx.emit("PRJob.WaitingForStart", self.m.pj_values(pj))
 
     def to_line(self, pj: ProcessJobRecord, command: str) -> None:
         """PAUSE/RESUME/ABORT/STOP of a job the line runs (it waits for the running step:
         handed to the loop; a failure is told to the host as terminal text)."""
         line = self.ctx.line
-        calls: dict[str, Coroutine[Any, Any, Any]] = {}
-        if command == "PAUSE":
-            calls[command] = line.pause(pj.pj_id)
-        elif command == "RESUME":
-            calls[command] = line.resume(pj.pj_id)
-        else:
-            calls[command] = line.abort(pj.pj_id)
+        call = (line.pause(pj.pj_id) if command == "PAUSE" else
+                line.resume(pj.pj_id) if command == "RESUME" else line.abort(pj.pj_id))
 
         def done(fut: Any) -> None:
             if fut.exception() is not None:
                 log.warning("process job command failed", extra={"prjob": pj.pj_id})
                 self.ctx.terminal_to_host(f"process job {pj.pj_id} {command}: "
                                           f"{fut.exception()}")
-        self.ctx.call(calls[command]).add_done_callback(done)
+        self.ctx.call(call).add_done_callback(done)
 
     def command(self, pj_id: str, command: str) -> Errors:
         """One PRJobCommand, checked against the job's state (under the lock)."""
