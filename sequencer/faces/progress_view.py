@@ -50,6 +50,7 @@ def _num(fmt: str) -> Callable[[Any], str]:
 #: a reading's key (as the steps publish it) → (label, how its value is shown); the
 #: order here is the order shown. A key not listed is not shown.
 READINGS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
+    ("dose_mj_cm2", "dose", _num("{:.0f} mJ/cm²")),
     ("chamber_c", "PV", _num("{:.1f} °C")),
     ("setpoint_c", "SP", _num("{:.0f} °C")),
     ("wafer_c", "wafer", _num("{:.1f} °C")),

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sequencer.store.journal import Intent
+
 ACKS_SCHEMA = """CREATE TABLE IF NOT EXISTS alarm_acks (alarm_id INTEGER PRIMARY KEY,
     t REAL NOT NULL, who TEXT NOT NULL)"""
 #: the kind of the tool a journaled command went to → the step it belongs to
@@ -56,22 +58,6 @@ class AlarmRow:
     wafer_ids: list[str]
     cleared_t: float | None
     acked_by: str | None
-
-
-@dataclass(frozen=True)
-class CommandRow:
-    """A journaled command: its INTENT (``t``) and OUTCOME (``outcome_t``, None if none)."""
-
-    id: int
-    t: float  # unix time
-    tool: str
-    command: str
-    lot_id: str | None
-    wafer_ids: tuple[str, ...]
-    args: dict[str, Any]
-    before: dict[str, Any]
-    outcome: str | None
-    outcome_t: float | None
 
 
 def record_ack(db: sqlite3.Connection, alarm_id: int, unix_t: float, who: str) -> None:
@@ -186,13 +172,14 @@ class History:
                                (subject,)).fetchall()
         return [(kind, json.loads(data)) for kind, data in rows]
 
-    def commands(self) -> list[CommandRow]:
-        """Every journaled command (tools' and handling's), in the order sent."""
+    def commands(self) -> list[Intent]:
+        """Every journaled command (tools' and handling's), in the order sent; ``t`` and
+        ``outcome_t`` in unix time."""
         if not self._has("commands"):
             return []
         rows = self.db.execute("SELECT id, t, tool, command, lot_id, wafer_ids, args, before, "
                                "outcome, outcome_t FROM commands ORDER BY id").fetchall()
-        return [CommandRow(i, self._unix(t) or 0.0, tool, command, lot,
-                           tuple(json.loads(w or "[]")), json.loads(a or "{}"),
-                           json.loads(b or "{}"), outcome, self._unix(out_t))
+        return [Intent(i, self._unix(t) or 0.0, tool, command, lot,
+                       tuple(json.loads(w or "[]")), json.loads(a or "{}"),
+                       json.loads(b or "{}"), outcome, self._unix(out_t))
                 for i, t, tool, command, lot, w, a, b, outcome, out_t in rows]

@@ -69,6 +69,7 @@ class Intent:
     args: dict[str, Any]
     before: dict[str, Any]
     outcome: str | None
+    outcome_t: float | None = None  # when the OUTCOME was written
 
 
 class JournalError(ValueError):
@@ -323,7 +324,7 @@ class Journal:
     def _intent(r: tuple[Any, ...]) -> Intent:
         return Intent(id=r[0], t=r[1], tool=r[2], command=r[3], lot_id=r[4],
                       wafer_ids=tuple(json.loads(r[5])), args=json.loads(r[6]),
-                      before=json.loads(r[7]), outcome=r[8])
+                      before=json.loads(r[7]), outcome=r[8], outcome_t=r[9])
 
     # ---- results, traces, alarms, batches -----------------------------------
     def result(self, wafer_id: str, step: str, data: dict[str, Any]) -> None:

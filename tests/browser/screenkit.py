@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Playwright
 from sse_starlette.sse import AppStatus
 
 from sequencer.faces.http.app import create_app
-from sequencer.faces.http.auth import AuthConfig, parse_env
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
 from sequencer.faces.http.engine_line import EngineLine
 from sequencer.faces.http.server import bind_socket, make_server
 from sequencer.line.simhost import tools_config_for
@@ -60,8 +60,8 @@ class Daemon:
     recipes: Path
 
     def api(self, role: str = "engineer") -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10.0,
-                            headers={"Authorization": f"Bearer {TOKENS[role]}"})
+        return httpx.Client(base_url=self.url, timeout=10.0, headers={
+            "Authorization": f"Bearer {TOKENS[role]}", CLIENT_HEADER: CLIENT_VALUE})
 
     def submit(self, lot_id: str, wafers: list[str]) -> None:
         with self.api("operator") as c:

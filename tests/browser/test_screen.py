@@ -11,6 +11,9 @@ Screenshots of every page go to ``.artifacts/screen/`` (git-ignored).
 
 from __future__ import annotations
 
+import http.server
+import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
+from sequencer.faces.http.auth import AuthConfig
 from sequencer.faces.plots.traces import wafer_traces
 from sequencer.store.history import History
 from simulators.runner import SimThread
@@ -30,6 +34,7 @@ from tests.browser.screenkit import (
     daemon_on_sims,
     wait_until,
 )
+from tests.hil.flowkit import scpi, tool_state
 
 FINAL_LOT = {"PROCESS_COMPLETE", "ABORTED", "STOPPED"}
 SVG = "{http://www.w3.org/2000/svg}"
@@ -188,3 +193,206 @@ def test_line_page_shows_the_tools_and_the_lot_live_and_each_page_draws(
         page.goto(d.url + "/ui/audit")
         shot(page, "audit")
     assert console.errors == []
+
+
+def csrf_of(page: Page) -> str:
+    """The page's own CSRF token (every page's logout form carries it)."""
+    return str(page.locator("form[action='/ui/logout'] input[name=csrf]").get_attribute(
+        "value"))
+
+
+def test_an_injected_alarm_is_in_the_banner_within_2_s_and_only_a_technician_acks_it(
+        sims: SimThread, tmp_path: Path, browser: Browser) -> None:
+    console = Console()
+    with daemon_on_sims(tmp_path, sims) as d:
+        op_ctx, tech_ctx = (browser.new_context(viewport=PANEL) for _ in range(2))
+        try:
+            operator = console.watch(op_ctx.new_page())
+            technician = console.watch(tech_ctx.new_page())
+            login(operator, d, "operator")
+            login(technician, d, "technician")
+            d.submit("LA", ["B01", "B02"])
+            wait_until(lambda: d.tool("oven")["busy"], 20.0, "the oven curing")
+            assert operator.locator(".banner .alarm").count() == 0
+            sims.call(sims.faults["oven"].inject, "sensor_break")
+            t0 = time.monotonic()
+            operator.wait_for_selector(".banner .alarm:has-text('oven')", timeout=2000)
+            technician.wait_for_selector(".banner .alarm:has-text('oven')", timeout=2000)
+            seen_after = time.monotonic() - t0
+            assert seen_after <= 2.0
+            alarms = [a for a in d.api().get("/alarms?active=true").json()
+                      if a["tool"] == "oven"]
+            alarm = next(a for a in alarms if "SENSOR_BREAK" in a["text"])
+            banner = operator.locator(f"#alarm-{alarm['id']}")
+            assert "since" in banner.inner_text() and "SENSOR_BREAK" in banner.inner_text()
+            assert operator.locator(".banner button").count() == 0, "no Acknowledge for them"
+            assert "technician must acknowledge" in banner.inner_text()
+            shot(operator, "banner-operator")
+            # the operator's session posts the acknowledgement anyway, with its own CSRF token
+            refused = op_ctx.request.post(d.url + f"/ui/alarms/{alarm['id']}/ack",
+                                          form={"csrf": csrf_of(operator)},
+                                          headers={"Origin": d.url}, max_redirects=0)
+            assert refused.status == 403 and "needs technician" in refused.text()
+            assert alarm["id"] in [a["id"] for a in d.api().get("/alarms?active=true").json()]
+            assert tool_state(sims, "oven") == "ABORTED", "the latch is the tool's to keep"
+            sims.call(sims.faults["oven"].clear, "sensor_break")  # the thermocouple fixed
+            shot(technician, "banner-technician")
+            for a in alarms:  # the technician acknowledges each, on the page
+                technician.click(f"#ack-{a['id']}")
+                technician.wait_for_selector(f"#alarm-{a['id']}", state="detached",
+                                             timeout=5000)
+                operator.wait_for_selector(f"#alarm-{a['id']}", state="detached",
+                                           timeout=5000)
+            acked = next(a for a in d.api().get("/alarms").json() if a["id"] == alarm["id"])
+            assert not acked["active"] and acked["acked_by"] == "tech"
+            audit = d.api().get("/audit?tool=oven").json()
+            assert [(e["who"], e["role"], e["outcome"]) for e in audit
+                    if e["command"] == "ack"] == [("tech", "technician", "ok")] * len(alarms)
+            assert "acknowledged by tech" in technician.locator(".flash").inner_text()
+        finally:
+            op_ctx.close()
+            tech_ctx.close()
+    assert console.errors == [], console.errors
+
+
+class ForeignSite:
+    """A page on another origin (another port of 127.0.0.1: same site, other origin) that
+    tries to make the daemon change something, as a malicious page on the tool PC's
+    browser would: a form posted to the screen and a fetch with the browser's cookies."""
+
+    def __init__(self, target: str) -> None:
+        page = f"""<!doctype html><html><body>
+<form id="f" method="post" action="{target}/ui/tools/exposure/take">
+<input name="csrf" value="guessed"><button id="go">win a prize</button></form>
+<script>
+function tryFetch() {{
+  return fetch("{target}/ui/tools/exposure/give", {{method: "POST", mode: "no-cors",
+    credentials: "include", headers: {{"Content-Type": "application/x-www-form-urlencoded"}},
+    body: "csrf=guessed"}}).then(() => "sent", () => "blocked");
+}}
+</script></body></html>""".encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_page_from_another_origin_cannot_change_anything(
+        sims: SimThread, tmp_path: Path, context: BrowserContext) -> None:
+    with daemon_on_sims(tmp_path, sims) as d:
+        page = context.new_page()
+        login(page, d, "technician")  # the browser holds a technician's session
+        with d.api("technician") as c:  # the etcher taken, so a foreign "give" could matter
+            assert c.post("/tools/etcher/take").status_code == 200
+        foreign = ForeignSite(d.url)
+        try:
+            page.goto(foreign.url)
+            assert page.evaluate("tryFetch()") in ("sent", "blocked")  # opaque either way
+            with page.expect_navigation():
+                page.click("#go")
+            assert "cross-site request refused" in page.content()
+            shot(page, "csrf-refused")
+        finally:
+            foreign.close()
+        # nothing changed on the line, and the daemon logged no change as made
+        assert d.tool("exposure")["engineering"] is False
+        assert d.tool("etcher")["engineering"] is True
+        audit = d.api().get("/audit").json()
+        assert [(e["tool"], e["command"]) for e in audit] == [("etcher", "take")]
+        # the same forms from the daemon's own page, with its token, do work
+        page.goto(d.url + "/ui/tools/exposure")
+        page.click("#take")
+        page.wait_for_selector(".flash")
+        assert d.tool("exposure")["engineering"] is True
+
+
+def set_on_page(page: Page, name: str, value: str) -> str:
+    page.fill(f"#set-{name}", value)
+    with page.expect_navigation():
+        page.locator(f"#set-{name}").press("Enter")
+    return page.locator(".flash").inner_text()
+
+
+@pytest.mark.sim_time_scale(1000.0)
+def test_a_technician_takes_gives_and_sets_and_a_change_is_refused_while_a_step_runs(
+        sims: SimThread, tmp_path: Path, context: BrowserContext) -> None:
+    console = Console()
+    with daemon_on_sims(tmp_path, sims) as d:
+        page = console.watch(context.new_page())
+        login(page, d, "technician")
+        d.submit("LT", ["C01"])
+        wait_until(lambda: d.tool("oven")["busy"] and not d.tool("exposure")["busy"], 30.0,
+                   "C01 curing, the exposure cell idle")
+        page.goto(d.url + "/ui/tools/oven")
+        message = set_on_page(page, "unload_temp", "140")
+        assert message.startswith("refused:") and "running step cure" in message
+        assert tool_state(sims, "oven") in ("PURGING", "RUNNING"), "the program runs on"
+        with d.api("technician") as c:  # read back from the oven itself (a query)
+            unload = c.post("/tools/oven/commands", json={
+                "command": "get", "args": {"name": "unload_temp"}}).json()["reply"]
+        assert unload != 140
+        shot(page, "tool-oven-refused")
+
+        page.goto(d.url + "/ui/tools/exposure")
+        assert "10.0 to 2000.0 mJ/cm2" in page.locator("table.settings").inner_text()
+        assert "set to 1.5" in set_on_page(page, "focus", "1.5")
+        assert float(scpi(sims, "exposure", "EXP:FOC?")) == 1.5  # the tool has it
+        message = set_on_page(page, "focus", "50")
+        assert message.startswith("refused:") and "-10.0 to 10.0" in message
+        assert float(scpi(sims, "exposure", "EXP:FOC?")) == 1.5
+        page.click("#take")
+        page.wait_for_selector("#give")
+        assert d.tool("exposure")["engineering"] is True
+        assert d.tool("exposure")["taken_by"] == "tech"
+        shot(page, "tool-exposure-taken")
+        page.click("#give")
+        page.wait_for_selector("#take")
+        assert d.tool("exposure")["engineering"] is False
+        audit = [(e["tool"], e["command"], e["outcome"], e["who"])
+                 for e in d.api().get("/audit").json()][::-1]
+        assert audit == [("oven", "set", "refused", "tech"), ("oven", "get", "ok", "tech"),
+                         ("exposure", "set", "ok", "tech"),
+                         ("exposure", "set", "error", "tech"),
+                         ("exposure", "take", "ok", "tech"), ("exposure", "give", "ok", "tech")]
+        d.wait_lot("LT", FINAL_LOT, 60.0)
+    assert console.errors == [], console.errors
+
+
+def test_an_open_daemon_needs_no_login_and_the_page_comes_back_after_a_restart(
+        sims: SimThread, tmp_path: Path, context: BrowserContext) -> None:
+    """Open (loopback, no tokens): the pages read without a login. The daemon stops and a
+    new one starts on the same address: the page says it is reconnecting, then shows the
+    new daemon's lot without a reload."""
+    with daemon_on_sims(tmp_path, sims, auth=AuthConfig()) as d:
+        port = d.port
+        page = context.new_page()
+        page.goto(d.url + "/")
+        assert page.url == d.url + "/" and page.locator("article.card").count() == 3
+        assert page.locator("form[action='/ui/logout']").count() == 0
+        d.submit("LR1", ["R01"])
+        page.wait_for_selector("#lot-LR1")
+        page.evaluate(RECORD_SLOTS)
+        d.wait_lot("LR1", FINAL_LOT)
+    page.wait_for_selector("#link.down", timeout=10000)  # the stream is gone
+    shot(page, "reconnecting")
+    with daemon_on_sims(tmp_path, sims, auth=AuthConfig(), port=port) as d:
+        page.wait_for_selector("#link:not(.down)", timeout=20000)
+        d.submit("LR2", ["R02"])
+        page.wait_for_selector("#lot-LR2 [data-state=PROCESSED]", timeout=20000)
+        assert page.evaluate("window.__marker") == "no reload"
+        assert page.locator("#lot-LR1").count() == 1, "the first lot, from the journal"

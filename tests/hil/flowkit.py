@@ -36,6 +36,7 @@ from benchmarks import crash_checks
 from sequencer.line.assemble import run_lot_objects
 from sequencer.line.simhost import SimControlClient, tools_config_for
 from sequencer.process.lots import load_lot
+from sequencer.runner.alarms import Event
 from sequencer.runner.run_report import RunReport
 from sequencer.states.substrate import FINAL
 from simulators.runner import SimThread
@@ -381,7 +382,8 @@ class InProcessRun:
     watch the tools and inject faults meanwhile. ``report(timeout)`` joins it."""
 
     def __init__(self, sims: SimThread, lotfiles: list[Path], db: Path,
-                 overrides: dict[str, Any] | None = None) -> None:
+                 overrides: dict[str, Any] | None = None,
+                 on_event: Callable[[Event], None] | None = None) -> None:
         cfg = tools_config_for(sims.endpoints, sims.clock.time_scale, journal=str(db))
         lots = [load_lot(p) for p in lotfiles]
         self._report: RunReport | None = None
@@ -389,7 +391,8 @@ class InProcessRun:
 
         def main() -> None:
             try:
-                self._report = asyncio.run(run_lot_objects(lots, cfg, db, overrides=overrides))
+                self._report = asyncio.run(run_lot_objects(lots, cfg, db, overrides=overrides,
+                                                           on_event=on_event))
             except BaseException as exc:  # handed to the test's thread
                 self._error = exc
 

@@ -84,14 +84,22 @@ def test_each_tool_shows_its_step_bar_and_time_left() -> None:
     # the exposure step has no estimate of its own: the mean of its two finished (125 s)
     exposure = _line(_shown(display), "exposure ", "expose W03")
     assert "2:05" in exposure  # 125 s expected, 0 s in (now: the last event's time, 250)
+    _feed(display, Event("step_end", 260.0, "L1", "W03", "exposure", "expose", {"ok": True}),
+          Event("step_start", 260.0, "L1", "W04", "exposure", "expose"),
+          Event("reading", 260.0, "L1", "W04", "exposure", "expose",
+                {"elapsed_s": 0.0, "expected_s": 140.0, "dose_mj_cm2": 318.0}))
+    exposure = _line(_shown(display), "exposure ", "expose W04")
+    assert "2:20" in exposure and "dose 318 mJ/cm²" in exposure  # the step's own estimate
+    _feed(display, Event("step_end", 400.0, "L1", "W04", "exposure", "expose", {"ok": True}),
+          Event("step_start", 400.0, "L1", "W06", "exposure", "expose"))
     _feed(display, Event("step_start", 240.0, "L1", "W05", "etcher", "etch"),
           Event("reading", 400.0, "L1", "W05", "etcher", "etch",
                 {"elapsed_s": 60.0, "expected_s": 260.0, "rf_forward_w": 300.0}))
     lines = _shown(display)
     # the step's own estimate: 260 s from RF on, 60 s in: 200 s left
     assert "3:20" in _line(lines, "etcher", "etch W05")
-    # 125 s estimated, 150 s in
-    assert "+0:25 over" in _line(lines, "exposure ", "expose W03")
+    # no estimate of its own: the mean of the finished ones, (150 + 100 + 10 + 140) / 4 s
+    assert "1:40" in _line(lines, "exposure ", "expose W06")
 
 
 def test_oven_and_etcher_readings_are_shown() -> None:

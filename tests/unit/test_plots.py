@@ -14,7 +14,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from sequencer.faces.plots.figures import cure_figure, etch_figure, gantt_figure
+from sequencer.faces.plots.figures import cure_figure, etch_figure, gantt_figure, wafer_figure
 from sequencer.faces.plots.schedule import UnknownLot, lot_schedule
 from sequencer.faces.plots.traces import UnknownWafer, wafer_traces
 from sequencer.runner.steps.cure_watch import PROFILE_COLUMNS
@@ -175,3 +175,26 @@ def test_gantt_has_a_row_per_tool_and_a_bar_per_step_or_batch(history: History) 
     # the refused etch start: hatched
     assert bars[3].get_hatch() == "//" and bars[0].get_hatch() is None
     assert not any(isinstance(p, Rectangle) and p.get_gid() == "bar" for p in ax.patches)
+
+
+def test_wafer_figure_holds_what_the_journal_has(history: History) -> None:
+    both = wafer_figure(wafer_traces(history, "W01"))
+    assert [ax.get_ylabel() for ax in both.axes] == [
+        "temperature (°C)", "N2 flow (slm)", "O2 (ppm)", "emission (counts)"]
+    assert both.get_suptitle() == "Wafer W01 (lot L1, PROCESSED)"
+    cure_only = wafer_figure(wafer_traces(history, "W02"))
+    assert [ax.get_ylabel() for ax in cure_only.axes] == [
+        "temperature (°C)", "N2 flow (slm)", "O2 (ppm)"]
+    assert cure_only.get_size_inches()[1] < both.get_size_inches()[1]
+
+
+def test_a_wafer_with_no_trace_has_no_figure(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.add_lot("L2", "flow-a", [(1, "N01")])
+    j.close()
+    hist = History(tmp_path / "j.db")
+    try:
+        with pytest.raises(ValueError, match="N01 has no traces yet"):
+            wafer_figure(wafer_traces(hist, "N01"))
+    finally:
+        hist.close()

@@ -1,10 +1,12 @@
-"""`viaform gem online|offline|local|remote|status|messages`: the daemon's SECS/GEM interface.
+"""`viaform gem online|offline|local|remote|status|messages|answer`: the daemon's SECS/GEM
+interface.
 
 The operator's side of the E30 control state, through the daemon's HTTP API (``/gem``):
-the switches need the technician role and are audited (tool ``gem``); ``status`` and
-``messages`` (the S10 terminal log, both ways) the operator role. A switch that does
-not apply in the current control state is refused with the state named (exit 1); no
-daemon, or a daemon without ``gem.enabled``, is one line (exit 1 / 2).
+the switches need the technician role and are audited (tool ``gem``); ``status``,
+``messages`` (the S10 terminal log, both ways) and ``answer`` (S10F1 to the host) the
+operator role. A switch that does not apply in the current control state is refused
+with the state named (exit 1); no daemon, or a daemon without ``gem.enabled``, is one
+line (exit 1 / 2).
 """
 
 from __future__ import annotations
@@ -98,3 +100,11 @@ def messages(daemon: DaemonOpt = None, config: ConfigOpt = None) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m["t"]))
         typer.echo(f"{when} {m['source']:<9} {m['text']}")
 
+
+
+@app.command()
+def answer(text: Annotated[str, typer.Argument(help="the text for the host's terminal")],
+           daemon: DaemonOpt = None, config: ConfigOpt = None) -> None:
+    """Answer the host: S10F1 to its terminal (operator role, audited)."""
+    sent = call(_client(daemon, config), "POST", "/gem/messages", {"text": text})
+    typer.echo(f"sent to the host: {sent['text']}")

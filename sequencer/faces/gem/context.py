@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
-from sequencer.faces.http.contract import LineControl
+from sequencer.faces.http.contract import LineControl, LineEvent
 
 T = TypeVar("T")
 JSON = None | bool | int | float | str | list[Any] | dict[str, Any]
@@ -78,6 +78,20 @@ class GemContext(Protocol):
     def terminal_to_host(self, text: str) -> None:
         """Send ``text`` to the host as S10F1 (terminal 0) from a worker; never blocks.
         Dropped with a log line when no host is communicating."""
+
+    def note_message(self, source: str, text: str) -> None:
+        """One terminal message in the journal's S10 log (``viaform gem messages``);
+        ``terminal_to_host`` notes its own (source ``equipment``), a host's S10F3/F5 is
+        noted by the GEM300 part's terminal module (source ``host``)."""
+
+    def send_to_host(self, message: Any) -> None:
+        """Queue a primary message (a secsgem function object, e.g. S16F9) for the host:
+        sent in order with the reports by the sender thread; never blocks. Spooled while
+        no host communicates only if its stream is enabled for spooling (S2F43)."""
+
+    def on_line_event(self, listener: Callable[[LineEvent], None]) -> None:
+        """Call ``listener`` with every line event, after the face's own reports of it
+        (on the daemon's loop, in the pump: it must not block or await)."""
 
 
 #: ``extensions.EXTENSIONS`` entries: ``install(handler, ctx)`` (handler: the secsgem

@@ -163,9 +163,12 @@ class GemEquipment(E30Handlers, secsgem.gem.GemEquipmentHandler):
         self.on_connection_closed(None)
 
     def on_connection_closed(self, connection: object) -> None:
-        """A dropped host: communication fails; ONLINE goes to HOST OFFLINE (E30 t10)."""
+        """A dropped host: communication fails; ONLINE goes to HOST OFFLINE (E30 t10).
+        A connection that never established communications (refused, garbage, T7)
+        changes nothing."""
+        was_communicating = self.communicating
         secsgem.gem.GemHandler.on_connection_closed(self, connection)
-        if self.online:
+        if was_communicating and self.online:
             self._control_state.remote_offline()
 
     def trigger_collection_events(self, ceids: Any) -> None:

@@ -5,10 +5,39 @@ stream/function callbacks (``handler.register_stream_function``) and the custom
 SECS-II functions secsgem lacks (``handler.settings.streams_functions.update``), and
 keeps ``ctx`` (``context.GemContext``) for everything it needs of the line. ``install``
 runs before the HSMS port listens, on the daemon's event loop thread; it must not block.
+
+``install_gem300`` installs the whole GEM300 part: the S3/S14/S16/S10F5 functions
+(``streams_functions``), S7 process programs on the line's recipes folder, S10 terminal
+services, and the E87/E40/E94 objects sharing one ``material.Material`` (carriers are
+the cassettes of the lots in the ``lots`` folder beside the recipes folder), following
+their lots through the line's events.
 """
 
 from __future__ import annotations
 
-from sequencer.faces.gem.context import Extension
+from typing import Any
 
-EXTENSIONS: tuple[Extension, ...] = ()
+from sequencer.faces.gem.carriers import Carriers
+from sequencer.faces.gem.context import Extension, GemContext
+from sequencer.faces.gem.control_jobs import ControlJobs
+from sequencer.faces.gem.material import Material
+from sequencer.faces.gem.process_jobs import ProcessJobs
+from sequencer.faces.gem.programs import install_programs
+from sequencer.faces.gem.streams_functions import register
+from sequencer.faces.gem.terminal import install_terminal
+
+
+def install_gem300(handler: Any, ctx: GemContext) -> None:
+    register(handler.settings.streams_functions)
+    recipes = ctx.line.recipes_dir()
+    install_programs(handler, ctx, recipes)
+    install_terminal(handler, ctx)
+    material = Material(ctx, recipes.parent / "lots", recipes)
+    Carriers(handler, ctx, material)
+    jobs = ProcessJobs(handler, ctx, material)
+    control = ControlJobs(handler, ctx, material, jobs)
+    ctx.on_line_event(control.follow)
+    control.resync()
+
+
+EXTENSIONS: tuple[Extension, ...] = (install_gem300,)

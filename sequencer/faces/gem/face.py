@@ -22,7 +22,7 @@ import concurrent.futures
 import logging
 import socket
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -70,6 +70,7 @@ class GemFace:
         self.outbox: Outbox | None = None
         self._e10 = E10Tracker()
         self._translator: Translator | None = None
+        self._listeners: list[Callable[[LineEvent], None]] = []  # GemContext.on_line_event
 
     # ---- GemContext ---------------------------------------------------------------------
     @property
@@ -103,6 +104,12 @@ class GemFace:
     def terminal_to_host(self, text: str) -> None:
         self.note_message("equipment", text)
         self._box().put(self._handler().stream_function(10, 1)({"TID": 0, "TEXT": text}))
+
+    def send_to_host(self, message: Any) -> None:
+        self._box().put(message)
+
+    def on_line_event(self, listener: Callable[[LineEvent], None]) -> None:
+        self._listeners.append(listener)
 
     def note_message(self, source: str, text: str) -> None:
         """One terminal message (either way) in the journal's S10 log."""
@@ -164,6 +171,8 @@ class GemFace:
             self.model.alarm(name, on, text, values)
         for name, values in meaning.events:
             self.model.fire(name, values)
+        for listener in self._listeners:
+            listener(event)
 
     async def stop(self) -> None:
         if self.handler is None:

@@ -26,10 +26,12 @@ closes it, and frames every message itself before secsgem sees it:
 - a partial message with no byte for T8: the session is closed (E37 §7.10);
 - no Select.req within T7 of the connect: the session is closed.
 
-``GemProtocol`` adds two fixes to secsgem's HSMS protocol: a received data message is
+``GemProtocol`` adds three fixes to secsgem's HSMS protocol: a received data message is
 no longer decoded before dispatch (an unknown S/F raised there and was dropped without
-the S9F3/S9F5 E5 asks for: the handler answers those), and the dispatcher thread secsgem
-starts on every connect is stopped on disconnect (0.3.0 leaks one per reconnect).
+the S9F3/S9F5 E5 asks for: the handler answers those); the dispatcher thread secsgem
+starts on every connect is stopped on disconnect (0.3.0 leaks one per reconnect); and a
+send waiting for its reply is woken at the disconnect with no reply, instead of after T3,
+so the sender spools it at once (the host may have got it: E30 spooling is at least once).
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class GemProtocol(secsgem.hsms.HsmsProtocol):
         dispatcher = self._thread  # secsgem's ProtocolDispatcher: stop its second thread
         dispatcher._stop_dispatcher_thread = True
         dispatcher._dispatcher_thread_trigger.set()
+        for waiting in list(self._response_queues.values()):  # no reply will come: wake
+            waiting.put_nowait(None)  # the senders now (not after T3), they spool
 
     def _on_connection_message_received(self, source: object, message: Any) -> None:
         if message.header.s_type.value > 0:
@@ -131,6 +135,9 @@ class PassiveServer(secsgem.common.Connection):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.sessions = 0  # sessions accepted so far (tests, status)
+        self._closing = threading.Event()  # the session's reader is closing it
+        self._idle = threading.Event()  # no session
+        self._idle.set()
         self.peer: str | None = None
 
     # ---- secsgem's Connection interface -----------------------------------------------
@@ -187,6 +194,8 @@ class PassiveServer(secsgem.common.Connection):
                 log.warning("gem: connection from %s refused: not in gem.allow_hosts", peer)
                 sock.close()
                 continue
+            if self._sock is not None and self._closing.is_set():
+                self._idle.wait(2.0)  # the last session is closing: let it finish first
             if self._sock is not None:
                 self._spawn(self._refuse_second, "gem-hsms-second", sock, peer)
                 continue
@@ -194,6 +203,7 @@ class PassiveServer(secsgem.common.Connection):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             sock.settimeout(self._s.timeouts.t8)  # bounds a send to a peer that stopped reading
             self._sock, self.peer = sock, peer
+            self._idle.clear()
             self.sessions += 1
             self._connected = True
             log.info("gem: host %s connected", peer)
@@ -224,6 +234,7 @@ class PassiveServer(secsgem.common.Connection):
             self._frames(sock)
         except Exception:
             log.exception("gem: session reader failed")
+        self._closing.set()
         self._disconnecting = True
         try:
             self.on_disconnecting({"source": self})
@@ -231,12 +242,15 @@ class PassiveServer(secsgem.common.Connection):
             log.exception("gem: disconnecting handler failed")
         self._disconnecting = False
         sock.close()
-        self._sock, self._connected = None, False
+        self._connected = False
         log.info("gem: host %s disconnected", self.peer)
         try:
             self.on_disconnected({"source": self})
         except Exception:
             log.exception("gem: disconnected handler failed")
+        self._sock = None  # only now may the next session start
+        self._closing.clear()
+        self._idle.set()
 
     def _frames(self, sock: socket.socket) -> None:
         buf = bytearray()

@@ -1,5 +1,6 @@
 """The operator's GEM controls over HTTP: ``/gem`` (status), ``/gem/{online|offline|local|
-remote}`` (technician, audited), ``/gem/messages`` (the S10 terminal log).
+remote}`` (technician, audited), ``/gem/messages`` (the S10 terminal log; POST: the
+operator's answer to the host).
 
 Built by ``GemFace.routes`` and included by ``create_app`` in the API before the gate,
 so tokens and roles are checked as for every other route. A switch that does not apply
@@ -9,13 +10,15 @@ No ``from __future__ import annotations``: FastAPI resolves the route annotation
 local ``Operator``/``Technician`` aliases) when the routes are defined.
 """
 
+import time
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
+from sequencer.faces.gem.terminal import answer
 from sequencer.faces.http.auth import Principal, Role
-from sequencer.faces.http.contract import Conflict
+from sequencer.faces.http.contract import Conflict, LineError
 from sequencer.faces.http.faces import RouteKit
 
 if TYPE_CHECKING:
@@ -41,6 +44,10 @@ class GemMessage(BaseModel):
     text: str
 
 
+class GemAnswer(BaseModel):
+    text: str
+
+
 def gem_routes(face: "GemFace", kit: RouteKit) -> APIRouter:
     Operator = Annotated[Principal, Depends(kit.require(Role.OPERATOR))]
     Technician = Annotated[Principal, Depends(kit.require(Role.TECHNICIAN))]
@@ -54,6 +61,18 @@ def gem_routes(face: "GemFace", kit: RouteKit) -> APIRouter:
     async def gem_messages(_: Operator) -> list[GemMessage]:
         return [GemMessage(t=float(m.get("t", 0)), source=str(m.get("from", "")),
                            text=str(m.get("text", ""))) for m in face.messages()]
+
+    @router.post("/messages")  # before /{action}, which would match the path
+    async def gem_answer(body: GemAnswer, who: Operator) -> GemMessage:
+        """The operator's answer to the host: S10F1 to its terminal 0 (GEM300 part's
+        ``terminal.answer``: noted in the S10 log, audited, TerminalMessageSent)."""
+        if not face.status()["communicating"]:
+            raise Conflict("no host is communicating: the answer would not reach it")
+        try:
+            text = answer(face, body.text, who.name)
+        except ValueError as exc:
+            raise LineError(str(exc)) from None
+        return GemMessage(t=time.time(), source="equipment", text=text)
 
     @router.post("/{action}")
     async def gem_control(action: Literal["online", "offline", "local", "remote"],

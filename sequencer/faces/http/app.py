@@ -30,7 +30,7 @@ from sequencer.faces.http.errors import install_error_handlers
 from sequencer.faces.http.faces import DaemonFace, RoutedFace, RouteKit
 from sequencer.faces.http.gate import Gate, document_security
 from sequencer.faces.http.metrics import LineMetrics, Scrape
-from sequencer.faces.screen import mount_screen
+from sequencer.faces.screen.mount import mount_screen
 from sequencer.store.audit import AuditLog
 
 log = structlog.get_logger("viaform.daemon")
@@ -103,8 +103,8 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     api = api_router(core, metrics)
     kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of)
     for face in faces:  # a face's own routes (the GEM controls), behind the same gate
-        if isinstance(face, RoutedFace):
-            api.include_router(face.routes(kit))
+        if isinstance(face, RoutedFace):  # added one by one: the gate matches plain routes
+            api.routes.extend(face.routes(kit).routes)
     app.include_router(api)
     install_error_handlers(app)
     app.add_middleware(Gate, auth=auth, routes=api.routes, sessions=screen.sessions)

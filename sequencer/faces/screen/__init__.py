@@ -10,8 +10,6 @@ A sub-room of ``faces``: it reads the line only through the daemon's contract an
 changes it only through ``DaemonCore``'s audited actions (the API's own code
 paths), so it never imports the line's engine, the runner or a driver except the
 drivers' declared settings tables (the ranges it shows).
+
+``mount.mount_screen(app, core)`` adds it to the daemon's app.
 """
-
-from sequencer.faces.screen.mount import mount_screen
-
-__all__ = ["mount_screen"]

@@ -267,8 +267,9 @@ async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRec
             at_temp[0] += t - profile[-1][0]
         profile.append(watch.row(round(t, 1), st))
         watch.observe(t, st)
-        live.publish(t, expected, {**dict(zip(PROFILE_COLUMNS[1:], profile[-1][1:],
-                                              strict=True)), "batch_no": batch})
+        row = dict(zip(PROFILE_COLUMNS[1:], profile[-1][1:], strict=True))
+        live.publish(t, expected, {**row, "batch_no": batch},
+                     mark=(row["state"], row["segment"], row["phase"]))
 
     try:
         await h.wait(h.driver.status, {"COMPLETE"}, expected,

@@ -19,6 +19,7 @@ from sequencer.runner.steps import (
     due,
 )
 from sequencer.runner.steps.checks import check_job_records, check_readback
+from sequencer.runner.steps.live import LiveReadings
 from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, run_wafer_step
 from sequencer.runner.steps.start import send_start, unload_and_out
 from sequencer.states.substrate import Substrate
@@ -46,6 +47,11 @@ async def expose_wafer(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substr
 async def _run(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
                r: ExposureRecipe) -> None:
     intensity = 1000.0
+    expected = (TIMING["load_s"] + TIMING["fields"] * (float(r.dose_mj_cm2) / intensity
+                                                       + TIMING["step_s"])
+                + float(r.develop_s) + TIMING["measure_s"] + TIMING["unload_s"])
+    LiveReadings(ctx, h.name, "expose", [w]).publish(0.0, expected,
+                                                     {"dose_mj_cm2": r.dose_mj_cm2})
     if due(w, "in", PHASES):
         await ensure_idle(ctx, h)
         await check_job_records(ctx, h, w)

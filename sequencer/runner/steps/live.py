@@ -7,7 +7,9 @@ daemon's event stream (the operator's screen) show them; nothing in the runner r
 
 At most one event every :data:`MIN_WALL_S` wall seconds per step (a display redraws a few
 times a second; at a high time scale a tool is polled every ~10 ms, and the event stream
-must not carry a hundred readings a second), the first and any ``force``d one always.
+must not carry a hundred readings a second); but the first always, and one whenever the
+step's ``mark`` changes (the etcher's state or endpoint, the oven's state, segment or
+phase), so a fast step's phases are never skipped.
 
 The PE-200 keeps the CO 483.5 nm trace itself (``OES:TRACe?``) but no trace of O 777.4 nm:
 :class:`EtchWatch` reads ``OES:O?`` with the other readings (``readings()``: pressure, RF,
@@ -39,13 +41,15 @@ class LiveReadings:
         self.lot_id = wafers[0].lot_id if wafers else None
         self.wafer_ids = [w.wafer_id for w in wafers]
         self._last_wall: float | None = None
+        self._last_mark: Any = None
 
     def publish(self, elapsed_s: float, expected_s: float | None, values: dict[str, Any],
-                *, force: bool = False) -> None:
+                *, mark: Any = None) -> None:
         wall = time.monotonic()
-        if not force and self._last_wall is not None and wall - self._last_wall < MIN_WALL_S:
+        if (mark == self._last_mark and self._last_wall is not None
+                and wall - self._last_wall < MIN_WALL_S):
             return
-        self._last_wall = wall
+        self._last_wall, self._last_mark = wall, mark
         one = self.wafer_ids[0] if len(self.wafer_ids) == 1 else None
         self.ctx.emit(Event("reading", self.ctx.clock.now(), lot_id=self.lot_id,
                             wafer_id=one, tool=self.tool, step=self.step,
@@ -70,16 +74,19 @@ class EtchWatch:
         self.o_trace: list[list[float]] = []  # [elapsed_s from RF on, O counts]
         self.readings: Any = None
         self._next_read = 0.0
+        self._state: str | None = None
         self._t0 = ctx.clock.now()
 
     def poll(self) -> Any:
-        """The status line (what the wait decides on); the readings when due."""
+        """The status line (what the wait decides on); the readings when due, and at each
+        change of state (so the first reading of ETCHING is the RF's)."""
         line = self.h.driver.etch_status()
-        now = self.ctx.clock.now()
-        if now >= self._next_read:
+        now, state = self.ctx.clock.now(), state_name(line.state)
+        if now >= self._next_read or state != self._state:
+            self._state = state
             self.readings = self.h.driver.readings()
             self._next_read = now + OES_STEP_S
-            if state_name(line.state) in _RF_ON and self.readings.rf_forward_w > 0:
+            if state in _RF_ON and self.readings.rf_forward_w > 0:
                 self.o_trace.append([float(line.elapsed_s), float(self.readings.oes_o)])
         return line
 
@@ -97,4 +104,4 @@ class EtchWatch:
         if r is not None:
             values.update(rf_forward_w=r.rf_forward_w, rf_reflected_w=r.rf_reflected_w,
                           pressure_mtorr=r.pressure_mtorr, oes_co=r.oes_co, oes_o=r.oes_o)
-        self.live.publish(elapsed, expected, values)
+        self.live.publish(elapsed, expected, values, mark=(values["state"], line.endpoint_s))
