@@ -50,6 +50,7 @@ from sequencer.store.journal import Journal
 log = structlog.get_logger("viaform.scheduler")
 
 NOT_STARTED = ("QUEUED", "SETTING_UP", "WAITING_FOR_START")
+STEP_KIND = {"expose": "exposure", "cure": "oven", "etch": "etcher"}  # step → its tools' kind
 __all__ = ["CURRENT_TOOL", "IDLE_WALL_S", "NOT_STARTED", "Busy", "Scheduler", "Stopping",
            "run_lots"]
 
@@ -110,13 +111,20 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
             return None
         return "; ".join(self.down[t] for t in names)
 
-    def _on(self, w: Substrate, tool: str) -> bool:
-        """Is ``w``'s step in progress on ``tool``? (A journal from before tools of a kind
+    def _tool_of(self, w: Substrate) -> str:
+        """The tool ``w``'s step in progress is on. (A journal from before tools of a kind
         could be several names no tool: its step resumes on the first tool of the kind.)"""
-        if w.data.tool:
-            return w.data.tool == tool
-        kind = self.ctx.kind(tool)
-        return self.ctx.of_kind(kind)[:1] == [tool]
+        if w.data.tool or not w.data.step:
+            return w.data.tool
+        return (self.ctx.of_kind(STEP_KIND.get(w.data.step, "")) or [""])[0]
+
+    def _on(self, w: Substrate, tool: str) -> bool:
+        """Is ``w``'s step in progress on ``tool``?"""
+        return bool(w.data.step) and self._tool_of(w) == tool
+
+    def _exposure_open(self) -> bool:
+        """May more wafers still be developed? (Serve mode: not while every cell is taken.)"""
+        return not self.exposure_done
 
     def _taken(self, w: Substrate) -> bool:
         """A step of ``w`` is running, or claimed, on some tool."""
