@@ -180,7 +180,8 @@ class LineEvent(BaseModel):
     running), ``alarm_ack`` (data.id), ``tool`` (data.comms = UNKNOWN|OK), ``take``/
     ``give`` (the tool entered/left ENGINEERING), ``command`` (data.command,
     duration_s, outcome), ``batch``, ``reading`` (a step's live readings: data.elapsed_s,
-    expected_s, wafers and the values read; ``sequencer/runner/steps/live.py``). The daemon adds ``e10`` (data.state, previous).
+    expected_s, wafers and the values read; ``sequencer/runner/steps/live.py``). The
+    daemon adds ``e10`` (data.state, previous).
     ``data.state`` is accepted for ``dst`` and for ``comms``.
     """
 
