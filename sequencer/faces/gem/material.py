@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.gem.gem300_tables import carrier_event, cj_event
 from sequencer.states.carrier import Carrier, LoadPort
 from sequencer.states.control_job import ControlJob
+from sequencer.states.job import FINAL
 
 PORTS = (1, 2)  # the line's load ports (E87 PTN)
 #: E40 process job state codes (PRJobState; the PREVENTID of an S16F9)
@@ -46,7 +46,9 @@ class ProcessJobRecord:
     submitted: bool = False  # the line has the lot (its state is the lot's from then on)
     cj_id: str | None = None
     reason: str = ""  # why it ended without running, or why the line refused it
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_PJ_FIELDS = {f.name for f in fields(ProcessJobRecord)}
 
 
 class Material:
@@ -68,7 +70,7 @@ class Material:
         for key in store.keys("e40.pj."):
             raw = store.get(key)
             if isinstance(raw, dict):
-                pj = ProcessJobRecord(**raw)
+                pj = ProcessJobRecord(**{k: v for k, v in raw.items() if k in _PJ_FIELDS})
                 self.pjs[pj.pj_id] = pj
         self.cjs: dict[str, ControlJob] = {}
         for key in store.keys("e94.cj."):
@@ -161,5 +163,4 @@ class Material:
         return cj
 
     def active_pjs(self) -> list[ProcessJobRecord]:
-        return [p for p in self.pjs.values() if p.state not in ("PROCESS_COMPLETE",
-                                                                "STOPPED", "ABORTED")]
+        return [p for p in self.pjs.values() if p.state not in FINAL]
