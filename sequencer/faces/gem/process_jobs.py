@@ -28,6 +28,7 @@ from typing import Any
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.gem.material import PJ_STATE_CODES, Material, ProcessJobRecord
 from sequencer.faces.gem.tables import DVS
+from sequencer.faces.gem.terminal import ascii_text
 from sequencer.process.lots import parse_lot, valid_id
 from sequencer.process.recipes import Lot
 from sequencer.states.job import FINAL, ProcessJob
@@ -179,8 +180,8 @@ class ProcessJobs:
         pj.reason = reason
         self.moved(pj, state)
         self.ctx.emit("PRJob.Canceled", self.m.pj_values(pj))
-        if state == "ABORTED" and reason.startswith("the line refused"):
-            self.ctx.alarm("ControlJobFailed", True, f"process job {pj.pj_id}: {reason}")
+        if reason.startswith("the line refused"):  # the host had been told it would run
+            self.ctx.terminal_to_host(ascii_text(f"process job {pj.pj_id} ended: {reason}"))
 
     def wait_for_start(self, pj: ProcessJobRecord) -> None:
         job = ProcessJob(pj.pj_id, state=pj.state, listener=lambda _, s, d: self.moved(pj, d))
