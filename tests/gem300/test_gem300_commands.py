@@ -88,6 +88,14 @@ def test_commands_and_refusals(tmp_path: Path, sims: SimThread) -> None:
         assert journal_lots(b.db)["PJ3"] == "ABORTED"
 
         assert proceed(host, "CAR4", [1])["CAACK"] == 0
+        lot = {"lot": {"lot_id": "X1", "flow": "FLOW-Q", "wafers": [{"slot": 1, "id": "K01"}]}}
+        httpx.post(f"{url}/lots", json=lot, headers=CLI).raise_for_status()
+        busy = create_pj(host, "PJ4", "CAR4", [1], "FLOW-Q")
+        assert [e["ERRTEXT"] for e in busy["STATUS"]["ERRORS"]] == [  # type: ignore[index]
+            "wafer K01 (slot 1) is in unfinished lot X1"]
+        httpx.post(f"{url}/lots/X1/abort", headers=CLI).raise_for_status()
+        wait_for(lambda: _lot_state(url, "X1") == "ABORTED", 30.0, "X1 aborted")
+        exposed = scpi(sims, "exposure", "JOB:COUN? K01")
         assert _acka(create_pj(host, "PJ4", "CAR4", [1], "FLOW-Q")) is True
         deq = host.request(16, 17, ["PJ4", "NOPE"])
         assert deq["PRJOBID"] == ["PJ4"] and deq["STATUS"]["ACKA"] is False
@@ -100,7 +108,7 @@ def test_commands_and_refusals(tmp_path: Path, sims: SimThread) -> None:
         wait_for(lambda: ceid("ControlJob.WAITING_FOR_START.COMPLETED") in host.inbox.ceids(),
                  10.0, "CJ5 completed (stopped)")
         assert _lot_state(url, "PJ5") is None and "PJ5" not in journal_lots(b.db)
-        assert scpi(sims, "exposure", "JOB:COUN? K01") == "0"
+        assert scpi(sims, "exposure", "JOB:COUN? K01") == exposed  # CJ5 ran nothing
 
 
 @pytest.mark.sim_time_scale(2000.0)

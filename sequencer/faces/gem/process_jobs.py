@@ -89,6 +89,11 @@ class ProcessJobs:
                  and o.carrier_id == pj.carrier_id for s in o.slots}
         errors += [(ERR_IN_USE, f"slot {s} is process job {taken[s]}'s") for s in pj.slots
                    if s in taken]
+        running = {w.wafer_id: v.lot_id for v in self.ctx.line.lots() if v.state not in FINAL
+                   for w in v.wafers}
+        errors += [(ERR_IN_USE, f"wafer {c.content[s]} (slot {s}) is in unfinished lot "
+                                f"{running[c.content[s]]}") for s in pj.slots
+                   if c.content.get(s) in running]
         wafers = [{"slot": s, "id": c.content[s]} for s in pj.slots if s in c.content]
         lot, problems = parse_lot({"lot_id": pj.pj_id, "flow": pj.ppid, "wafers": wafers},
                                   None, self.m.recipes_dir)
