@@ -56,8 +56,14 @@ class EtcherSim(EtcherScpi):
     """The PE-200: state machine, alarms, and the world's ``etcher`` port (SCPI: the base)."""
 
     def __init__(
-        self, world: World, clock: Any, faults: Faults, rng_seed: int | None = None
+        self,
+        world: World,
+        clock: Any,
+        faults: Faults,
+        rng_seed: int | None = None,
+        name: str = "etcher",
     ) -> None:
+        self.location = name  # its name on the line: the world's location of its load lock
         super().__init__(IDN, clock)
         self.world, self.faults = world, faults
         self._rng = random.Random(rng_seed)
@@ -81,7 +87,7 @@ class EtcherSim(EtcherScpi):
         self._result_removed = 0.0
         self._result_wafer: WaferState | None = None
         self._register()
-        world.register_port("etcher", self)
+        world.register_port(name, self)
         faults.subscribe(self._on_fault)
 
     # ================================================================ the model
@@ -354,7 +360,7 @@ class EtcherSim(EtcherScpi):
     # ================================================================ helpers
     def _log(self, event: str) -> None:
         if self.wafer is not None:
-            self.world.log(self.wafer.wafer_id, "etcher", event)
+            self.world.log(self.wafer.wafer_id, self.location, event)
 
     def _recipe_text(self) -> str:
         st = self.settings
@@ -368,8 +374,8 @@ class EtcherSim(EtcherScpi):
     def can_place(self, wafer_ids: list[str]) -> str | None:
         if len(wafer_ids) != 1:
             return "the PE-200 load lock takes one wafer at a time"
-        if self.world.at("etcher"):
-            return "a wafer is already at the etcher"
+        if self.world.at(self.location):
+            return f"a wafer is already at the {self.location}"
         return None
 
     def can_take(self, wafer_ids: list[str]) -> str | None:

@@ -125,7 +125,7 @@ class EtcherScpi(ScpiInstrument):
         label = parse_id(one_arg(args))
         if self.state != "IDLE":
             raise ScpiError(-221)
-        present = self.world.at("etcher")
+        present = self.world.at(self.location)
         if not present:
             raise ScpiError(305)
         self.wafer, self.label = self.world.wafer(present[0]), label
@@ -153,6 +153,7 @@ class EtcherScpi(ScpiInstrument):
         self._counts[self.label] = self._counts.get(self.label, 0) + 1
         with self.world.lock:
             self.wafer.etches += 1
+            self.wafer.ran_on("etch", self.location)
         self._log(f"etch job {job.number} start: {self._recipe_text()}")
         self._enter("STABILIZING", self._t)
 

@@ -38,8 +38,14 @@ class ExposureSim(ExposureScpi):
     """The LX-365 exposure cell; also the world's ``exposure`` port (load position + chuck)."""
 
     def __init__(
-        self, world: World, clock: ScaledClock, faults: Faults, rng_seed: int | None = None
+        self,
+        world: World,
+        clock: ScaledClock,
+        faults: Faults,
+        rng_seed: int | None = None,
+        name: str = TOOL,
     ) -> None:
+        self.location = name  # its name on the line: the world's location of its chuck
         self.rng = random.Random(rng_seed)
         serial = f"LX365-{self.rng.randint(1000, 9999)}"
         super().__init__(f"VIAFAB,LX-365,{serial},2.4.1", clock)
@@ -66,9 +72,9 @@ class ExposureSim(ExposureScpi):
         self._updating = False
         self._defaults()
         self._register()
-        present = world.at(TOOL)
+        present = world.at(name)
         self.load_pos = present[0] if present else None
-        world.register_port(TOOL, self)
+        world.register_port(name, self)
         faults.subscribe(self._on_fault)
 
     # ----------------------------------------------------------- IEEE 488.2 hooks
@@ -274,7 +280,7 @@ class ExposureSim(ExposureScpi):
 
     def _log(self, event: str) -> None:
         if self.chuck is not None:
-            self.world.log(self.chuck, TOOL, event)
+            self.world.log(self.chuck, self.location, event)
 
     # ----------------------------------------------------------- world port
     def can_place(self, wafer_ids: list[str]) -> str | None:

@@ -193,6 +193,7 @@ class ExposureScpi(ScpiInstrument):
         with self.world.lock:
             ws = self.world.wafer(self.chuck)
             ws.exposures += 1
+            ws.ran_on("expose", self.location)
             ws.dose_mj_cm2 = dose
         self._log(f"exposure start, job {len(self.jobs)}, {dose} mJ/cm2, {self.reticle}")
         self.shutter_open = True

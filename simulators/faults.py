@@ -59,11 +59,12 @@ class Faults:
     """The faults active on one tool. Listeners hear every change."""
 
     tool: str
+    kind: str = ""  # exposure | oven | etcher ("": the tool's name is its kind)
     active: dict[str, dict[str, Any]] = field(default_factory=dict)
     _listeners: list[Callable[[str, bool, dict[str, Any]], None]] = field(default_factory=list)
 
     def known(self) -> dict[str, str]:
-        return {**COMMS_FAULTS, **TOOL_FAULTS.get(self.tool, {})}
+        return {**COMMS_FAULTS, **TOOL_FAULTS.get(self.kind or self.tool, {})}
 
     def inject(self, name: str, **params: Any) -> None:
         if name not in self.known():

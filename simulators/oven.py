@@ -63,7 +63,9 @@ class OvenSim(OvenModbusDevice):
         faults: Faults,
         rng_seed: int | None = None,
         params: OvenParams = DEFAULT_PARAMS,
+        name: str = "oven",
     ) -> None:
+        self.location = name  # its name on the line: the world's location of its cassette
         self.world, self.clock, self.faults = world, clock, faults
         ambient = random.Random(rng_seed).uniform(20.0, 25.0)  # manual: ambient 20-25 C
         self.phys = OvenPhysics(replace(params, ambient_c=ambient))
@@ -90,7 +92,7 @@ class OvenSim(OvenModbusDevice):
         self.o2_warm_at = -math.inf  # the simulator starts with a warm analyser (docs)
         self._server: ModbusServer | None = None
         self._ticker: asyncio.Task[None] | None = None
-        world.register_port("oven", self)
+        world.register_port(name, self)
         faults.subscribe(self._on_fault)
 
     # ------------------------------------------------------------ conditions
@@ -275,7 +277,7 @@ class OvenSim(OvenModbusDevice):
 
     def _log(self, event: str) -> None:
         for wid in self.cassette:
-            self.world.log(wid, "oven", event)
+            self.world.log(wid, self.location, event)
 
     # ------------------------------------------------------------ world Port
     def _handling_refused(self) -> str | None:

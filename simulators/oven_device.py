@@ -65,6 +65,7 @@ class OvenModbusDevice:
         self.purge_s, self.ended_at, self.o2_abort = 0.0, None, False
         for wid in self.cassette:
             self.world.wafers[wid].cure_batches.append(self.batch)
+            self.world.wafers[wid].ran_on("cure", self.location)
         self._log(f"cure start batch {self.batch}")
         return True
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ from .world import World
 
 T = TypeVar("T")
 
-TOOLS = ("exposure", "oven", "etcher")
+TOOLS = ("exposure", "oven", "etcher")  # the kinds, and the classic line's tool names
 _CLASSES = {
     "exposure": ("simulators.exposure", "ExposureSim"),
     "oven": ("simulators.oven", "OvenSim"),
@@ -30,7 +30,12 @@ _CLASSES = {
 
 
 class SimStack:
-    """The simulators of one line. ``ports`` maps tool (and "control") to a TCP port; 0 = any."""
+    """The simulators of one line, on one world and one clock.
+
+    ``line`` maps each tool's name to its kind (default: the classic three, each named by
+    its kind); ``ports`` maps a tool's name (and "control") to a TCP port, 0 or absent =
+    any free one; ``only`` starts only the tools named. Each endpoint says its ``kind``.
+    """
 
     def __init__(
         self,
@@ -42,54 +47,69 @@ class SimStack:
         seed: int | None = None,
         etcher_pty: bool = True,
         oven_rtu: bool = True,
+        line: dict[str, str] | None = None,
     ) -> None:
-        chosen = list(TOOLS if only is None else only)
-        unknown = [t for t in chosen if t not in TOOLS]
+        kinds = dict(line) if line is not None else {t: t for t in TOOLS}
+        bad = {t: k for t, k in kinds.items() if k not in TOOLS}
+        if bad:
+            raise ValueError(f"unknown kind(s) {bad}; known: {', '.join(TOOLS)}")
+        chosen = list(kinds if only is None else only)
+        unknown = [t for t in chosen if t not in kinds]
         if unknown:
-            raise ValueError(f"unknown tool(s) {unknown}; known: {', '.join(TOOLS)}")
+            raise ValueError(f"unknown tool(s) {unknown}; known: {', '.join(kinds)}")
         self.host = host
-        self.ports = {"exposure": 0, "oven": 0, "etcher": 0, "control": 0, **(ports or {})}
+        self.kinds = {t: kinds[t] for t in chosen}
+        self.ports = {"control": 0, **(ports or {})}
         self.clock = ScaledClock(time_scale)
         self.world = World(self.clock)
-        self.faults = {t: Faults(t) for t in chosen}
+        self.faults = {t: Faults(t, kind=k) for t, k in self.kinds.items()}
         self.tools: dict[str, Any] = {}
         self.endpoints: dict[str, dict[str, Any]] = {}
         self._servers: list[Any] = []
         self._etcher_pty = etcher_pty
         self._oven_rtu = oven_rtu
-        for i, tool in enumerate(chosen):
-            module, name = _CLASSES[tool]
+        for i, (tool, kind) in enumerate(self.kinds.items()):
+            module, name = _CLASSES[kind]
             cls = getattr(importlib.import_module(module), name)
             tool_seed = None if seed is None else seed + i
-            self.tools[tool] = cls(self.world, self.clock, self.faults[tool], rng_seed=tool_seed)
+            self.tools[tool] = cls(self.world, self.clock, self.faults[tool], rng_seed=tool_seed,
+                                   name=tool)
         self.control = ControlServer(self.world, self.faults, lambda: self.endpoints)
 
     async def start(self) -> dict[str, dict[str, Any]]:
-        from .scpi import ScpiServer
-
-        if "exposure" in self.tools:
-            server = ScpiServer(self.tools["exposure"], self.faults["exposure"], name="exposure")
-            self._servers.append(server)
-            tcp = await server.start_tcp(self.host, self.ports["exposure"])
-            self.endpoints["exposure"] = {"tcp": tcp}
-        if "etcher" in self.tools:
-            server = ScpiServer(
-                self.tools["etcher"], self.faults["etcher"], terminator="\r\n", name="etcher"
-            )
-            self._servers.append(server)
-            ep: dict[str, Any] = {"tcp": await server.start_tcp(self.host, self.ports["etcher"])}
-            if self._etcher_pty:
-                ep["pty"] = await server.start_pty()
-            self.endpoints["etcher"] = ep
-        if "oven" in self.tools:
-            oven = self.tools["oven"]
-            self._servers.append(oven)
-            self.endpoints["oven"] = await oven.start(
-                self.host, self.ports["oven"], rtu=self._oven_rtu
-            )
+        for tool, kind in self.kinds.items():
+            port = self.ports.get(tool, 0)
+            ep = await self._STARTS[kind](self, tool, port)
+            self.endpoints[tool] = {**ep, "kind": kind}
         control = await self.control.start(self.host, self.ports["control"])
         self.endpoints["control"] = {"tcp": control}
         return self.endpoints
+
+    async def _start_exposure(self, tool: str, port: int) -> dict[str, Any]:
+        from .scpi import ScpiServer
+
+        server = ScpiServer(self.tools[tool], self.faults[tool], name=tool)
+        self._servers.append(server)
+        return {"tcp": await server.start_tcp(self.host, port)}
+
+    async def _start_etcher(self, tool: str, port: int) -> dict[str, Any]:
+        from .scpi import ScpiServer
+
+        server = ScpiServer(self.tools[tool], self.faults[tool], terminator="\r\n", name=tool)
+        self._servers.append(server)
+        ep: dict[str, Any] = {"tcp": await server.start_tcp(self.host, port)}
+        if self._etcher_pty:
+            ep["pty"] = await server.start_pty()
+        return ep
+
+    async def _start_oven(self, tool: str, port: int) -> dict[str, Any]:
+        oven = self.tools[tool]
+        self._servers.append(oven)
+        return dict(await oven.start(self.host, port, rtu=self._oven_rtu))
+
+    #: a kind → how its simulator is served (SCPI over TCP (+ a pty), Modbus TCP (+ RTU))
+    _STARTS: dict[str, Callable[[SimStack, str, int], Awaitable[dict[str, Any]]]] = {
+        "exposure": _start_exposure, "etcher": _start_etcher, "oven": _start_oven}
 
     async def stop(self) -> None:
         await self.control.stop()

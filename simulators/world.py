@@ -5,9 +5,10 @@ physics and writes the outcome); material handling moves wafers between
 locations with :meth:`World.transfer`, which asks the receiving and giving
 tools (their :class:`Port`) whether the move is physically possible.
 
-Locations: ``stocker`` (the lot's carrier, where new wafers start),
-``exposure`` (the exposure cell's load position, or its chuck once loaded),
-``oven`` (the oven's cassette), ``etcher`` (the etcher's load-lock / chamber).
+Locations: ``stocker`` (the lot's carrier, where new wafers start), and each tool by
+its name on the line: an exposure cell's load position (or its chuck once loaded), an
+oven's cassette, an etcher's load-lock / chamber (the classic line: ``exposure``,
+``oven``, ``etcher``; more tools of a kind: ``etcher-2`` …).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-LOCATIONS = ("stocker", "exposure", "oven", "etcher")
+LOCATIONS = ("stocker", "exposure", "oven", "etcher")  # the classic line's; see World.locations
 
 
 class TransferError(Exception):
@@ -59,8 +60,14 @@ class WaferState:
     etches: int = 0
     removed_um: float = 0.0  # resin removed at the via bottoms, all etches
     wiring_recess_um: float = 0.0  # flow B: concave portion etched into the wiring
+    #: step (expose, cure, etch) → the tools that ran it on this wafer, in order
+    ran: dict[str, list[str]] = field(default_factory=dict)
     # history: (sim_time_s, tool, event) tuples
     history: list[tuple[float, str, str]] = field(default_factory=list)
+
+    def ran_on(self, step: str, tool: str) -> None:
+        """``tool`` began ``step`` on this wafer (an exposure, a cure program, an etch)."""
+        self.ran.setdefault(step, []).append(tool)
 
     @property
     def shrink(self) -> float:
@@ -116,9 +123,13 @@ class World:
         self.ports: dict[str, Port] = {}
 
     def register_port(self, location: str, port: Port) -> None:
-        if location not in LOCATIONS or location == "stocker":
+        if not location or location == "stocker":
             raise ValueError(f"not a tool location: {location!r}")
         self.ports[location] = port
+
+    def locations(self) -> tuple[str, ...]:
+        """Where a wafer may be: the stocker and every tool (the classic three at least)."""
+        return tuple(dict.fromkeys(("stocker", *LOCATIONS[1:], *self.ports)))
 
     def add_wafers(self, wafer_ids: list[str], film_um: float = 10.0) -> None:
         """Put new coated wafers in the stocker (an id already known is left as it is)."""
@@ -142,8 +153,9 @@ class World:
 
     def transfer(self, wafer_ids: list[str], to: str) -> None:
         """Move wafers to ``to`` all together, or raise TransferError and move none."""
-        if to not in LOCATIONS:
-            raise TransferError(f"unknown location {to!r}; known: {', '.join(LOCATIONS)}")
+        if to not in self.locations():
+            raise TransferError(f"unknown location {to!r}; known: "
+                                f"{', '.join(self.locations())}")
         with self.lock:
             missing = [w for w in wafer_ids if w not in self.wafers]
             if missing:

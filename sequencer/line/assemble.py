@@ -16,7 +16,7 @@ from drivers.etcher import PlasmaEtcher
 from drivers.exposure import ExposureTool
 from drivers.oven import CureOven
 from drivers.oven_types import OvenProgram, Segment
-from sequencer.line.config import ToolsConfig
+from sequencer.line.config import ConfigError, ToolsConfig
 from sequencer.line.handling import SimHandling
 from sequencer.line.operator_moves import OperatorHandling
 from sequencer.line.sim_control import SimControlClient
@@ -49,12 +49,20 @@ def make_program(
     )
 
 
+#: a tool's kind → its driver class (each built from its tools.yaml entry)
+DRIVERS: dict[str, Any] = {"exposure": ExposureTool, "oven": CureOven, "etcher": PlasmaEtcher}
+
+
 def build_toolset(cfg: ToolsConfig) -> ToolSet:
-    """The three drivers from ``tools.yaml`` (not yet connected: the steps connect)."""
+    """Every tool's driver from ``tools.yaml`` (not yet connected: the steps connect). A
+    line needs at least one tool of each kind (ConfigError naming the kind missing)."""
+    for kind in DRIVERS:
+        if not cfg.of_kind(kind):
+            raise ConfigError(f"{cfg.path}: no {kind} tool (a line needs one of each kind: "
+                              f"{', '.join(DRIVERS)})")
     return ToolSet(
-        exposure=ExposureTool.from_config(cfg.entry("exposure")),
-        oven=CureOven.from_config(cfg.entry("oven")),
-        etcher=PlasmaEtcher.from_config(cfg.entry("etcher")),
+        drivers={t: DRIVERS[k].from_config(cfg.entry(t)) for t, k in cfg.kinds.items()},
+        kinds=dict(cfg.kinds),
         make_program=make_program,
     )
 
@@ -69,8 +77,7 @@ async def probe(cfg: ToolsConfig) -> None:
     Read-only: nothing that changes a tool is sent. :class:`ToolsUnreachable`
     names every tool that could not be reached, with its address and why.
     """
-    tools = build_toolset(cfg)
-    drivers = {"exposure": tools.exposure, "oven": tools.oven, "etcher": tools.etcher}
+    drivers = build_toolset(cfg).drivers
 
     def one(name: str, driver: Any) -> str | None:
         try:

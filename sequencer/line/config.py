@@ -22,12 +22,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sequencer.line.tools_schema import ToolsFile, known_keys
+from sequencer.line.tools_schema import KIND_MODELS, ExtraTool, ToolsFile, known_keys
 
 DEFAULT_TOOLS = Path("configs/tools.yaml")
-TOOLS = ("exposure", "oven", "etcher")
-#: The tools spoken to in SCPI (raw lines, load/unload, last job); the oven speaks Modbus.
-SCPI_TOOLS = frozenset({"exposure", "etcher"})
+#: the kinds of tool, which are also the names of the three classic entries
+KINDS = ("exposure", "oven", "etcher")
+TOOLS = KINDS  # the classic line's tool names (one of each kind, named by its kind)
+#: The kinds spoken to in SCPI (raw lines, load/unload, last job); the oven speaks Modbus.
+SCPI_KINDS = frozenset({"exposure", "etcher"})
+SCPI_TOOLS = SCPI_KINDS
 
 Marks = dict[tuple[str, ...], int]  # key path -> 1-based line of the key
 
@@ -49,11 +52,29 @@ class ToolsConfig:
     handling_timeout_s: float = 3600.0  # wall seconds an operator move may take
     daemon: dict[str, Any] = field(default_factory=dict)  # ``url`` and ``bind``, as written
     gem: dict[str, Any] = field(default_factory=dict)  # the ``gem:`` section, as written
+    #: tool name → kind: the classic three (kind = name), then the further tools in the
+    #: file's order
+    kinds: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.entries:
+            self.kinds.setdefault(name, str(self.entries[name].get("kind") or name))
 
     def entry(self, tool: str) -> dict[str, Any]:
         if tool not in self.entries:
             raise ConfigError(f"{self.path}: no entry for tool {tool!r}")
         return self.entries[tool]
+
+    def kind(self, tool: str) -> str:
+        """The kind of ``tool`` (ConfigError naming the tools if there is no such tool)."""
+        if tool not in self.kinds:
+            raise ConfigError(f"{self.path}: no tool {tool!r} (tools: "
+                              f"{', '.join(self.kinds) or 'none'})")
+        return self.kinds[tool]
+
+    def of_kind(self, kind: str) -> list[str]:
+        """The tools of ``kind``, in the file's order."""
+        return [t for t, k in self.kinds.items() if k == kind]
 
 
 def default_tools_path() -> Path:
@@ -70,10 +91,19 @@ def load_tools(path: Path | str | None = None) -> ToolsConfig:
     """Read and validate a tools file; :class:`ConfigError` (one or two lines) if it is wrong."""
     p = Path(path) if path else default_tools_path()
     raw, marks = _read(p)
+    extra = _further_tools(p, raw, marks)
+    errors: list[Any] = []
     try:
-        model = ToolsFile.model_validate(raw)
+        model = ToolsFile.model_validate({k: v for k, v in raw.items() if k not in extra})
     except ValidationError as exc:
-        raise ConfigError(_describe(p, exc, marks)) from None
+        errors += exc.errors()
+    for name, kind in extra.items():
+        try:
+            KIND_MODELS[kind].model_validate(raw[name])
+        except ValidationError as exc:
+            errors += [{**e, "loc": (name, *e["loc"])} for e in exc.errors()]
+    if errors:
+        raise ConfigError(_describe(p, errors, marks, extra))
     journal = Path(os.path.expanduser(model.journal))
     if not journal.is_absolute():
         journal = Path(os.path.abspath(p.parent / journal))
@@ -83,13 +113,29 @@ def load_tools(path: Path | str | None = None) -> ToolsConfig:
         path=p,
         time_scale=model.time_scale,
         journal=journal,
-        entries={t: dict(raw[t]) for t in TOOLS if raw.get(t) is not None},
+        entries={**{t: dict(raw[t]) for t in KINDS if raw.get(t) is not None},
+                 **{t: dict(raw[t]) for t in extra}},  # the classic three first
         sim_control=sim_control,
         handling=model.handling,
         handling_timeout_s=model.handling_timeout_s,
         daemon=dict(raw.get("daemon") or {}),
         gem=dict(raw.get("gem") or {}),
     )
+
+
+def _further_tools(p: Path, raw: dict[str, Any], marks: Marks) -> dict[str, str]:
+    """Top-level keys other than the schema's whose mapping has ``kind:``: tool → kind.
+    A ``kind`` that is not one of the kinds is refused here, naming the line."""
+    found: dict[str, str] = {}
+    for key, value in raw.items():
+        if key in ToolsFile.model_fields or not isinstance(value, dict) or "kind" not in value:
+            continue
+        try:
+            found[str(key)] = ExtraTool.model_validate({"kind": value["kind"]}).kind
+        except ValidationError as exc:
+            errs = [{**e, "loc": (key, *e["loc"])} for e in exc.errors()]
+            raise ConfigError(_describe(p, errs, marks, {})) from None
+    return found
 
 
 # ---------------------------------------------------------------- reading, with lines
@@ -137,9 +183,9 @@ def _marks(p: Path, node: yaml.Node, path: tuple[str, ...], marks: Marks) -> Non
 
 
 # ---------------------------------------------------------------- messages
-def _describe(p: Path, exc: ValidationError, marks: Marks) -> str:
+def _describe(p: Path, errors: list[Any], marks: Marks, kinds: dict[str, str]) -> str:
     """The first problem in file order, and how many more there are."""
-    problems = sorted(_problem(p, e, marks) for e in exc.errors())
+    problems = sorted(_problem(p, e, marks, kinds) for e in errors)
     first = problems[0][1]
     if len(problems) > 1:
         n = len(problems) - 1
@@ -147,15 +193,18 @@ def _describe(p: Path, exc: ValidationError, marks: Marks) -> str:
     return first
 
 
-def _problem(p: Path, err: Any, marks: Marks) -> tuple[int, str]:
+def _problem(p: Path, err: Any, marks: Marks, kinds: dict[str, str]) -> tuple[int, str]:
     loc = tuple(str(x) for x in err["loc"])
     line = _line(loc, marks)
     dotted = ".".join(loc) or "(top)"
     kind = err["type"]
     if kind == "extra_forbidden":
-        near = difflib.get_close_matches(loc[-1], known_keys(loc[:-1]), n=1, cutoff=0.6)
+        allowed = known_keys(loc[:-1], kinds)
+        near = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.6)
         what = "unknown key" + (f" (did you mean {near[0]}?)" if near else
-                                f" (allowed: {', '.join(known_keys(loc[:-1]))})")
+                                f" (allowed: {', '.join(allowed)})")
+        if len(loc) == 1 and not near:
+            what += "; a further tool's entry needs kind: exposure | oven | etcher"
     elif kind == "missing":
         what = "missing (required)"
     elif kind in ("model_type", "dict_type", "model_attributes_type"):

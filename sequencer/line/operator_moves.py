@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS moves (
 CREATE INDEX IF NOT EXISTS moves_open ON moves(wafer_id, confirmed_at);
 """
 
-LOCATIONS = ("stocker", "exposure", "oven", "etcher")
+LOCATIONS = ("stocker", "exposure", "oven", "etcher")  # and any other tool's name
 
 
 def _connect(path: Path | str) -> sqlite3.Connection:
@@ -87,8 +87,9 @@ class MoveBook:
 
     def confirm(self, wafer_ids: list[str], dest: str, who: str) -> None:
         """Confirm moves; all or none. ValueError names any wafer with no such open request."""
-        if dest not in LOCATIONS:
-            raise ValueError(f"unknown destination {dest!r}; choose from {', '.join(LOCATIONS)}")
+        known = tuple(dict.fromkeys((*LOCATIONS, *(d for _, d, _ in self.pending()))))
+        if dest not in known:
+            raise ValueError(f"unknown destination {dest!r}; choose from {', '.join(known)}")
         missing = [
             wid for wid in wafer_ids
             if not self.db.execute(

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sequencer.line.config import TOOLS, ToolsConfig
+from sequencer.line.config import ToolsConfig
 
 ENV_LOCK_DIR = "VIAFORM_LOCK_DIR"
 DEFAULT_LOCK_DIR = Path("/tmp/viaform-locks")
@@ -343,7 +343,7 @@ def claim_line(cfg: ToolsConfig, journal: Path, command: str,
     steps: list[tuple[str, Path, str]] = []
     if real:
         steps.append(("journal", journal_lock_path(real), f"the journal {real}"))
-    for tool in TOOLS:
+    for tool in cfg.kinds:
         if tool in cfg.entries:
             entry = cfg.entries[tool]
             steps.append((tool, tool_lock_path(tool, entry),

@@ -24,24 +24,31 @@ __all__ = [
     "SimStack",
     "SimThread",
     "known_faults",
+    "sim_line",
     "sim_ports",
     "tools_config_for",
 ]
 
 
-def known_faults(tool: str) -> dict[str, str]:
-    return {**COMMS_FAULTS, **TOOL_FAULTS.get(tool, {})}
+def known_faults(kind: str) -> dict[str, str]:
+    """The faults a simulator of ``kind`` knows (a tool's name of the classic line too)."""
+    return {**COMMS_FAULTS, **TOOL_FAULTS.get(kind, {})}
 
 
 def sim_ports(cfg: ToolsConfig) -> dict[str, int]:
     """The TCP ports the simulators listen on, from each tool's ``sim:`` section."""
     ports: dict[str, int] = {}
-    for tool in TOOLS:
+    for tool in cfg.kinds:
         sim = (cfg.entries.get(tool) or {}).get("sim") or {}
         if "port" in sim:
             ports[tool] = int(sim["port"])
     ports["control"] = int(cfg.sim_control.get("port", 5030))
     return ports
+
+
+def sim_line(cfg: ToolsConfig) -> dict[str, str]:
+    """The simulators `viaform sim` starts for ``cfg``: one per tool, name → kind."""
+    return dict(cfg.kinds) or {t: t for t in TOOLS}
 
 
 def tools_config_for(
@@ -51,7 +58,8 @@ def tools_config_for(
     journal: str = "var/viaform.db",
     timeout_s: float = 2.0,
 ) -> ToolsConfig:
-    """A :class:`ToolsConfig` whose tools are the running simulators at ``endpoints``.
+    """A :class:`ToolsConfig` whose tools are the running simulators at ``endpoints``
+    (each endpoint names its ``kind``; one without is named by its kind).
 
     Poll periods are stretched with the time scale so a poll never comes more
     often than every ~10 ms of wall time (the tools' own states are what the
@@ -61,34 +69,37 @@ def tools_config_for(
 
     scpi_poll = max(0.5, 0.01 * time_scale)
     entries: dict[str, dict[str, Any]] = {}
-    if "exposure" in endpoints:
-        host, port = endpoints["exposure"]["tcp"]
-        entries["exposure"] = {
-            "resource": f"TCPIP0::{host}::{port}::SOCKET",
-            "timeout_s": timeout_s,
-            "poll_s": scpi_poll,
-        }
-    if "etcher" in endpoints:
-        host, port = endpoints["etcher"]["tcp"]
-        entries["etcher"] = {
-            "url": f"socket://{host}:{port}",
-            "baudrate": 9600,
-            "timeout_s": timeout_s,
-            "poll_s": scpi_poll,
-            "pty": endpoints["etcher"].get("pty"),
-        }
-    if "oven" in endpoints:
-        host, port = endpoints["oven"]["tcp"]
-        entries["oven"] = {
-            "transport": "tcp",
-            "host": host,
-            "port": port,
-            "unit": 1,
-            "serial_port": endpoints["oven"].get("rtu"),
-            "baudrate": 19200,
-            "timeout_s": timeout_s,
-            "poll_s": max(5.0, 0.02 * time_scale),
-        }
+    for tool, ep in endpoints.items():
+        if tool == "control":
+            continue
+        kind = str(ep.get("kind") or tool)
+        entries[tool] = {"kind": kind} if kind != tool else {}
+        host, port = ep["tcp"]
+        if kind == "exposure":
+            entries[tool].update({
+                "resource": f"TCPIP0::{host}::{port}::SOCKET",
+                "timeout_s": timeout_s,
+                "poll_s": scpi_poll,
+            })
+        elif kind == "etcher":
+            entries[tool].update({
+                "url": f"socket://{host}:{port}",
+                "baudrate": 9600,
+                "timeout_s": timeout_s,
+                "poll_s": scpi_poll,
+                "pty": ep.get("pty"),
+            })
+        else:
+            entries[tool].update({
+                "transport": "tcp",
+                "host": host,
+                "port": port,
+                "unit": 1,
+                "serial_port": ep.get("rtu"),
+                "baudrate": 19200,
+                "timeout_s": timeout_s,
+                "poll_s": max(5.0, 0.02 * time_scale),
+            })
     host, port = endpoints["control"]["tcp"]
     return ToolsConfig(
         path=Path("<simulators>"),

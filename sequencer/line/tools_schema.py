@@ -10,6 +10,11 @@ control port (``sim_control``) and the daemon's ``daemon:`` section
 where these defaults are the ones read). Defaults here are only documentation: the loader
 keeps each tool's mapping as written, and the readers apply their own defaults.
 A key added to the code must be added here, or a tools file using it is refused.
+
+Several tools of a kind: any further top-level key whose mapping has ``kind: exposure |
+oven | etcher`` is a tool of that kind, named by its key, read through that kind's model
+(``KIND_MODELS``); the three keys ``exposure``, ``oven``, ``etcher`` keep their meaning
+with the kind implied by the name. ``sequencer.line.config`` splits the document so.
 """
 
 from __future__ import annotations
@@ -44,9 +49,13 @@ class OvenSim(SimAddress):
     rtu_pty: bool = True  # also serve Modbus RTU on a pty
 
 
+Kind = Literal["exposure", "oven", "etcher"]
+
+
 class Exposure(_Section):
     """LX-365 exposure cell, SCPI over TCP through pyvisa."""
 
+    kind: Literal["exposure"] | None = None  # implied by the key ``exposure``
     resource: Text  # e.g. TCPIP0::127.0.0.1::5025::SOCKET
     timeout_s: Seconds = 2.0  # wall seconds for one command/reply
     poll_s: Seconds = 0.5  # tool seconds between state polls
@@ -56,6 +65,7 @@ class Exposure(_Section):
 class Etcher(_Section):
     """PE-200 plasma etcher, SCPI over RS-232 (a pyserial URL or device path)."""
 
+    kind: Literal["etcher"] | None = None  # implied by the key ``etcher``
     url: Text
     baudrate: Baud = 9600
     timeout_s: Seconds = 2.0
@@ -67,6 +77,7 @@ class Etcher(_Section):
 class Oven(_Section):
     """CV-25 cure oven, Modbus TCP or RTU."""
 
+    kind: Literal["oven"] | None = None  # implied by the key ``oven``
     transport: Literal["tcp", "rtu"] = "tcp"
     host: Text = "127.0.0.1"
     port: Port = 502
@@ -139,9 +150,23 @@ class ToolsFile(_Section):
     oven: Oven | None = None
 
 
-def known_keys(path: tuple[str, ...]) -> list[str]:
-    """The keys the schema allows in the mapping at ``path`` ([] if it is not a mapping)."""
+#: a tool's kind → the schema of its entry (an entry with ``kind:`` under any other key)
+KIND_MODELS: dict[str, type[_Section]] = {"exposure": Exposure, "etcher": Etcher, "oven": Oven}
+KINDS = tuple(KIND_MODELS)
+
+
+class ExtraTool(_Section):
+    """The one key every further tool's entry must have first: which kind of tool it is."""
+
+    kind: Kind
+
+
+def known_keys(path: tuple[str, ...], kinds: dict[str, str] | None = None) -> list[str]:
+    """The keys the schema allows in the mapping at ``path`` ([] if it is not a mapping);
+    ``kinds`` names the further tools (key → kind), read through their kind's model."""
     model: type[BaseModel] = ToolsFile
+    if path and kinds and path[0] in kinds and kinds[path[0]] in KIND_MODELS:
+        model, path = KIND_MODELS[kinds[path[0]]], path[1:]
     for key in path:
         field = model.model_fields.get(key)
         sub = _model_of(field.annotation) if field else None

@@ -46,9 +46,15 @@ class StepGuard:
     changed: asyncio.Event
     serve_mode: bool
     recovery: list[str]
-    exposure_done: bool
-    oven_done: bool
     if TYPE_CHECKING:  # and the Scheduler's methods
+        @property
+        def exposure_done(self) -> bool: ...
+
+        @property
+        def oven_done(self) -> bool: ...
+
+        def _on(self, w: Substrate, tool: str) -> bool: ...
+
         def _release(self, tool: str) -> None: ...
 
         def _on_tool_down(self, tool: str, exc: ToolDown,
@@ -58,9 +64,9 @@ class StepGuard:
 
         def _check_stop(self) -> None: ...
 
-        def _next_exposure(self) -> Substrate | None: ...
+        def _next_exposure(self, name: str) -> Substrate | None: ...
 
-        def _next_etch(self) -> Substrate | None: ...
+        def _next_etch(self, name: str | None = None) -> Substrate | None: ...
 
         def _waiting_for_cure(self) -> list[Substrate]: ...
 
@@ -110,13 +116,14 @@ class StepGuard:
         self._check_stop()
         if self.serve_mode:
             return
-        step = {"exposure": "expose", "oven": "cure", "etcher": "etch"}[tool]
-        if any(w.data.step == step and not w.final for w in self.wafers):
+        kind = self.ctx.kind(tool)
+        step = {"exposure": "expose", "oven": "cure", "etcher": "etch"}[kind]
+        if any(w.data.step == step and self._on(w, tool) and not w.final for w in self.wafers):
             return  # a step begun on the tool waits for it
-        left = {"exposure": lambda: self._next_exposure() is not None,
+        left = {"exposure": lambda: self._next_exposure(tool) is not None,
                 "oven": lambda: bool(self._waiting_for_cure()) or not self.exposure_done,
-                "etcher": lambda: self._next_etch() is not None or not self.oven_done}
-        if not left[tool]():
+                "etcher": lambda: self._next_etch(tool) is not None or not self.oven_done}
+        if not left[kind]():
             raise NoWork(tool)
 
     async def _resume_safe(self, tool: str) -> None:

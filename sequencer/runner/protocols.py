@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-Location = Literal["stocker", "exposure", "oven", "etcher"]
+Location = str  # "stocker" or a tool's name (its load position, chamber or cassette)
 #: the LX-365 settings a recipe writes (``EXPosure:DOSE`` … ``RETicle:SELect``)
 ExposureSetting = Literal["dose", "focus", "develop_time", "reticle"]
 
@@ -112,14 +112,23 @@ class MaterialHandling(Protocol):
 
 @dataclass
 class ToolSet:
-    """The three tools the sequencer drives, plus how to build an oven program.
+    """The tools the sequencer drives, by name, with each one's kind, plus how to build an
+    oven program.
 
+    ``drivers`` maps a tool's name (its tools.yaml key: ``etcher``, ``etcher-2`` …) to its
+    driver, in the line's order; ``kinds`` maps it to ``exposure`` | ``oven`` | ``etcher``.
     ``make_program(segments, o2_limit_ppm, n2_flow_slm, high_limit_c, unload_c, batch_no)``
     builds the driver's ``OvenProgram`` (``drivers.oven.OvenProgram`` in production);
     ``segments`` is a tuple of ``(target_c, ramp_c_per_min, soak_min)``.
     """
 
-    exposure: ExposureProto
-    oven: OvenProto
-    etcher: EtcherProto
+    drivers: dict[str, ToolDriver]
+    kinds: dict[str, str]
     make_program: Any = None
+
+    @classmethod
+    def of_three(cls, exposure: ExposureProto, oven: OvenProto, etcher: EtcherProto,
+                 make_program: Any = None) -> ToolSet:
+        """The classic line: one tool of each kind, each named by its kind."""
+        return cls({"exposure": exposure, "oven": oven, "etcher": etcher},
+                   {"exposure": "exposure", "oven": "oven", "etcher": "etcher"}, make_program)

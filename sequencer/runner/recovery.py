@@ -67,7 +67,7 @@ async def reconcile_at_start(ctx: StepContext, wafers: dict[str, Substrate]) -> 
                 w.hold(reason=f"held for disposition: {intent.command} at restart: {v.why}")
             elif v.verdict == "STARTED":
                 w.data.phase = SENT_PHASE.get(intent.command, w.data.phase)
-                if intent.tool == "oven":
+                if ctx.kind(intent.tool) == "oven":
                     w.data.cure_batch = int(intent.before.get("batch_no", 0)) or None
             ctx.save(w)
     notes += _catch_up_phases(ctx, wafers)
@@ -80,7 +80,8 @@ def _catch_up_phases(ctx: StepContext, wafers: dict[str, Substrate]) -> list[str
     sends it again. The step writes the two together (``send_start(phase=…)``); this
     repairs a journal where they came apart (an older version, a hand-edited file)."""
     steps = {"expose": ("exposure", expose.PHASES), "etch": ("etcher", etch.PHASES),
-             "cure": ("oven", cure.PHASES)}
+             "cure": ("oven", cure.PHASES)}  # step → (the tool a journal without
+    # ``data.tool``, from before several tools of a kind, ran it on; its phases)
     last: dict[tuple[str, str], str] = {}
     for cmd in ctx.journal.commands():
         if cmd.outcome in ("OK", "STARTED") and cmd.command in SENT_PHASE:
@@ -91,6 +92,7 @@ def _catch_up_phases(ctx: StepContext, wafers: dict[str, Substrate]) -> list[str
         if w.final or w.data.step not in steps:
             continue
         tool, order = steps[w.data.step]
+        tool = w.data.tool or tool
         command = last.get((tool, w.wafer_id))
         phase = SENT_PHASE.get(command or "")
         if phase in order and order.index(phase) > order.index(w.data.phase or ""):

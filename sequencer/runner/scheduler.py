@@ -1,4 +1,5 @@
-"""The HOW: one worker per tool, all concurrent, keeping the batch oven full.
+"""The HOW: one worker per tool (``sequencer.runner.workers``), all concurrent, keeping
+the batch ovens full. A line may have several tools of a kind (``ToolSet.kinds``).
 
 - Exposure: wafers in lot order, one after another, lot after lot.
 - Oven: a batch starts when ``batch_size`` developed wafers of one cure recipe wait,
@@ -9,10 +10,11 @@ So lots overlap: the next lot exposes while the last cures, its etch runs while
 the next cures; the makespan tends to first exposure + n × cure + last etch.
 
 ``run()`` (``viaform run``/``demo``) runs the given lots until done; a tool that
-stays down (ToolDown) has its remaining work held with the reason while the other
-workers carry on. The workers pick their next work from the wafers' states, so a
-subclass may add lots while they run: ``sequencer.runner.serving.ServingScheduler``
-(the daemon) overrides the hooks marked "serve mode" (``_may_run``, ``_may_start``,
+stays down (ToolDown) leaves its kind's work to the others of its kind (the last one of
+a kind down: that work is held with the reason) while the other workers carry on.
+The workers pick their next work from the wafers' states, so a subclass may add
+lots while they run: ``sequencer.runner.serving.ServingScheduler`` (the daemon)
+overrides the hooks marked "serve mode" (``_may_run``, ``_may_start``,
 ``_after_step``, ``_on_tool_down`` …) for lots submitted while serving, pause/resume/
 abort, take/give and a graceful stop (``Stopping``).
 """
@@ -20,10 +22,7 @@ abort, take/give and a graceful stop (``Stopping``).
 from __future__ import annotations
 
 import asyncio
-import contextvars
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import structlog
@@ -40,35 +39,22 @@ from sequencer.runner.steps import (
     StepContext,
     ToolDown,
     ToolHandle,
-    ToolHeld,
     apply_fate,
 )
-from sequencer.runner.steps.cure import cure_batch, expected_cure_s
-from sequencer.runner.steps.etch import etch_wafer
-from sequencer.runner.steps.expose import expose_wafer
 from sequencer.runner.tool_holds import ToolHolds
+from sequencer.runner.workers import CURRENT_TOOL, IDLE_WALL_S, Busy, KindWorkers
 from sequencer.states.job import ProcessJob
 from sequencer.states.substrate import Substrate
 from sequencer.store.journal import Journal
 
 log = structlog.get_logger("viaform.scheduler")
 
-IDLE_WALL_S = 0.5  # serve mode: longest wait for new work without a wake-up (wall s)
 NOT_STARTED = ("QUEUED", "SETTING_UP", "WAITING_FOR_START")
-#: the tool whose worker (or poller) runs the current task: where a stop may interrupt
-CURRENT_TOOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("viaform_tool",
-                                                                         default=None)
+__all__ = ["CURRENT_TOOL", "IDLE_WALL_S", "NOT_STARTED", "Busy", "Scheduler", "Stopping",
+           "run_lots"]
 
 
-@dataclass(frozen=True)
-class Busy:
-    """The job step running on a tool."""
-
-    step: str
-    wafers: tuple[Substrate, ...]
-
-
-class Scheduler(StepGuard, BatchPolicy):
+class Scheduler(StepGuard, BatchPolicy, KindWorkers):
     """Runs lots through expose → cure → etch; see the module docstring."""
 
     serve_mode = False  # True: lots may come while running; never ends by itself
@@ -83,22 +69,20 @@ class Scheduler(StepGuard, BatchPolicy):
         self.ctx = StepContext(journal=journal, alarms=alarms, clock=self._step_clock(clock),
                                config=config, handling=handling, emit=self._emit,
                                make_program=tools.make_program)
-        drivers = {"exposure": tools.exposure, "oven": tools.oven, "etcher": tools.etcher}
-        for name, driver in drivers.items():
-            h = self._handle(name, driver)
+        for name, driver in tools.drivers.items():
+            h = self._handle(name, driver, tools.kinds[name])
             h.on_comms.append(self._comms_changed)
             self.ctx.tools[name] = h
         self.flows: dict[str, Any] = {lot.lot_id: lot.flow for lot in self.lots}
         self.jobs: dict[str, ProcessJob] = {}
         self.wafers: list[Substrate] = []
         self.changed = asyncio.Event()
-        self.exposure_done = False
-        self.oven_done = False
-        self.down: dict[str, str] = {}
+        self.ended: set[str] = set()  # tools whose worker has ended
+        self.down: dict[str, str] = {}  # tool → why it is down
         self.cycle: list[float] = []  # measured exposure step durations
         self.batches: list[tuple[int | None, list[str]]] = []
-        self.expose_t0: float | None = None  # when the exposure in progress began
-        self.oven_busy: tuple[float, float] | None = None  # (since, expected duration)
+        self.expose_t0: dict[str, float] = {}  # exposure cell → when its exposure began
+        self.oven_busy: dict[str, tuple[float, float]] = {}  # oven → (since, expected s)
         self.recovery: list[str] = []
         self.busy: dict[str, Busy] = {}  # tool → the job step running on it
         self.paused: set[str] = set()  # lots paused by request (not by a comms loss)
@@ -106,12 +90,44 @@ class Scheduler(StepGuard, BatchPolicy):
         self.holds = ToolHolds(self.ctx)
         self._loaded = False
 
+    # ---- the line's tools by kind ---------------------------------------------------
+    def _all_ended(self, kind: str) -> bool:
+        return all(t in self.ended for t in self.ctx.of_kind(kind))
+
+    @property
+    def exposure_done(self) -> bool:
+        """Every exposure cell's worker has ended: no more wafers will be developed."""
+        return self._all_ended("exposure")
+
+    @property
+    def oven_done(self) -> bool:
+        return self._all_ended("oven")
+
+    def _kind_down(self, kind: str) -> str | None:
+        """Why every tool of ``kind`` is down (their reasons, joined), or None if one is up."""
+        names = self.ctx.of_kind(kind)
+        if not names or any(t not in self.down for t in names):
+            return None
+        return "; ".join(self.down[t] for t in names)
+
+    def _on(self, w: Substrate, tool: str) -> bool:
+        """Is ``w``'s step in progress on ``tool``? (A journal from before tools of a kind
+        could be several names no tool: its step resumes on the first tool of the kind.)"""
+        if w.data.tool:
+            return w.data.tool == tool
+        kind = self.ctx.kind(tool)
+        return self.ctx.of_kind(kind)[:1] == [tool]
+
+    def _taken(self, w: Substrate) -> bool:
+        """A step of ``w`` is running, or claimed, on some tool."""
+        return any(w is x for b in self.busy.values() for x in b.wafers)
+
     # ---- hooks (serve mode overrides them) ------------------------------------------
     def _step_clock(self, clock: SeqClock) -> Any:
         return clock
 
-    def _handle(self, name: str, driver: Any) -> ToolHandle[Any]:
-        return ToolHandle(name, driver, self.ctx)
+    def _handle(self, name: str, driver: Any, kind: str) -> ToolHandle[Any]:
+        return ToolHandle(name, driver, self.ctx, kind)
 
     def _may_run(self, w: Substrate) -> bool:
         """May a step of ``w`` start (or resume)?"""
@@ -225,6 +241,8 @@ class Scheduler(StepGuard, BatchPolicy):
         ws = tuple(wafers)
         if not await self._may_start(tool, ws):
             return False
+        if any(w.final or self._taken(w) for w in ws):  # another tool of the kind was faster
+            return False
         self.busy[tool] = Busy(step, ws)
         return True
 
@@ -233,137 +251,6 @@ class Scheduler(StepGuard, BatchPolicy):
         self.changed.set()
         if step is not None:
             self._after_step(tool, step)
-
-    async def _exposure_worker(self) -> None:
-        CURRENT_TOOL.set("exposure")
-        try:
-            await self._resume_safe("exposure")
-            while (w := await self._work(self._next_exposure, lambda: True,
-                                         IDLE_WALL_S)) is not None:
-                if "oven" in self.down:
-                    self._hold([w], f"held for disposition: not exposed, oven down: "
-                                    f"{self.down['oven']}")
-                    continue
-                await self._gate()
-                if not await self._claim("exposure", [w], "expose"):
-                    continue
-                t0 = self.expose_t0 = self.clock.now()
-                ok = await self._guarded("exposure", [w], partial(
-                    expose_wafer, self.ctx, w, self.flows[w.lot_id].exposure), False)
-                self.expose_t0 = None
-                self.ctx.tools["exposure"].busy_s += self.clock.now() - t0
-                if ok:
-                    self.cycle.append(self.clock.now() - t0)
-                self.changed.set()
-        except ToolDown as exc:
-            self.down["exposure"] = exc.reason
-            self._hold([w for w in self.wafers if not w.final and not w.data.developed],
-                       f"held for disposition: exposure down: {exc.reason}")
-        except Stopping:
-            pass
-        finally:
-            self.exposure_done = True
-            self.changed.set()
-
-    def _next_exposure(self) -> Substrate | None:
-        for w in self.wafers:
-            resume = w.data.step == "expose"
-            if w.final or not resume and (w.data.developed or w.data.step):
-                continue
-            if self._may_run(w):
-                return w
-        return None
-
-    async def _oven_worker(self) -> None:
-        CURRENT_TOOL.set("oven")
-        try:
-            await self._resume_cures()
-            while True:
-                if not self.serve_mode and not self._waiting_for_cure() and self.exposure_done:
-                    return
-                picked = self._pick_batch()
-                if picked is None:
-                    await self._idle(self.clock.to_wall(self.ctx.tools["oven"].poll_s))
-                    continue
-                if await self._claim("oven", picked[0], "cure"):
-                    await self._cure(*picked)
-        except ToolDown as exc:
-            self.down["oven"] = exc.reason
-            self._hold([w for w in self.wafers if not w.final and w.data.developed
-                        and not w.data.cured], f"held for disposition: oven down: {exc.reason}")
-        except Stopping:
-            pass
-        finally:
-            self.oven_done = True
-            self.changed.set()
-
-    async def _resume_cures(self) -> None:
-        groups: dict[int | None, list[Substrate]] = {}
-        for w in self.wafers:
-            if not w.final and w.data.step == "cure":
-                groups.setdefault(w.data.cure_batch, []).append(w)
-        for ws in groups.values():
-            self.busy["oven"] = Busy("cure", tuple(ws))
-            await self._cure(ws, self.flows[ws[0].lot_id].cure)
-
-    async def _cure(self, ws: list[Substrate], recipe: Any) -> None:
-        """One batch on the oven, which ``busy`` already names; released at the end."""
-        t0 = self.clock.now()
-        self.oven_busy = (t0, expected_cure_s(recipe, self.ctx.config))
-        try:
-            done = await self._guarded("oven", ws, lambda: cure_batch(self.ctx, ws, recipe), [])
-        finally:
-            self.oven_busy = None
-        for w in ws:  # held before any went in (the oven was held): back to waiting
-            if not w.final and w.data.step == "cure" and not w.data.phase:
-                w.data.step = ""
-                self.ctx.save(w)
-        self.ctx.tools["oven"].busy_s += self.clock.now() - t0
-        self.batches.append((ws[0].data.cure_batch, [w.wafer_id for w in ws]))
-        self._emit(Event("batch", self.clock.now(), tool="oven",
-                         data={"batch_no": ws[0].data.cure_batch,
-                               "wafers": [w.wafer_id for w in ws],
-                               "cured": [w.wafer_id for w in done]}))
-
-    def _next_etch(self) -> Substrate | None:
-        ready = [w for w in self.wafers if self._may_run(w) and (
-            w.data.step == "etch" or w.data.cured and not w.data.etched and not w.data.step)]
-        return min(ready, key=lambda x: (x.data.step != "etch", x.data.cure_end or 0),
-                   default=None)
-
-    async def _etch_worker(self) -> None:
-        CURRENT_TOOL.set("etcher")
-        poll = self.clock.to_wall(self.ctx.tools["etcher"].poll_s)
-        try:
-            try:
-                await self._resume_safe("etcher")
-            except ToolDown as exc:  # its wafer stays recorded on it; its work is held
-                if not self._on_tool_down("etcher", exc, []):
-                    self.down["etcher"] = exc.reason
-            while (w := await self._work(self._next_etch, lambda: self.oven_done,
-                                         max(poll, 0.01))) is not None:
-                if await self._claim("etcher", [w], "etch"):
-                    await self._guarded("etcher", [w], partial(self._etch, w), None)
-        except Stopping:
-            pass
-
-    async def _etch(self, w: Substrate) -> None:
-        if w.final:
-            return
-        if "etcher" in self.down:
-            self._hold([w], f"held for disposition: etcher down: {self.down['etcher']}")
-            return
-        t0 = self.clock.now()
-        try:
-            await etch_wafer(self.ctx, w, self.flows[w.lot_id].etch)
-        except ToolHeld:
-            raise
-        except ToolDown as exc:
-            if not self._on_tool_down("etcher", exc, [w]):
-                self.down["etcher"] = exc.reason
-                self._hold([w], f"held for disposition: etcher down: {exc.reason}")
-        finally:
-            self.ctx.tools["etcher"].busy_s += self.clock.now() - t0
 
     # ---- the run --------------------------------------------------------------------
     async def _start(self) -> list[str]:
@@ -386,8 +273,7 @@ class Scheduler(StepGuard, BatchPolicy):
         t0, wall0 = self.clock.now(), self.clock.wall()
         notes = await self._start()
         try:
-            await asyncio.gather(self._exposure_worker(), self._oven_worker(),
-                                 self._etch_worker())
+            await asyncio.gather(*(worker() for worker, _ in self._workers()))
         finally:
             for h in self.ctx.tools.values():
                 await h.disconnect()

@@ -58,8 +58,8 @@ class ServeHandle(ToolHandle[D]):
     step and the idle poller) share one reconnect, which ``stop()`` may cancel."""
 
     def __init__(self, name: str, driver: D, ctx: StepContext,
-                 sched: ServingScheduler) -> None:
-        super().__init__(name, driver, ctx)
+                 sched: ServingScheduler, kind: str | None = None) -> None:
+        super().__init__(name, driver, ctx, kind)
         self.sched = sched
         self.last_state: str | None = None
         self.last_alarms: tuple[str, ...] = ()
@@ -137,8 +137,8 @@ class ServingScheduler(Disposition, Scheduler):
     def _step_clock(self, clock: SeqClock) -> Any:
         return GatedClock(clock, self.check_interrupt)
 
-    def _handle(self, name: str, driver: Any) -> ToolHandle[Any]:
-        return ServeHandle(name, driver, self.ctx, self)
+    def _handle(self, name: str, driver: Any, kind: str) -> ToolHandle[Any]:
+        return ServeHandle(name, driver, self.ctx, self, kind)
 
     def _load_lot(self, lot: Any) -> None:
         super()._load_lot(lot)
@@ -175,7 +175,10 @@ class ServingScheduler(Disposition, Scheduler):
             self._settle(lot_id)
 
     def _can_still_come(self, cure_name: str) -> int:
-        return 0 if "exposure" in self.taken else super()._can_still_come(cure_name)
+        """None while every exposure cell is taken for engineering."""
+        if all(t in self.taken for t in self.ctx.of_kind("exposure")):
+            return 0
+        return super()._can_still_come(cure_name)
 
     def _on_tool_down(self, tool: str, exc: ToolDown, wafers: Iterable[Substrate]) -> bool:
         live = [w for w in wafers if not w.final]
@@ -215,9 +218,7 @@ class ServingScheduler(Disposition, Scheduler):
             self.ctx.config = dataclasses.replace(self.ctx.config,
                                                   reconnect_attempts=RECONNECT_FOR_EVER)
             self._tasks = [asyncio.create_task(self._supervised(fn, tool), name=tool)
-                           for fn, tool in ((self._exposure_worker, "exposure"),
-                                            (self._oven_worker, "oven"),
-                                            (self._etch_worker, "etcher"))]
+                           for fn, tool in self._workers()]
             await asyncio.gather(*self._tasks, return_exceptions=True)
         except Stopping:
             pass

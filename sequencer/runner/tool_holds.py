@@ -72,7 +72,7 @@ class ToolHolds:
         else:
             how = "" if "acknowledge" in reason else \
                 ". When the cause is gone, acknowledge this alarm (viaform alarms --ack ID)"
-            text = f"{tool} held: {describe(tool, names)}. {reason}{how}"
+            text = f"{tool} held: {describe(self.ctx.kind(tool), names)}. {reason}{how}"
             alarm_id = self.ctx.alarms.raise_(tool, KIND, text, lot_id=lot_id,
                                               wafer_ids=wafer_ids).id
         hold = Hold(tool, names, alarm_id, reason)
@@ -114,7 +114,7 @@ class ToolHolds:
             self.ctx.journal.outcome(iid, "OK", f"after {who} acknowledged alarm "
                                                 f"{hold.alarm_id}")
             state = await h.state()
-            left = holding(hold.tool, tuple(await h.q(h.driver.alarms)))
+            left = holding(h.kind, tuple(await h.q(h.driver.alarms)))
         except (ToolError, ToolDown) as exc:
             self.ctx.journal.outcome(iid, "REFUSED", str(exc))
             return f"the {hold.tool} refused its clear after {who}'s acknowledgement: {exc}"

@@ -27,7 +27,7 @@ SECS/GEM front end sees an ordinary IN_PROCESS / NEEDS_PROCESSING substrate agai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from transitions import Machine
@@ -61,6 +61,9 @@ class WaferData:
     location: str = "stocker"
     phase: str = ""  # last finished phase of the step in progress ("" = none)
     step: str = ""  # step in progress ("expose", "cure", "etch" or "")
+    tool: str = ""  # the tool the step in progress runs on (a restart resumes it there)
+    #: step → the tool that ran it (the last time), e.g. {"etch": "etcher-2"}
+    ran: dict[str, str] = field(default_factory=dict)
     developed: bool = False
     cured: bool = False
     etched: bool = False

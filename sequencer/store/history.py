@@ -24,7 +24,7 @@ from sequencer.store.journal import Intent
 
 ACKS_SCHEMA = """CREATE TABLE IF NOT EXISTS alarm_acks (alarm_id INTEGER PRIMARY KEY,
     t REAL NOT NULL, who TEXT NOT NULL)"""
-#: the tool a journaled command went to → the step it belongs to
+#: the kind of the tool a journaled command went to → the step it belongs to
 STEP_OF_TOOL = {"exposure": "expose", "oven": "cure", "etcher": "etch"}
 
 
@@ -69,7 +69,9 @@ def record_ack(db: sqlite3.Connection, alarm_id: int, unix_t: float, who: str) -
 class History:
     """Read-only queries on a journal file. ``time_scale`` converts its tool seconds."""
 
-    def __init__(self, path: Path | str, time_scale: float = 1.0) -> None:
+    def __init__(self, path: Path | str, time_scale: float = 1.0,
+                 kinds: dict[str, str] | None = None) -> None:
+        self.kinds = dict(kinds or {})  # tool name → kind (a name not in it: its own kind)
         self.path = Path(path)
         self.scale = float(time_scale)
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0,
@@ -140,7 +142,7 @@ class History:
             elif kind == "command":
                 if d["tool"] == "handling" and d["outcome"] == "OK":
                     location = str(d["args"].get("to", location))
-                step = STEP_OF_TOOL.get(d["tool"], "")
+                step = STEP_OF_TOOL.get(self.kinds.get(d["tool"], d["tool"]), "")
                 note = f"{d['tool']} {d['command']}: {d['outcome'] or 'no outcome'}" + \
                     (f" ({d['detail']})" if d["detail"] else "")
             else:

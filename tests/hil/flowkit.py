@@ -151,11 +151,18 @@ def oven_reading(sims: SimThread) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- the world verdict
-def _first(history: list[dict[str, Any]], tool: str, *words: str) -> float | None:
+def _first(history: list[dict[str, Any]], tool: str | set[str], *words: str) -> float | None:
+    tools = {tool} if isinstance(tool, str) else tool
     for h in history:
-        if h["tool"] == tool and all(w in h["event"] for w in words):
+        if h["tool"] in tools and all(w in h["event"] for w in words):
             return float(h["t"])
     return None
+
+
+def _of(w: dict[str, Any], kind: str, step: str) -> set[str]:
+    """The names of the tools of ``kind`` that ran ``step`` on the wafer (and the kind's
+    own name: the classic line's tool)."""
+    return {kind, *w.get("ran", {}).get(step, ())}
 
 
 def world_problems(world: dict[str, Any], wafer_ids: Iterable[str], *,
@@ -188,10 +195,10 @@ def world_problems(world: dict[str, Any], wafer_ids: Iterable[str], *,
             bad.append(f"{wid}: developed {w['developed']} times")
         if w["etches"] > 1:
             bad.append(f"{wid}: etched {w['etches']} times")
-        develop = _first(hist, "exposure", "DEVELOP DONE")
-        cure_start = _first(hist, "oven", "cure start")
-        cure_done = _first(hist, "oven", "cure complete")
-        etch = _first(hist, "etcher", "etch job", "start")
+        develop = _first(hist, _of(w, "exposure", "expose"), "DEVELOP DONE")
+        cure_start = _first(hist, _of(w, "oven", "cure"), "cure start")
+        cure_done = _first(hist, _of(w, "oven", "cure"), "cure complete")
+        etch = _first(hist, _of(w, "etcher", "etch"), "etch job", "start")
         if cure_start is not None and (develop is None or develop > cure_start):
             bad.append(f"{wid}: in a cure started before it was developed")
         if etch is not None:

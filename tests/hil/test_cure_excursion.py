@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from pymodbus.client import ModbusTcpClient
 
-import sequencer.runner.scheduler as scheduler_mod
+import sequencer.runner.workers as workers_mod
 from sequencer.runner.steps import ToolHeld
 from sequencer.store.history import record_ack
 from simulators.runner import SimThread
@@ -61,7 +61,7 @@ def _held_tools(monkeypatch: pytest.MonkeyPatch) -> list[ToolHeld]:
     """Every ToolHeld the cure step raises to the scheduler (the step is wrapped only to
     watch; what it does is untouched)."""
     seen: list[ToolHeld] = []
-    real = scheduler_mod.cure_batch
+    real = workers_mod.cure_batch
 
     async def watched(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -70,7 +70,7 @@ def _held_tools(monkeypatch: pytest.MonkeyPatch) -> list[ToolHeld]:
             seen.append(exc)
             raise
 
-    monkeypatch.setattr(scheduler_mod, "cure_batch", watched)
+    monkeypatch.setattr(workers_mod, "cure_batch", watched)
     return seen
 
 

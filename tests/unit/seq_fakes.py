@@ -444,7 +444,7 @@ class Line:
 
     @property
     def tools(self) -> ToolSet:
-        return ToolSet(self.exposure, self.oven, self.etcher, make_program=make_program)
+        return ToolSet.of_three(self.exposure, self.oven, self.etcher, make_program=make_program)
 
 
 def line(scale: float = SCALE, cure_s: float = 1500.0) -> Line:

@@ -30,7 +30,8 @@ def setup(ln: Line, n: int = 1, **cfg: Any) -> Scheduler:
 
 
 def expose(sched: Scheduler, i: int = 0) -> bool:
-    return asyncio.run(expose_wafer(sched.ctx, sched.wafers[i], sched.flows["L1"].exposure))
+    return asyncio.run(expose_wafer(sched.ctx, sched.ctx.exposure(), sched.wafers[i],
+                                    sched.flows["L1"].exposure))
 
 
 def cured(sched: Scheduler, ln: Line) -> None:
@@ -43,7 +44,8 @@ def cured(sched: Scheduler, ln: Line) -> None:
 
 
 def etch(sched: Scheduler, i: int = 0) -> bool:
-    return asyncio.run(etch_wafer(sched.ctx, sched.wafers[i], sched.flows["L1"].etch))
+    return asyncio.run(etch_wafer(sched.ctx, sched.ctx.etcher(), sched.wafers[i],
+                                  sched.flows["L1"].etch))
 
 
 def test_expose_journals_intents_before_outcomes_and_the_result() -> None:
@@ -177,7 +179,8 @@ def _cure(sched: Scheduler, ln: Line) -> list:
     for w in sched.wafers:
         w.start()
         w.data.developed, w.data.develop_end, w.data.residual_um = True, ln.clock.now(), 2.0
-    return asyncio.run(cure_batch(sched.ctx, sched.wafers, sched.flows["L1"].cure))
+    return asyncio.run(cure_batch(sched.ctx, sched.ctx.oven(), sched.wafers,
+                                  sched.flows["L1"].cure))
 
 
 def test_cure_records_batch_profile_and_time_at_temperature() -> None:
@@ -224,7 +227,8 @@ def test_develop_to_cure_queue_time_breach_holds_before_start() -> None:
         w.data.developed, w.data.residual_um = True, 2.0
     sched.wafers[0].data.develop_end = ln.clock.now() - 500.0
     sched.wafers[1].data.develop_end = ln.clock.now()
-    done = asyncio.run(cure_batch(sched.ctx, sched.wafers, sched.flows["L1"].cure))
+    done = asyncio.run(cure_batch(sched.ctx, sched.ctx.oven(), sched.wafers,
+                                  sched.flows["L1"].cure))
     assert [w.wafer_id for w in done] == ["L1-02"]
     assert sched.wafers[0].state == "STOPPED" and "queue time" in sched.wafers[0].data.reason
     assert not sched.wafers[0].data.cured and sched.wafers[0].data.location == "stocker"
@@ -305,10 +309,10 @@ from sequencer.runner.steps import StepContext
 
 
 async def wrong(ctx: StepContext) -> None:
-    h = ctx.exposure
+    h = ctx.exposure("exposure")
     await h.q(h.driver.set, "dosage", 318.0)
-    await ctx.etcher.q(ctx.etcher.driver.apply_recipe, 1.0)
-    n: str = await ctx.oven.q(ctx.oven.driver.batch_no)
+    await ctx.etcher("etcher-2").q(ctx.etcher("etcher-2").driver.apply_recipe, 1.0)
+    n: str = await ctx.oven().q(ctx.oven().driver.batch_no)
     await h.q("start_exposure")
 """
 

@@ -107,7 +107,8 @@ def test_an_idle_tool_with_a_latched_alarm_is_held_and_named_not_timed_out() -> 
     sched = _sched(ln, 1, journal)
     sched._load()
     with pytest.raises(ToolHeld) as held:
-        asyncio.run(expose_wafer(sched.ctx, sched.wafers[0], sched.flows["L1"].exposure))
+        asyncio.run(expose_wafer(sched.ctx, sched.ctx.exposure(), sched.wafers[0],
+                                 sched.flows["L1"].exposure))
     assert "LAMP_FAIL" in held.value.reason and "process" in held.value.reason
     assert "load" not in ln.exposure.calls and "clear_alarms" not in ln.exposure.calls
     assert sched.wafers[0].state == "IN_PROCESS", "the wafer waits for the tool, not held"

@@ -2,6 +2,8 @@
 
     viaform sim [--only TOOL] [--time-scale X] [--host H]   run until Ctrl-C
     viaform sim world                                      the simulated world as JSON
+                                                           (where each wafer is, which
+                                                           tool ran each of its steps)
     viaform sim fault TOOL FAULT [--param k=v]             inject a fault
     viaform sim clear TOOL [FAULT]                         clear one fault, or all
     viaform sim faults                                     the faults each tool knows
@@ -25,6 +27,7 @@ from sequencer.line.simhost import (
     SimControlError,
     SimStack,
     known_faults,
+    sim_line,
     sim_ports,
 )
 
@@ -63,31 +66,38 @@ def run(
     config: ConfigOpt = None,
     seed: Annotated[int | None, typer.Option("--seed", help="random seed")] = None,
 ) -> None:
-    """Start the simulators (all three unless --only) and serve until Ctrl-C."""
+    """Start one simulator per tool of tools.yaml (unless --only) and serve until Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
     cfg = _load(config)
+    line = sim_line(cfg)
     for tool in only or []:
-        if tool not in TOOLS:
-            raise _fail(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}", 2)
+        if tool not in line:
+            raise _fail(f"unknown tool {tool!r}; choose from {', '.join(line)}", 2)
     scale = cfg.time_scale if time_scale is None else time_scale
     if not scale > 0:
         raise _fail(f"--time-scale must be > 0, got {scale}", 2)
     bind = host or str(cfg.sim_control.get("host", "127.0.0.1"))
     try:
-        asyncio.run(_serve(scale, bind, sim_ports(cfg), only or None, seed))
+        asyncio.run(_serve(scale, bind, sim_ports(cfg), only or None, seed, line))
     except OSError as exc:
         raise _fail(f"cannot listen: {exc}") from None
 
 
 async def _serve(
-    scale: float, host: str, ports: dict[str, int], only: list[str] | None, seed: int | None
+    scale: float,
+    host: str,
+    ports: dict[str, int],
+    only: list[str] | None,
+    seed: int | None,
+    line: dict[str, str],
 ) -> None:
-    stack = SimStack(scale, host=host, ports=ports, only=only, seed=seed)
+    stack = SimStack(scale, host=host, ports=ports, only=only, seed=seed, line=line)
     endpoints = await stack.start()
     typer.echo(f"viaform simulators, time scale {scale:g} (tool seconds per wall second)")
     for tool, ep in endpoints.items():
-        typer.echo(f"  {tool:9s} " + "  ".join(f"{k} {_fmt(v)}" for k, v in ep.items()))
+        typer.echo(f"  {tool:9s} " + "  ".join(f"{k} {_fmt(v)}" for k, v in ep.items()
+                                               if k != "kind"))
     typer.echo("Ctrl-C to stop.", err=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -102,6 +112,14 @@ def _fmt(value: Any) -> str:
     if isinstance(value, tuple | list) and len(value) == 2:
         return f"{value[0]}:{value[1]}"
     return str(value)
+
+
+def _kind(tool: str, config: Path | None) -> str:
+    """The kind of ``tool`` on the line of tools.yaml; exit 2 naming the tools if none."""
+    line = sim_line(_load(config))
+    if tool not in line:
+        raise _fail(f"unknown tool {tool!r}; choose from {', '.join(line)}", 2)
+    return line[tool]
 
 
 def _client(config: Path | None) -> SimControlClient:
@@ -127,11 +145,10 @@ def fault(
     config: ConfigOpt = None,
 ) -> None:
     """Inject a fault into a running `viaform sim`."""
-    if tool not in TOOLS:
-        raise _fail(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}", 2)
-    if name not in known_faults(tool):
+    kind = _kind(tool, config)
+    if name not in known_faults(kind):
         raise _fail(
-            f"unknown fault {name!r} for {tool}; known: {', '.join(sorted(known_faults(tool)))}", 2
+            f"unknown fault {name!r} for {tool}; known: {', '.join(sorted(known_faults(kind)))}", 2
         )
     params: dict[str, Any] = {}
     for item in param or []:
@@ -156,8 +173,7 @@ def clear(
     config: ConfigOpt = None,
 ) -> None:
     """Clear one fault (or all) in a running `viaform sim`."""
-    if tool not in TOOLS:
-        raise _fail(f"unknown tool {tool!r}; choose from {', '.join(TOOLS)}", 2)
+    _kind(tool, config)
     try:
         _client(config).clear(tool, name)
     except SimControlError as exc:

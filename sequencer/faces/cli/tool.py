@@ -1,6 +1,7 @@
 """`viaform tool TOOL ACTION …`: technicians' manual commands, through the daemon or to the tool.
 
     viaform tool exposure|oven|etcher status|idn|errors|alarms|clear-alarms|reset
+    viaform tool etcher-2 …               any further tool of tools.yaml, by its name
     viaform tool TOOL set NAME VALUE      viaform tool TOOL get NAME
     viaform tool exposure|etcher raw 'SCPI…'
     viaform tool TOOL take [--force] | give | e10          (daemon only)
@@ -47,11 +48,11 @@ from structlog.typing import EventDict
 from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
 from sequencer.faces.cli.client import Client, DaemonOpt, call, connect
 from sequencer.faces.cli.tool_render import compact_names, fmt, print_table
-from sequencer.line.config import SCPI_TOOLS, TOOLS, ConfigError, load_tools
+from sequencer.line.config import SCPI_KINDS, TOOLS, ConfigError, load_tools
 from sequencer.line.ownership import ClaimError, LineOwned, manual_claim
 from sequencer.store.manual_record import record_manual
 
-#: tool → (module, class); imported only when used, so one broken driver cannot stop the others.
+#: kind → (module, class); imported only when used, so one broken driver cannot stop the others.
 DRIVERS: dict[str, tuple[str, str]] = {
     "exposure": ("drivers.exposure", "ExposureTool"),
     "oven": ("drivers.oven", "CureOven"),
@@ -82,6 +83,9 @@ class _OneLineGroup(typer.core.TyperGroup):
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         name = args[0] if args else ""
+        if self.what == "tool" and name and not name.startswith("-") \
+                and self.get_command(ctx, name) is None and name in _further_tools(args):
+            self.add_command(typer.main.get_command(_register(name)), name)
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
             where = f"{ctx.info_name}: " if self.what == "action" else ""
             fail(f"{where}unknown {self.what} {name!r}; known: "
@@ -89,8 +93,23 @@ class _OneLineGroup(typer.core.TyperGroup):
         return super().resolve_command(ctx, args)
 
     def list_commands(self, ctx: Any) -> list[str]:
-        order = TOOLS if self.what == "tool" else ACTIONS
-        return [c for c in order if c in self.commands]
+        order = (*TOOLS, *self.commands) if self.what == "tool" else ACTIONS
+        return [c for c in dict.fromkeys(order) if c in self.commands]
+
+
+def _further_tools(args: list[str]) -> list[str]:
+    """The tools of the tools file the command line names (``--config``/``-c``, else the
+    default one) beyond the classic three: their sub-groups are made when named."""
+    path: str | None = None
+    for i, arg in enumerate(args):
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            path = args[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+    try:
+        return [t for t in load_tools(path).kinds if t not in TOOLS]
+    except ConfigError:
+        return []  # the action itself reports a bad tools file
 
 
 class _ToolGroup(_OneLineGroup):
@@ -155,8 +174,9 @@ _VALUE_ARGS = {"ignore_unknown_options": True}
 def build(tool: str, config: Path | None) -> Any:
     """The tool's driver from the tools file, not connected. Bad file → exit 2."""
     try:
-        entry = load_tools(config).entry(tool)
-        module, cls_name = DRIVERS[tool]
+        cfg = load_tools(config)
+        entry = cfg.entry(tool)
+        module, cls_name = DRIVERS[cfg.kind(tool)]
         cls = getattr(importlib.import_module(module), cls_name)
         return cls.from_config(entry)
     except (ConfigError, ValidationError, ValueError, KeyError, TypeError) as exc:
@@ -258,7 +278,14 @@ def _print_daemon_status(client: Client, tool: str) -> None:
 
 
 # ------------------------------------------------------------------ commands
-def _register(tool: str) -> None:
+def _kind_of(tool: str, config: Path | None) -> str:
+    try:
+        return load_tools(config).kind(tool)
+    except ConfigError:
+        return tool
+
+
+def _register(tool: str) -> typer.Typer:
     """One sub-group per tool, so `viaform tool oven --help` lists what the oven takes."""
     sub = typer.Typer(help=f"manual commands for the {tool}", no_args_is_help=True,
                       cls=_ActionGroup)
@@ -322,7 +349,7 @@ def _register(tool: str) -> None:
     @sub.command("raw", help="send one SCPI line; print the reply if it has a query",
                  context_settings=_VALUE_ARGS)
     def _raw(line: str, config: ConfigOpt = None) -> None:
-        if tool not in SCPI_TOOLS:
+        if _kind_of(tool, config) not in SCPI_KINDS:
             fail(f"{tool}: raw takes SCPI lines, and the {tool} speaks Modbus; use "
                  f"`viaform tool {tool} get/set NAME` instead", EXIT_USAGE)
         client = via_daemon(config)
@@ -364,6 +391,7 @@ def _register(tool: str) -> None:
             typer.echo(f"  {state:<17} {seconds:10.1f} s")
 
     app.add_typer(sub, name=tool)
+    return sub
 
 
 def _who() -> str:

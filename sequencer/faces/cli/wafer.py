@@ -48,6 +48,15 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _locations(config: Path | None) -> tuple[str, ...]:
+    """The stocker and every tool of tools.yaml (the classic three if it cannot be read)."""
+    try:
+        tools = tuple(load_tools(config).kinds)
+    except ConfigError:
+        tools = ()
+    return tuple(dict.fromkeys((*LOCATIONS, *tools)))
+
+
 def _journal_path(config: Path | None, db: Path | None) -> Path:
     if db is not None:
         path = db
@@ -64,14 +73,16 @@ def _journal_path(config: Path | None, db: Path | None) -> Path:
 @app.command()
 def moved(
     wafers: Annotated[list[str], typer.Argument(help="wafer id(s)")],
-    to: Annotated[str, typer.Option("--to", help=f"where to: {', '.join(LOCATIONS)}")],
+    to: Annotated[str, typer.Option("--to", help=f"where to: {', '.join(LOCATIONS)} or another "
+                                                 f"tool's name")],
     by: Annotated[str | None, typer.Option("--by", help="who moved them")] = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Confirm that wafers were moved (operator handling on real tools)."""
-    if to not in LOCATIONS:
-        raise _fail(f"--to {to!r}: choose from {', '.join(LOCATIONS)}", 2)
+    known = _locations(config)
+    if to not in known:
+        raise _fail(f"--to {to!r}: choose from {', '.join(known)}", 2)
     book = MoveBook(_journal_path(config, db))
     try:
         book.confirm(wafers, to, by or getpass.getuser())
@@ -118,6 +129,9 @@ def show(
     reason = f" — {view['reason']}" if view.get("reason") else ""
     typer.echo(f"wafer {view['wafer_id']} (lot {view['lot_id']}, slot {view['slot']}): "
                f"{view['state']} at {view['location']}{reason}")
+    ran = [(k.split(".")[0], v) for k, v in view.get("data", {}).items() if k.endswith(".tool")]
+    if ran:
+        typer.echo("  ran on: " + ", ".join(f"{step} {tool}" for step, tool in ran))
     for key, value in view.get("data", {}).items():
         typer.echo(f"  {key}: {value}")
     for h in view["history"]:
@@ -131,10 +145,11 @@ def _from_journal(wafer_id: str, config: Path | None, db: Path | None) -> dict[s
 
     path = _journal_path(config, db)
     try:
-        scale = load_tools(config).time_scale
+        cfg = load_tools(config)
+        scale, kinds = cfg.time_scale, cfg.kinds
     except ConfigError:
-        scale = 1.0
-    hist = History(path, scale)
+        scale, kinds = 1.0, {}
+    hist = History(path, scale, kinds)
     try:
         row = hist.wafer(wafer_id)
         if row is None:

@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from sequencer.line.config import SCPI_TOOLS
+from sequencer.line.config import SCPI_KINDS
 from sequencer.process.recipes import Lot
 
 JSONScalar = str | int | float | bool | None
@@ -290,7 +290,8 @@ class LineControl(Protocol):
 
 
 # --- manual commands: the vocabulary, and which of them change a tool -------------------
-EVERY_TOOL = frozenset({"exposure", "etcher", "oven"})
+EVERY_KIND = frozenset({"exposure", "etcher", "oven"})
+EVERY_TOOL = EVERY_KIND  # (the name before a line had several tools of a kind)
 Scalar = (str, int, float, bool)
 
 
@@ -303,7 +304,7 @@ class CommandSpec:
     """
 
     changes: bool
-    tools: frozenset[str] = EVERY_TOOL
+    tools: frozenset[str] = EVERY_KIND  # the kinds of tool that take the command
     args: tuple[tuple[str, tuple[type, ...]], ...] = ()
     help: str = ""
 
@@ -314,8 +315,8 @@ COMMANDS: dict[str, CommandSpec] = {
     "status": CommandSpec(False, help="complete status snapshot"),
     "alarms": CommandSpec(False, help="the tool's active alarm names"),
     "get": CommandSpec(False, args=(("name", (str,)),), help="read one declared setting"),
-    "last_job": CommandSpec(False, SCPI_TOOLS, help="JOB:LAST?"),
-    "result": CommandSpec(False, SCPI_TOOLS, help="last measured result"),
+    "last_job": CommandSpec(False, SCPI_KINDS, help="JOB:LAST?"),
+    "result": CommandSpec(False, SCPI_KINDS, help="last measured result"),
     "readings": CommandSpec(False, frozenset({"etcher"}), help="gauges, RF, OES"),
     "batch_no": CommandSpec(False, frozenset({"oven"}), help="current batch number"),
     "read_program": CommandSpec(False, frozenset({"oven"}), help="the uploaded program"),
@@ -323,13 +324,13 @@ COMMANDS: dict[str, CommandSpec] = {
     "errors": CommandSpec(True, help="drain the error queue"),
     "set": CommandSpec(True, args=(("name", (str,)), ("value", Scalar)),
                        help="write one declared setting"),
-    "raw": CommandSpec(True, SCPI_TOOLS, (("line", (str,)),),
+    "raw": CommandSpec(True, SCPI_KINDS, (("line", (str,)),),
                        help="one SCPI line; a pure query is allowed while busy"),
     "clear_alarms": CommandSpec(True, help="ALARm:CLEar / ACK ALARMS"),
     "reset": CommandSpec(True, help="*RST (oven: ABORT then ACK)"),
     "abort": CommandSpec(True, help="abort what the tool is doing"),
-    "load": CommandSpec(True, SCPI_TOOLS, _WAFER, help="load a wafer"),
-    "unload": CommandSpec(True, SCPI_TOOLS, help="unload the wafer"),
+    "load": CommandSpec(True, SCPI_KINDS, _WAFER, help="load a wafer"),
+    "unload": CommandSpec(True, SCPI_KINDS, help="unload the wafer"),
     "remote": CommandSpec(True, frozenset({"exposure"}), help="take remote control"),
     "local": CommandSpec(True, frozenset({"exposure"}), help="give control to the panel"),
     "start_exposure": CommandSpec(True, frozenset({"exposure"})),
@@ -363,13 +364,16 @@ def changes_tool(command: str, args: Mapping[str, Any]) -> bool:
     return COMMANDS[command].changes
 
 
-def check_command(tool: str, command: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Every problem with a manual command as (place, message); empty means valid."""
+def check_command(tool: str, command: str, args: Mapping[str, Any],
+                  kind: str | None = None) -> list[tuple[str, str]]:
+    """Every problem with a manual command to ``tool`` (of ``kind``; default: the tool is
+    named by its kind) as (place, message); empty means valid."""
     spec = COMMANDS.get(command)
     if spec is None:
         return [("command", f"unknown command {command!r} (known: {', '.join(COMMANDS)})")]
-    if tool not in spec.tools:
-        return [("command", f"{command!r} is not a {tool} command "
+    if (kind or tool) not in spec.tools:
+        of = f"{tool} ({kind})" if kind and kind != tool else tool
+        return [("command", f"{command!r} is not a {of} command "
                             f"(only {', '.join(sorted(spec.tools))})")]
     problems: list[tuple[str, str]] = []
     wanted = dict(spec.args)

@@ -79,7 +79,7 @@ class DaemonCore:
         """One manual command: 422 if invalid, 409 (audited as refused) while a job step
         runs on the tool and the command would change it."""
         view = self.line.tool_status(tool)
-        problems = check_command(tool, command, args)
+        problems = check_command(tool, command, args, view.kind or tool)
         if problems:
             raise HttpError(422, f"{tool} {command}: invalid command",
                             problems=[Problem(place=p, message=m) for p, m in problems])

@@ -36,7 +36,7 @@ from sequencer.faces.http.contract import (
     changes_tool,
 )
 from sequencer.faces.http.manual import run_manual
-from sequencer.line.config import TOOLS, ToolsConfig
+from sequencer.line.config import ToolsConfig
 from sequencer.line.engine import Engine
 from sequencer.process.recipe_check import default_recipes_dir
 from sequencer.process.recipes import Lot
@@ -64,9 +64,10 @@ def _held(sched: Any, tool: str, alarms: tuple[str, ...]) -> dict[str, Any]:
     if hold is not None:
         return {"held": True, "held_reason": f"{hold.reason} (acknowledge alarm "
                                              f"{hold.alarm_id} once the cause is gone)"}
-    latched = holding(tool, alarms)
+    kind = sched.ctx.kind(tool)
+    latched = holding(kind, alarms)
     if latched:
-        return {"held": True, "held_reason": f"the {tool} reports {describe(tool, latched)}: "
+        return {"held": True, "held_reason": f"the {tool} reports {describe(kind, latched)}: "
                                              f"held at its next step until acknowledged"}
     return {"held": False, "held_reason": None}
 
@@ -94,7 +95,7 @@ class EngineLine:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
         await asyncio.to_thread(self.engine.start)
-        self._history = History(self.engine.db, self.scale)
+        self._history = History(self.engine.db, self.scale, self.engine.cfg.kinds)
         active = set(self._sched().jobs)
         rows = self._history.lots()
         self._created = {r.lot_id: r.created for r in rows}
@@ -148,7 +149,8 @@ class EngineLine:
 
     # ---- lots and wafers -------------------------------------------------------------
     def tools(self) -> list[str]:
-        return list(TOOLS)
+        """Every tool of tools.yaml, by name, in the file's order."""
+        return list(self.engine.cfg.kinds)
 
     async def submit_lot(self, lot: Lot) -> str:
         await self._control(self.engine.submit_lot, lot)
@@ -220,7 +222,9 @@ class EngineLine:
         return WaferView(wafer_id=wafer_id, lot_id=lot_id, slot=slot, state=state,
                          location=str(data.get("location", "")), step=str(data.get("step", "")),
                          reason=data.get("reason") or None,
-                         data={k: data.get(k) for k in _DATA_KEYS if data.get(k) is not None},
+                         data={**{k: data.get(k) for k in _DATA_KEYS if data.get(k) is not None},
+                               **{f"{step}.tool": tool
+                                  for step, tool in (data.get("ran") or {}).items()}},
                          history=history)
 
     async def release_wafers(self, wafer_ids: list[str], reason: str,
@@ -268,7 +272,7 @@ class EngineLine:
         step = sched.busy.get(tool)
         first = step.wafers[0] if step is not None and step.wafers else None
         taken_by = sched.taken.get(tool) or sched.take_pending.get(tool)
-        return ToolView(tool=tool, kind=tool, connected=h.comms == "OK",
+        return ToolView(tool=tool, kind=h.kind, connected=h.comms == "OK",
                         state=h.last_state if h.comms == "OK" else "UNKNOWN",
                         busy=step is not None, lot_id=first.lot_id if first else None,
                         wafer_id=first.wafer_id if first else None,
@@ -386,7 +390,8 @@ class EngineLine:
 
     def health(self) -> HealthView:
         sched = self.engine.sched
-        tools = {t: sched is not None and sched.ctx.tools[t].comms == "OK" for t in TOOLS}
+        tools = {t: sched is not None and sched.ctx.tools[t].comms == "OK"
+                 for t in self.engine.cfg.kinds}
         alive = self.engine.alive and sched is not None and not sched.stopping
         active = 0 if sched is None else sum(1 for j in list(sched.jobs.values())
                                              if not j.final)

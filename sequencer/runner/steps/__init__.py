@@ -96,6 +96,10 @@ class WaitTimeout(Exception):
     """A wait passed its limit (manual duration × factor + margin)."""
 
 
+#: each kind's poll period (tool s) where tools.yaml gives none
+POLL_DEFAULT = {"exposure": 0.5, "etcher": 0.5, "oven": 5.0}
+
+
 @dataclass
 class SequencerConfig:
     """Scheduling knobs. Durations in tool seconds unless named ``_wall``."""
@@ -126,9 +130,11 @@ class SequencerConfig:
 
     @classmethod
     def from_tools(cls, tools: Any, **overrides: Any) -> SequencerConfig:
-        """From a ``sequencer.line.config.ToolsConfig``: each tool's ``poll_s``."""
-        poll = {t: float(tools.entries.get(t, {}).get("poll_s", d))
-                for t, d in (("exposure", 0.5), ("etcher", 0.5), ("oven", 5.0))}
+        """From a ``sequencer.line.config.ToolsConfig``: each tool's ``poll_s`` (its kind's
+        default where the entry has none)."""
+        kinds = {**{k: k for k in POLL_DEFAULT}, **tools.kinds}
+        poll = {t: float(tools.entries.get(t, {}).get("poll_s", POLL_DEFAULT.get(k, 1.0)))
+                for t, k in kinds.items()}
         return cls(poll_s=poll, **overrides)
 
 
@@ -136,7 +142,7 @@ class ToolHandle(Generic[D]):
     """One tool: its driver, its worker thread, its comms status (OK / UNKNOWN / DOWN).
 
     A call names the driver's own method, bound: ``await h.q(h.driver.set, "dose", v)``.
-    ``h.driver`` is typed by the tool's Protocol (``ctx.exposure`` is a
+    ``h.driver`` is typed by the tool's Protocol (``ctx.exposure(name)`` is a
     ``ToolHandle[ExposureProto]``), and ``q``/``cmd`` take ``Callable[P, T]`` with
     ``*args: P.args``, so a reader (go to definition) and mypy follow the value from the
     recipe to the driver method that writes it, and the result comes back typed ``T``.
@@ -150,8 +156,9 @@ class ToolHandle(Generic[D]):
     caller must reconcile before deciding anything (starts are never retried blind).
     """
 
-    def __init__(self, name: str, driver: D, ctx: StepContext) -> None:
+    def __init__(self, name: str, driver: D, ctx: StepContext, kind: str | None = None) -> None:
         self.name = name
+        self.kind = kind or name  # exposure | oven | etcher: what the tool is
         self.driver = driver
         self.ctx = ctx
         self.worker = ToolWorker(name)
@@ -163,7 +170,7 @@ class ToolHandle(Generic[D]):
 
     @property
     def poll_s(self) -> float:
-        return self.ctx.config.poll_s.get(self.name, 1.0)
+        return self.ctx.config.poll_s.get(self.name, POLL_DEFAULT.get(self.kind, 1.0))
 
     async def cmd(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self.comms == "DOWN":
@@ -204,7 +211,7 @@ class ToolHandle(Generic[D]):
 
     async def _job_record(self) -> dict[str, str]:
         """The oven's batch number, or a SCPI tool's last job, as read back after a loss."""
-        if self.name == "oven":
+        if self.kind == "oven":
             oven = cast(OvenProto, self.driver)
             return {"batch_no": repr(await self.worker.call(oven.batch_no))}
         scpi = cast(ScpiJobTool, self.driver)
@@ -288,18 +295,24 @@ class StepContext:
     tools: dict[str, ToolHandle[Any]] = field(default_factory=dict)
     make_program: Any = None
 
-    # the three tools' handles, typed by their Protocols (``tools`` holds them by name)
-    @property
-    def exposure(self) -> ToolHandle[ExposureProto]:
-        return self.tools["exposure"]
+    # a tool's handle by name, typed by its kind's Protocol (``tools`` holds them all)
+    def exposure(self, name: str = "exposure") -> ToolHandle[ExposureProto]:
+        return self.tools[name]
 
-    @property
-    def etcher(self) -> ToolHandle[EtcherProto]:
-        return self.tools["etcher"]
+    def etcher(self, name: str = "etcher") -> ToolHandle[EtcherProto]:
+        return self.tools[name]
 
-    @property
-    def oven(self) -> ToolHandle[OvenProto]:
-        return self.tools["oven"]
+    def oven(self, name: str = "oven") -> ToolHandle[OvenProto]:
+        return self.tools[name]
+
+    def of_kind(self, kind: str) -> list[str]:
+        """The names of the tools of ``kind``, in the line's order."""
+        return [n for n, h in self.tools.items() if h.kind == kind]
+
+    def kind(self, tool: str) -> str:
+        """The kind of ``tool`` (a name no handle has: the name itself)."""
+        h = self.tools.get(tool)
+        return h.kind if h is not None else tool
 
     def save(self, w: Substrate) -> None:
         self.journal.save_wafer(w.wafer_id, w.state, w.data_dict())
@@ -328,18 +341,22 @@ class StepContext:
             self.save(w)
 
     def begin(self, wafers: Iterable[Substrate], step: str, tool: str) -> None:
+        """The step begins (or resumes) on ``tool``: journaled on each wafer (``data.tool``;
+        ``data.ran[step]`` keeps which tool ran each step)."""
         for w in wafers:
             if w.state == "NEEDS_PROCESSING":
                 w.start()
-            if w.data.step != step:
-                w.data.step, w.data.phase = step, ""
+            if w.data.step != step or w.data.tool != tool:
+                w.data.step, w.data.phase = step, "" if w.data.step != step else w.data.phase
+                w.data.tool = tool
+                w.data.ran = {**w.data.ran, step: tool}
                 self.save(w)
             self.emit(Event("step_start", self.clock.now(), lot_id=w.lot_id,
                             wafer_id=w.wafer_id, tool=tool, step=step))
 
     def end(self, wafers: Iterable[Substrate], step: str, tool: str, ok: bool) -> None:
         for w in wafers:
-            w.data.step, w.data.phase = "", ""
+            w.data.step, w.data.phase, w.data.tool = "", "", ""
             self.save(w)
             self.emit(Event("step_end", self.clock.now(), lot_id=w.lot_id,
                             wafer_id=w.wafer_id, tool=tool, step=step, data={"ok": ok}))

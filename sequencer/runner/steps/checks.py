@@ -27,9 +27,11 @@ MODELS = {"exposure": ("LX-365", "exposure", "START_EXPOSURE"),
           "etcher": ("PE-200", "etch", "START_ETCH")}
 
 
-def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any) -> int:
-    """Starts of ``wafer_id`` on ``tool`` that this journal made since boot ``boot``."""
-    command = MODELS[tool][2]
+def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any,
+                 kind: str | None = None) -> int:
+    """Starts of ``wafer_id`` on ``tool`` (of ``kind``, default: named by its kind) that
+    this journal made since boot ``boot``."""
+    command = MODELS[kind or tool][2]
     return sum(1 for c in ctx.journal.commands(tool)
                if c.command == command and wafer_id in c.wafer_ids
                and c.outcome in ("OK", "STARTED") and c.before.get("boot") == boot)
@@ -37,10 +39,10 @@ def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any) -> int:
 
 async def check_job_records(ctx: StepContext, h: ToolHandle[ScpiJobTool], w: Substrate) -> None:
     """StepFailed("hold") if the tool reports starts of ``w`` this journal does not know."""
-    model, what, _ = MODELS[h.name]
+    model, what, _ = MODELS[h.kind]
     boot = await h.q(h.driver.boot_id)
     count = int(await h.q(h.driver.job_count, w.wafer_id))
-    known = known_starts(ctx, h.name, w.wafer_id, boot)
+    known = known_starts(ctx, h.name, w.wafer_id, boot, h.kind)
     if count > known:
         unknown = count - known
         noun = {"exposure": ("exposure", "exposures"), "etch": ("etch", "etches")}[what][

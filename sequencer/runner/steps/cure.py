@@ -15,13 +15,14 @@ from typing import Any
 
 from drivers.errors import ToolError
 from sequencer.process.recipes import CureRecipe
-from sequencer.runner.protocols import state_name
+from sequencer.runner.protocols import OvenProto, state_name
 from sequencer.runner.steps import (
     SequencerConfig,
     StepContext,
     StepFailed,
     ToolAlarm,
     ToolDown,
+    ToolHandle,
     ToolHeld,
     WaitTimeout,
     apply_fate,
@@ -82,135 +83,134 @@ def develop_cure_breach(ctx: StepContext, w: Substrate) -> str | None:
     return None
 
 
-def _held_reason(names: tuple[str, ...], when: str) -> str:
-    return (f"oven held {when}: {describe('oven', names)}; a person acknowledges it with "
+Oven = ToolHandle[OvenProto]
+
+
+def _held_reason(oven: str, names: tuple[str, ...], when: str) -> str:
+    return (f"{oven} held {when}: {describe('oven', names)}; a person acknowledges it with "
             f"`viaform alarms --ack ID` once seen to (only then is ACK ALARMS sent)")
 
 
-async def _hold_if_alarmed(ctx: StepContext, seen: tuple[str, ...], when: str) -> None:
+async def _hold_if_alarmed(oven: Oven, seen: tuple[str, ...], when: str) -> None:
     """ToolHeld if the oven shows (or showed during the batch: ``seen``) an alarm that
     holds it for a person. Warnings (DEVIATION) are logged only."""
-    oven = ctx.oven
     live = alarm_names(getattr(await oven.q(oven.driver.status), "alarms", ()))
     names = tuple(dict.fromkeys((*live, *seen)))
     held = holding("oven", names)
     if held:
-        raise ToolHeld("oven", held, _held_reason(held, when))
+        raise ToolHeld(oven.name, held, _held_reason(oven.name, held, when))
     if names:
-        log.warning("oven warning", tool="oven", alarms=list(names), when=when)
+        log.warning("oven warning", tool=oven.name, alarms=list(names), when=when)
 
 
-async def _oven_ready(ctx: StepContext, unload_c: float, *, before_batch: bool = True) -> None:
+async def _oven_ready(ctx: StepContext, h: Oven, unload_c: float, *,
+                      before_batch: bool = True) -> None:
     """Idle (or finished) and at or below the unload temperature, door unlocked.
 
     ``before_batch``: an alarm that holds the oven (a latched high-limit trip …) raises
     ToolHeld at once, before any wafer goes in. After a failure (False) the wafers must
     come out first: the alarm is left for :func:`_hold_if_alarmed` once they are held.
     """
-    h = ctx.oven
     deadline = ctx.clock.now() + ctx.config.tool_down_s + ctx.config.oven_tau_s * 2
     while True:
         st = await h.q(h.driver.status)
         name = state_name(st.state)
         held = holding("oven", alarm_names(getattr(st, "alarms", ())))
         if before_batch and held:
-            raise ToolHeld("oven", held, _held_reason(held, "before a batch"))
+            raise ToolHeld(h.name, held, _held_reason(h.name, held, "before a batch"))
         if name in _READY and float(st.chamber_c) <= unload_c:
             if getattr(st, "door_locked", False):
                 await h.q(h.driver.lock_door, False)
             return
         if ctx.clock.now() > deadline:
-            raise ToolDown("oven", f"not idle and cool: {name}, {st.chamber_c} °C")
+            raise ToolDown(h.name, f"not idle and cool: {name}, {st.chamber_c} °C")
         await ctx.clock.sleep(h.poll_s)
 
 
-async def cure_batch(ctx: StepContext, wafers: list[Substrate],
+async def cure_batch(ctx: StepContext, h: Oven, wafers: list[Substrate],
                      recipe: CureRecipe) -> list[Substrate]:
-    """Run (or resume) one batch. Returns the wafers cured; the others are held with
-    the reason. ToolDown passes (the scheduler holds what is left)."""
-    h = ctx.oven
+    """Run (or resume) one batch on the oven ``h``. Returns the wafers cured; the others
+    are held with the reason. ToolDown passes (the scheduler holds what is left)."""
     h.current_lot = wafers[0].lot_id
-    watch = CureWatch(ctx, wafers, recipe)
-    with bind(lot_id=wafers[0].lot_id, tool="oven", step="cure"):
-        ctx.begin(wafers, "cure", "oven")
+    watch = CureWatch(ctx, wafers, recipe, h.name)
+    with bind(lot_id=wafers[0].lot_id, tool=h.name, step="cure"):
+        ctx.begin(wafers, "cure", h.name)
         try:
-            done = await _run(ctx, wafers, recipe, watch)
+            done = await _run(ctx, h, wafers, recipe, watch)
         except (ToolAlarm, WaitTimeout, StepFailed, ToolError) as exc:
             live = [w for w in wafers if not w.final]
             batch = live[0].data.cure_batch if live else "?"
             reason = exc.reason if isinstance(exc, StepFailed) else \
                 f"held for disposition: cure batch {batch} failed: {exc}"
-            lost = await _program_lost(ctx, exc, batch)
+            lost = await _program_lost(h, exc, batch)
             if lost:
                 reason = f"held for disposition: {lost}"
-            reason += manual_note(ctx.journal, "oven", [w.wafer_id for w in live],
+            reason += manual_note(ctx.journal, h.name, [w.wafer_id for w in live],
                                   ctx.clock.time_scale)
             if watch.summary():
                 reason += f"; before it, {watch.summary()}"
-            ctx.alarms.raise_("oven", "CURE_FAILED", reason, lot_id=wafers[0].lot_id,
+            ctx.alarms.raise_(h.name, "CURE_FAILED", reason, lot_id=wafers[0].lot_id,
                               wafer_ids=[w.wafer_id for w in live])
-            await _unload_after_failure(ctx, live, recipe)
+            await _unload_after_failure(ctx, h, live, recipe)
             for w in live:
                 apply_fate(w, "hold", reason)
-            ctx.end(live, "cure", "oven", ok=False)
+            ctx.end(live, "cure", h.name, ok=False)
             if lost:
-                raise ToolHeld("oven", ("REBOOTED",), f"{lost}; its wafers are held") from exc
+                raise ToolHeld(h.name, ("REBOOTED",), f"{lost}; its wafers are held") from exc
             seen = (*watch.seen_alarms(), *getattr(exc, "alarms", ()))  # ToolAlarm's too
-            await _hold_if_alarmed(ctx, tuple(dict.fromkeys(seen)),
+            await _hold_if_alarmed(h, tuple(dict.fromkeys(seen)),
                                    f"after cure batch {batch} failed (its wafers are held)")
             return []
         excursion = [w for w in done if w.data.cure_excursion]
         for w in excursion:  # held before the step ends: no etch worker may pick it
             apply_fate(w, "hold", f"held for disposition: {w.data.cure_excursion}")
         if excursion:
-            ctx.end(excursion, "cure", "oven", ok=False)
+            ctx.end(excursion, "cure", h.name, ok=False)
             done = [w for w in done if not w.data.cure_excursion]
-    ctx.end(done, "cure", "oven", ok=True)
+    ctx.end(done, "cure", h.name, ok=True)
     if excursion:
-        await _hold_if_alarmed(ctx, watch.seen_alarms(),
+        await _hold_if_alarmed(h, watch.seen_alarms(),
                                f"after the excursion of cure batch "
                                f"{excursion[0].data.cure_batch} (its wafers are held)")
     return done
 
 
-async def _program_lost(ctx: StepContext, exc: Exception, batch: Any) -> str | None:
+async def _program_lost(oven: Oven, exc: Exception, batch: Any) -> str | None:
     """Why the oven forgot the batch (IDLE mid-program with another batch number: a
     power cycle resets it to 0), or None."""
     if not isinstance(exc, ToolAlarm) or exc.state != "IDLE":
         return None
     try:
-        seen = int(await ctx.oven.q(ctx.oven.driver.batch_no))
+        seen = int(await oven.q(oven.driver.batch_no))
     except (ToolError, ToolDown):
         return None
     if seen == batch:
         return None
-    return (f"the oven lost cure batch {batch} mid-program (it reports IDLE, batch {seen}: "
+    return (f"the {oven.name} lost cure batch {batch} mid-program (it reports IDLE, batch {seen}: "
             f"a power cycle?)")
 
 
-async def _unload_after_failure(ctx: StepContext, wafers: list[Substrate],
+async def _unload_after_failure(ctx: StepContext, h: Oven, wafers: list[Substrate],
                                 r: CureRecipe) -> None:
     """Abort a program still running, let the chamber cool, move the wafers out. No ACK
     ALARMS: a latched trip stays latched on the oven for a person to see."""
-    h = ctx.oven
     st = state_name((await h.q(h.driver.status)).state)
     if st in ("PURGING", "RUNNING", "PAUSED"):
-        iid = ctx.journal.intent("oven", "ABORT", wafer_ids=[w.wafer_id for w in wafers])
+        iid = ctx.journal.intent(h.name, "ABORT", wafer_ids=[w.wafer_id for w in wafers])
         await h.q(h.driver.abort)
         ctx.journal.outcome(iid, "OK")
-    inside = [w for w in wafers if w.data.location == "oven"]
+    inside = [w for w in wafers if w.data.location == h.name]
     if inside:
-        await _oven_ready(ctx, float(r.unload_c), before_batch=False)
+        await _oven_ready(ctx, h, float(r.unload_c), before_batch=False)
         await ctx.move(inside, "stocker")
 
 
-async def _run(ctx: StepContext, wafers: list[Substrate], r: CureRecipe,
+async def _run(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRecipe,
                watch: CureWatch) -> list[Substrate]:
-    h = ctx.oven
     first = wafers[0]
     if due(first, "in", PHASES):
-        await _oven_ready(ctx, float(r.unload_c))
-        await ctx.move(wafers, "oven")
+        await _oven_ready(ctx, h, float(r.unload_c))
+        await ctx.move(wafers, h.name)
         ctx.mark(wafers, "in")
     if due(first, "upload", PHASES):
         late = [(w, why) for w in wafers if (why := develop_cure_breach(ctx, w))]
@@ -218,7 +218,7 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: CureRecipe,
             await ctx.move([w for w, _ in late], "stocker")
             for w, why in late:
                 apply_fate(w, "hold", why)
-                ctx.end([w], "cure", "oven", ok=False)
+                ctx.end([w], "cure", h.name, ok=False)
             wafers = [w for w in wafers if not w.final]
             if not wafers:
                 return []
@@ -239,7 +239,7 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: CureRecipe,
                          record={"recipe": r.name}, phase="start")
         ctx.journal.set_batch_state(batch, "STARTED")
     if due(first, "cured", PHASES):
-        await _follow(ctx, wafers, r, batch, watch)
+        await _follow(ctx, h, wafers, r, batch, watch)
         ctx.mark(wafers, "cured")
     if due(first, "out", PHASES):
         await ctx.move(wafers, "stocker")
@@ -247,13 +247,12 @@ async def _run(ctx: StepContext, wafers: list[Substrate], r: CureRecipe,
     return wafers
 
 
-async def _follow(ctx: StepContext, wafers: list[Substrate], r: CureRecipe, batch: int,
+async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRecipe, batch: int,
                   watch: CureWatch) -> None:
     """Poll to COMPLETE. Every reading goes into the profile (a header row naming the
     columns, then one row per poll: ``PROFILE_COLUMNS``) and through the excursion
     watch, which raises CURE_EXCURSION as each kind is detected and journals it on the
     wafers (``cure_excursion``) at once, so a restart mid-cure still holds the batch."""
-    h = ctx.oven
     final_target = float(r.segments[-1].target_c)
     profile: list[list[Any]] = [list(PROFILE_COLUMNS)]
     at_temp = [0.0]
@@ -283,7 +282,8 @@ async def _follow(ctx: StepContext, wafers: list[Substrate], r: CureRecipe, batc
         ctx.journal.trace(f"batch-{batch}", "oven_profile", profile)
         ctx.journal.trace(f"batch-{batch}", "cure_watch", watch.record())
     if int(await h.q(h.driver.batch_no)) != batch:
-        raise StepFailed("hold", f"held for disposition: oven reports another batch than {batch}")
+        raise StepFailed("hold", f"held for disposition: {h.name} reports another batch than "
+                                 f"{batch}")
     ctx.journal.set_batch_state(batch, "COMPLETE")
     shrink = float(getattr(r, "shrink_fraction", 0.25))
     excursion = watch.summary()
@@ -295,6 +295,6 @@ async def _follow(ctx: StepContext, wafers: list[Substrate], r: CureRecipe, batc
         if w.data.residual_um is not None:
             w.data.residual_after_cure_um = round(w.data.residual_um * (1 - shrink), 4)
         ctx.journal.result(w.wafer_id, "cure", {
-            "batch_no": batch, "time_at_temp_s": w.data.time_at_temp_s,
+            "tool": h.name, "batch_no": batch, "time_at_temp_s": w.data.time_at_temp_s,
             "residual_after_cure_um": w.data.residual_after_cure_um,
             "cure_excursion": w.data.cure_excursion})

@@ -106,8 +106,10 @@ class CureWatch:
     """The excursion watch of one batch: ``observe`` every status, ``summary`` at the end
     (``cure excursion: O2 30072 ppm (limit 20) for 21 min at 318 °C; …``, or "")."""
 
-    def __init__(self, ctx: Any, wafers: list[Substrate], recipe: Any) -> None:
+    def __init__(self, ctx: Any, wafers: list[Substrate], recipe: Any,
+                 tool: str = "oven") -> None:
         self.ctx, self.wafers, self.recipe = ctx, wafers, recipe
+        self.tool = tool  # the oven's name (the alarm names it)
         self.batch: int | None = None
         self.o2_limit = float(recipe.o2_limit_ppm)
         self.n2_sp = float(recipe.n2_flow_slm)
@@ -166,7 +168,7 @@ class CureWatch:
 
     def _detected(self, k: _Kind) -> None:
         ids = [w.wafer_id for w in self.wafers]
-        self.ctx.alarms.raise_("oven", "CURE_EXCURSION", f"cure batch {self.batch}: "
+        self.ctx.alarms.raise_(self.tool, "CURE_EXCURSION", f"cure batch {self.batch}: "
                                f"{self._describe(k)} (detected; the program runs on, the "
                                f"batch will be held)",
                                lot_id=self.wafers[0].lot_id, wafer_ids=ids)

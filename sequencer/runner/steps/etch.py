@@ -14,10 +14,11 @@ from dataclasses import asdict, dataclass
 from functools import partial
 
 from sequencer.process.recipes import EtchRecipe
-from sequencer.runner.protocols import state_name
+from sequencer.runner.protocols import EtcherProto, state_name
 from sequencer.runner.steps import (
     StepContext,
     StepFailed,
+    ToolHandle,
     apply_fate,
     bind,
     due,
@@ -84,18 +85,19 @@ def queue_time_breach(ctx: StepContext, w: Substrate) -> str | None:
     return None
 
 
-async def etch_wafer(ctx: StepContext, w: Substrate, recipe: EtchRecipe) -> bool:
-    """Run (or resume) the step. True when etched and open; False otherwise (the wafer
-    is REJECTED, ABORTED or STOPPED with the reason). ToolDown passes."""
-    h = ctx.etcher
+async def etch_wafer(ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate,
+                     recipe: EtchRecipe) -> bool:
+    """Run (or resume) the step on the etcher ``h``. True when etched and open; False
+    otherwise (the wafer is REJECTED, ABORTED or STOPPED with the reason). ToolDown
+    passes."""
     h.current_lot = w.lot_id
-    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="etcher", step="etch"):
+    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool=h.name, step="etch"):
         if due(w, "load", PHASES) and (why := queue_time_breach(ctx, w)):
             apply_fate(w, "hold", why)
             return False
         if not await run_wafer_step(ctx, h, w, "etch", label="etch",
                                     begun=lambda: not due(w, "start_etch", PHASES),
-                                    run=partial(_run, ctx, w, recipe)):
+                                    run=partial(_run, ctx, h, w, recipe)):
             return False
     if w.data.open:
         w.complete()
@@ -105,8 +107,8 @@ async def etch_wafer(ctx: StepContext, w: Substrate, recipe: EtchRecipe) -> bool
     return False
 
 
-async def _run(ctx: StepContext, w: Substrate, r: EtchRecipe) -> None:
-    h = ctx.etcher
+async def _run(ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate,
+               r: EtchRecipe) -> None:
     plan = etch_plan(r, float(w.data.residual_after_cure_um or 0.0))
     if due(w, "recipe", PHASES):
         await ensure_idle(ctx, h)
@@ -116,7 +118,7 @@ async def _run(ctx: StepContext, w: Substrate, r: EtchRecipe) -> None:
         w.data.etch_time_s = plan.expected_s
         ctx.mark([w], "recipe")
     if due(w, "in", PHASES):
-        await ctx.move([w], "etcher")
+        await ctx.move([w], h.name)
         ctx.mark([w], "in")
     if due(w, "load", PHASES):
         await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
@@ -146,7 +148,7 @@ async def _run(ctx: StepContext, w: Substrate, r: EtchRecipe) -> None:
         w.data.open = bool(res.all_open)
         w.data.etched = True
         ctx.journal.result(w.wafer_id, "etch", {
-            "removed_um": w.data.removed_um, "open": w.data.open,
+            "tool": h.name, "removed_um": w.data.removed_um, "open": w.data.open,
             "elapsed_s": getattr(line, "elapsed_s", None),
             "endpoint_s": getattr(line, "endpoint_s", None), **plan.record()})
         ctx.journal.trace(w.wafer_id, "oes_co", trace)

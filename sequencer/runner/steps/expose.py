@@ -11,8 +11,10 @@ from __future__ import annotations
 from functools import partial
 
 from sequencer.process.recipes import ExposureRecipe
+from sequencer.runner.protocols import ExposureProto
 from sequencer.runner.steps import (
     StepContext,
+    ToolHandle,
     bind,
     due,
 )
@@ -30,19 +32,20 @@ _UNLOADABLE = {"READY", "EXPOSED", "COMPLETE", "ALARM"}
 SAFE_PARAMS["expose"] = ("exposure", _ACTIVE, _UNLOADABLE, TIMING["unload_s"])
 
 
-async def expose_wafer(ctx: StepContext, w: Substrate, recipe: ExposureRecipe) -> bool:
-    """Run (or resume) the step for ``w``. True when developed and back in the stocker;
-    False when the wafer ended ABORTED/STOPPED (the reason is on it). ToolDown passes."""
-    h = ctx.exposure
+async def expose_wafer(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
+                       recipe: ExposureRecipe) -> bool:
+    """Run (or resume) the step for ``w`` on the exposure cell ``h``. True when developed
+    and back in the stocker; False when the wafer ended ABORTED/STOPPED (the reason is on
+    it). ToolDown passes."""
     h.current_lot = w.lot_id
-    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool="exposure", step="expose"):
+    with bind(lot_id=w.lot_id, wafer_id=w.wafer_id, tool=h.name, step="expose"):
         return await run_wafer_step(ctx, h, w, "expose", label="exposure",
                                     begun=lambda: not due(w, "start_exposure", PHASES),
-                                    run=partial(_run, ctx, w, recipe))
+                                    run=partial(_run, ctx, h, w, recipe))
 
 
-async def _run(ctx: StepContext, w: Substrate, r: ExposureRecipe) -> None:
-    h = ctx.exposure
+async def _run(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
+               r: ExposureRecipe) -> None:
     intensity = 1000.0
     expected = (TIMING["load_s"] + TIMING["fields"] * (float(r.dose_mj_cm2) / intensity
                                                        + TIMING["step_s"])
@@ -52,7 +55,7 @@ async def _run(ctx: StepContext, w: Substrate, r: ExposureRecipe) -> None:
     if due(w, "in", PHASES):
         await ensure_idle(ctx, h)
         await check_job_records(ctx, h, w)
-        await ctx.move([w], "exposure")
+        await ctx.move([w], h.name)
         ctx.mark([w], "in")
     if due(w, "setup", PHASES):
         await ensure_idle(ctx, h)
@@ -94,7 +97,7 @@ async def _run(ctx: StepContext, w: Substrate, r: ExposureRecipe) -> None:
         w.data.developed = True
         w.data.develop_end = ctx.clock.now()
         ctx.journal.result(w.wafer_id, "expose", {
-            "dose": w.data.dose, "depth_um": w.data.depth_um,
+            "tool": h.name, "dose": w.data.dose, "depth_um": w.data.depth_um,
             "residual_um": w.data.residual_um, "cd_um": getattr(res, "cd_um", None)})
         ctx.mark([w], "developed")
     await unload_and_out(ctx, h, w, PHASES, TIMING["unload_s"], "unload")

@@ -49,7 +49,7 @@ async def _wafer_on(h: ToolHandle[ScpiJobTool]) -> str | None:
 
 async def read_before(h: ToolHandle[Any], command: str, wafer_ids: list[str]) -> dict[str, Any]:
     """What to read from the tool just before an intent, to reconcile it later."""
-    if h.name == "oven":
+    if h.kind == "oven":
         oven: ToolHandle[OvenProto] = h
         return {"tool_batch": int(await oven.q(oven.driver.batch_no))}
     scpi: ToolHandle[ScpiJobTool] = h
@@ -63,7 +63,7 @@ async def read_before(h: ToolHandle[Any], command: str, wafer_ids: list[str]) ->
 
 async def reconcile(h: ToolHandle[Any], intent: Intent) -> Verdict:
     """Ask the tool whether ``intent`` ran (queries only). May raise ToolDown."""
-    if h.name == "oven":
+    if h.kind == "oven":
         return await _reconcile_oven(h, intent)
     return await _reconcile_scpi(h, intent)
 

@@ -46,11 +46,11 @@ async def ensure_idle(ctx: StepContext, h: ScpiHandle, idle: str = "IDLE") -> No
     deadline = ctx.clock.now() + ctx.config.tool_down_s
     while True:
         st = await h.state()
-        active = holding(h.name, tuple(await h.q(h.driver.alarms)))
+        active = holding(h.kind, tuple(await h.q(h.driver.alarms)))
         if st == idle and not active:
             return
         if active or st == "ALARM":
-            named = describe(h.name, active) if active else "no alarm named"
+            named = describe(h.kind, active) if active else "no alarm named"
             raise ToolHeld(h.name, active or ("ALARM",),
                            f"{h.name} is {st} with {named}: held for a person")
         if ctx.clock.now() > deadline:
@@ -182,7 +182,7 @@ async def fail_wafer(ctx: StepContext, h: ScpiHandle, w: Substrate, exc: Excepti
                                unload_s=unload_s)
     ctx.end([w], step, h.name, ok=False)
     if held is not None:
-        names = holding(h.name, held) or held or ("ALARM",)
+        names = holding(h.kind, held) or held or ("ALARM",)
         raise ToolHeld(h.name, names, f"{reason} (wafer {w.wafer_id} {w.state.lower()})")
 
 
@@ -235,6 +235,6 @@ async def resume_make_safe(ctx: StepContext, tool: str,
         if w.data.step:
             ctx.end([w], str(args["step"]), tool, ok=False)
         if args.get("alarms") is not None:
-            names = holding(tool, tuple(args["alarms"])) or ("ALARM",)
+            names = holding(h.kind, tuple(args["alarms"])) or ("ALARM",)
             raise ToolHeld(tool, names, f"{args.get('reason')} (wafer {w.wafer_id})")
     return notes
