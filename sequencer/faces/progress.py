@@ -46,6 +46,7 @@ class ToolLive:
     readings: dict[str, Any] = field(default_factory=dict)
     comms: str = "OK"
     held: str | None = None  # the hold's reason
+    hold_alarm: Any = None  # the hold's alarm id: it leaves the pinned list at the release
     taken_by: str | None = None
     durations: dict[str, list[float]] = field(default_factory=dict)  # finished steps
 
@@ -156,6 +157,7 @@ class ProgressState:
             if ev.data.get("ok") and tool.started_t is not None:
                 tool.durations.setdefault(tool.step, []).append(ev.t - tool.started_t)
             tool.step, tool.started_t, tool.progress_t0, tool.expected_s = None, None, None, None
+            tool.readings = {}  # an idle tool's last readings would read as live ones
         if ev.step == "cure":  # the batch event says it for all of them
             return None
         ok = "ok" if ev.data.get("ok") else "FAILED"
@@ -215,11 +217,11 @@ class ProgressState:
             return f"{ev.tool:8s} comms {tool.comms}"
         if ev.data.get("held"):
             tool.held = str(ev.data.get("reason") or "held")
+            tool.hold_alarm = ev.data.get("alarm_id")
             return f"{ev.tool:8s} held: {tool.held}"
-        if ev.data.get("held") is False:
-            tool.held = None
-            if ev.data.get("alarm_id") is not None:
-                self.alarms.pop(ev.data["alarm_id"], None)
+        if ev.data.get("held") is False:  # a person acknowledged (maybe from another shell)
+            self.alarms.pop(ev.data.get("alarm_id", tool.hold_alarm), None)
+            tool.held, tool.hold_alarm = None, None
             return f"{ev.tool:8s} released (acknowledged by {ev.data.get('acked_by')})"
         return None
 

@@ -122,11 +122,16 @@ def lots_widget(state: ProgressState, now: float) -> Progress:
     return bars
 
 
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _work(tool: ToolLive) -> Text:
     if tool.comms != "OK":
         return Text(f"comms {tool.comms}", style="bold red")
-    if tool.held:
-        return Text(f"HELD: {tool.held}", style="bold red")
+    if tool.held:  # the alarm's full text is pinned at the top
+        alarm = f" (alarm #{tool.hold_alarm})" if tool.hold_alarm is not None else ""
+        return Text(f"HELD{alarm}: {_short(tool.held)}", style="bold red")
     if tool.step is None:
         text = Text("idle", style="dim")
     elif len(tool.wafers) == 1:

@@ -295,6 +295,16 @@ class FakeLine(FakeState):
                 raise NotFound(f"no constant {name!r}")
             self._constants[name] = float(value)
 
+    def wafer_results(self, wafer_id: str) -> WaferSummary | None:
+        with self._lock:
+            for lt in self._lots.values():
+                for w in lt.wafers:
+                    if w.wafer_id == wafer_id:
+                        return WaferSummary(wafer_id=w.wafer_id, slot=w.slot, state=w.state,
+                                            location=w.location, step=w.step,
+                                            reason=w.reason)
+            return None
+
     def tool_readings(self, tool: str) -> dict[str, float]:
         with self._lock:
             if tool not in self._tools:

@@ -150,3 +150,113 @@ def _healthy(base: str) -> bool:
         return httpx.get(f"{base}/health", timeout=1.0).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+# ---------------------------------------------------------------- reports the tests use
+def define_reports(host: RecordingHost, tables: Any) -> None:
+    """R1 substrate (id, state, previous) on every E90 event, R2 job (lot, state, previous)
+    on every E40 event, R3 the wafer's results on Substrate complete; every event and
+    every alarm enabled."""
+    from sequencer.faces.gem.tables import JOB_EVENTS, SUBSTRATE_EVENTS
+
+    v = {name: row.vid for name, row in tables.by_name.items()}
+    assert host.request(2, 33, {"DATAID": 1, "DATA": [
+        {"RPTID": 1, "VID": [v["SubstID"], v["SubstState"], v["SubstPreviousState"]]},
+        {"RPTID": 2, "VID": [v["LotID"], v["JobState"], v["JobPreviousState"]]},
+        {"RPTID": 3, "VID": [v["SubstID"], v["DepthUm"], v["ResidualUm"],
+                             v["ResidualAfterCureUm"], v["EtchTimeS"], v["RemovedUm"],
+                             v["Open"]]}]}) == 0
+    subst = [tables.event_by_name[n].ceid for n in [*SUBSTRATE_EVENTS.values(),
+                                                    "Substrate.StateChanged"]]
+    jobs = [tables.event_by_name[n].ceid for n in [*JOB_EVENTS.values(), "Job.StateChanged"]]
+    complete = tables.event_by_name["Substrate.complete.IN_PROCESS.PROCESSED"].ceid
+    links = ([{"CEID": c, "RPTID": [1]} for c in subst]
+             + [{"CEID": c, "RPTID": [2]} for c in jobs])
+    assert host.request(2, 35, {"DATAID": 2, "DATA": links}) == 0
+    assert host.request(2, 35, {"DATAID": 3, "DATA": [{"CEID": complete, "RPTID": [3]}]}) == 0
+    assert host.request(2, 35, {"DATAID": 4, "DATA": [{"CEID": complete, "RPTID": [3]}]}) == 3
+    assert host.request(2, 37, {"CEED": True, "CEID": []}) == 0
+    assert host.request(5, 3, {"ALED": 0x80, "ALID": []}) == 0
+
+
+def host_transitions(host: RecordingHost) -> list[tuple[str, str, str]]:
+    """(subject, src, dst) of every substrate and job event the host got (R1/R2), in order."""
+    out = []
+    for e in list(host.inbox.events):
+        for rptid, values in e.reports:
+            if rptid in (1, 2) and values[2]:  # a job's creation has no previous state
+                out.append((str(values[0]), str(values[2]), str(values[1])))
+    return out
+
+
+def journal_transitions(db: Path, subjects: set[str]) -> list[tuple[str, str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        rows = con.execute("SELECT subject, src, dst FROM transitions WHERE kind IN "
+                           "('wafer', 'job') ORDER BY id").fetchall()
+    return [(s, a, b) for s, a, b in rows if s in subjects and a]
+
+
+# ---------------------------------------------------------------- raw HSMS, for bad input
+class RawHsms:
+    """A plain TCP client speaking HSMS frames by hand (no secsgem), for malformed input."""
+
+    HEADER = "!HBBBBL"
+
+    def __init__(self, port: int, timeout_s: float = 5.0) -> None:
+        import socket
+
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout_s)
+        self.system = 100
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def frame(self, session: int, stream: int, function: int, ptype: int, stype: int,
+              body: bytes = b"", wbit: bool = False, system: int | None = None) -> bytes:
+        import struct
+
+        self.system += 1
+        head = struct.pack(self.HEADER, session, stream | (0x80 if wbit else 0), function,
+                           ptype, stype, self.system if system is None else system)
+        return struct.pack("!L", 10 + len(body)) + head + body
+
+    def read(self, timeout_s: float = 5.0) -> tuple[tuple[int, ...], bytes] | None:
+        """(header fields, body) of the next frame; None if the peer closed."""
+        import struct
+
+        self.sock.settimeout(timeout_s)
+        head = self._exact(4)
+        if head is None:
+            return None
+        data = self._exact(struct.unpack("!L", head)[0])
+        if data is None:
+            return None
+        return struct.unpack(self.HEADER, data[:10]), data[10:]
+
+    def _exact(self, n: int) -> bytes | None:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    def closed(self, timeout_s: float) -> bool:
+        """True if the peer closes the connection within ``timeout_s`` (data is skipped)."""
+        deadline = time.monotonic() + timeout_s
+        self.sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            try:
+                if not self.sock.recv(65536):
+                    return True
+            except TimeoutError:
+                continue
+            except OSError:
+                return True
+        return False

@@ -111,6 +111,10 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             bad = host.request(2, 41, start_params("GL1", "NO-SUCH-FLOW", ",".join(WAFERS)))
             assert bad["HCACK"] == 3 and [p["CPNAME"] for p in bad["PARAMS"]] == ["PPID"]
             assert lot_state(d.url, "GL1") is None
+            wait_for(lambda: any("NO-SUCH-FLOW" in t for t in host.inbox.terminal), 5.0,
+                     "the refusal as S10 text", interval_s=0.02)
+            shown = gem_cli(d.url, "messages")
+            assert shown.exit_code == 0 and "NO-SUCH-FLOW" in shown.output, shown.output
             ok = host.request(2, 41, start_params("GL1", "FLOW-Q", ",".join(WAFERS)))
             assert ok == {"HCACK": 4, "PARAMS": []}
             again = host.request(2, 41, start_params("GL1", "FLOW-Q", "X1"))

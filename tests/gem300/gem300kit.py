@@ -44,10 +44,12 @@ class Bench:
 
 
 @contextmanager
-def bench(tmp_path: Path, sims: SimThread, lots: dict[str, list[str]]) -> Iterator[Bench]:
+def bench(tmp_path: Path, sims: SimThread, lots: dict[str, list[str]],
+          fresh: bool = True) -> Iterator[Bench]:
     """The daemon (FLOW-Q beside the configs' recipes, one lot file per entry of ``lots``:
     carrier/lot id → wafer ids in slots 1…) and a host with every event enabled and
-    reports for the carrier, control job and E40 job DVs linked."""
+    reports for the carrier, control job and E40 job DVs linked (``fresh`` False: the
+    same journal again, its reports restored by the daemon)."""
     recipes = quick_flow(tmp_path)
     for lot_id, wafers in lots.items():
         write_lot(tmp_path, lot_id, "FLOW-Q", wafers)
@@ -63,6 +65,11 @@ def bench(tmp_path: Path, sims: SimThread, lots: dict[str, list[str]]) -> Iterat
                                  got["VARIABLES"][0]["V"]))
             return host.stream_function(16, 10)()
         host.register_stream_function(16, 9, on_s16f9)
+        if not fresh:
+            assert host.request(1, 17) in (0, 2)  # online again (request online, or already)
+            host.request(6, 23, 1)  # purge what was spooled while no host was there
+            yield Bench(daemon, host, db, recipes, prjob_events)
+            return
         assert host.request(2, 33, {"DATAID": 1, "DATA": [
             {"RPTID": RPT_CARRIER, "VID": [vid(n) for n in ("CarrierID", "CarrierIDStatus",
                                                             "CarrierSlotMapStatus",

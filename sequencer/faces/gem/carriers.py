@@ -40,7 +40,6 @@ from sequencer.states.carrier import (
     SLOT_STATES,
     Carrier,
     compare_slot_maps,
-    slot_map_of,
 )
 
 CAACK_OK, CAACK_INVALID_COMMAND, CAACK_CANNOT_NOW = 0, 1, 2
@@ -206,20 +205,21 @@ class Carriers:
         if was and not any(o.held for o in self.m.carriers.values()):
             self.ctx.alarm("CarrierHeld", False, f"carrier {c.carrier_id}: hold released")
 
-    def _in_access(self, carrier_id: str) -> tuple[Carrier | None, Errors]:
+    def _not_in_access(self, carrier_id: str) -> tuple[Carrier | None, int, Errors]:
+        """The carrier, if it is at a port and not in access; else (None, CAACK, why)."""
         c = self.m.carriers.get(carrier_id)
         if c is None:
-            return None, [(ERR_UNKNOWN_OBJECT, f"no carrier {carrier_id!r} at a load port")]
+            return None, CAACK_INVALID_DATA, [(ERR_UNKNOWN_OBJECT, f"no carrier "
+                                                                   f"{carrier_id!r} at a port")]
         if c.accessing_status == "IN_ACCESS":
-            return None, [(ERR_INVALID_STATE, f"carrier {carrier_id} is in access: stop or "
-                                              f"abort its control job first")]
-        return c, []
+            return None, CAACK_INVALID_STATE, [(ERR_INVALID_STATE, (
+                f"carrier {carrier_id} is in access: stop or abort its control job first"))]
+        return c, CAACK_OK, []
 
     def cancel(self, carrier_id: str) -> tuple[int, Errors]:
-        c, errors = self._in_access(carrier_id)
+        c, caack, errors = self._not_in_access(carrier_id)
         if c is None:
-            return CAACK_INVALID_STATE if errors[0][0] == ERR_INVALID_STATE \
-                else CAACK_INVALID_DATA, errors
+            return caack, errors
         if c.id_status in ("ID_NOT_READ", "WAITING_FOR_HOST"):
             c.id_failed()
         if c.slot_map_status in ("SLOT_MAP_NOT_READ", "WAITING_FOR_HOST"):
@@ -232,10 +232,9 @@ class Carriers:
 
     def recreate(self, carrier_id: str, port: int, attrs: list[dict[str, Any]]
                  ) -> tuple[int, Errors]:
-        c, errors = self._in_access(carrier_id)
+        c, caack, errors = self._not_in_access(carrier_id)
         if c is None:
-            return CAACK_INVALID_STATE if errors[0][0] == ERR_INVALID_STATE \
-                else CAACK_INVALID_DATA, errors
+            return caack, errors
         view, errors = host_view(attrs)
         if errors:
             return CAACK_INVALID_DATA, errors
@@ -265,6 +264,3 @@ class Carriers:
                                                         "mode": ACCESS_MODES[mode]})
         return reply({"CAACK": CAACK_OK, "ERRORS": []})
 
-
-def expected_slot_map(c: Carrier) -> list[int]:
-    return slot_map_of(list(c.content))

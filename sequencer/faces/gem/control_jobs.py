@@ -85,6 +85,9 @@ class ControlJobs:
                 errors = self.create(cj_id, attrs)
                 if not errors:
                     self.advance()
+            if errors:
+                self.ctx.emit("ControlJob.Refused", {
+                    "CtrlJobID": cj_id, "Reason": "; ".join(t for _, t in errors)})
         self.ctx.audit("host", "gem.e94.create", {"cj": cj_id, "errors": [
             t for _, t in errors]})
         return self.handler.stream_function(14, 10)({

@@ -127,6 +127,4 @@ EVENTS: tuple[CollectionEvent, ...] = (
 ALARMS: tuple[AlarmRow, ...] = (
     AlarmRow(3500, "CarrierHeld", 4, "carrier held: its ID or slot map does not match the "
                                      "lot (cancel or re-create it)"),
-    AlarmRow(14500, "ControlJobFailed", 4, "a control job could not start its process "
-                                           "jobs: see the event's reason"),
 )

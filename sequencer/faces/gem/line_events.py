@@ -5,8 +5,8 @@ events to fire (name and DV values) and the alarms to set or clear. It keeps the
 state that needs: which viaform alarm id is which ALID (set by ``alarm``, cleared by its
 ``alarm_ack``), and which oven batch is open (the first ``step_start`` of a cure on a
 tool opens one, its ``batch`` event closes it). A wafer's results (depth, residual, …)
-are read from ``LineControl.wafer`` on the events that end something (a step's end, a
-substrate transition), so the report carries them as they were then.
+are read from ``LineControl.wafer_results`` (memory, no history read) on a step's end and
+on a substrate transition, so the report carries them as they were then.
 """
 
 from __future__ import annotations
@@ -59,13 +59,11 @@ class Translator:
         return handler(event) if handler is not None else Meaning()
 
     def _results(self, wafer_id: str | None) -> Values:
-        if not wafer_id:
+        view = self.line.wafer_results(wafer_id) if wafer_id else None
+        if view is None:
             return {}
-        try:
-            data = self.line.wafer(wafer_id).data
-        except LineError:
-            return {}
-        return {dv: data.get(key) for dv, key in RESULTS.items() if data.get(key) is not None}
+        return {dv: view.data[key] for dv, key in RESULTS.items()
+                if view.data.get(key) is not None}
 
     def _ppid(self, lot_id: str | None) -> str:
         try:
@@ -85,14 +83,10 @@ class Translator:
         values: Values = {"SubstID": e.wafer_id or "", "LotID": e.lot_id or "",
                           "SubstState": dst, "SubstPreviousState": src,
                           "Reason": str(e.data.get("reason") or "")}
-        try:
-            view = self.line.wafer(e.wafer_id) if e.wafer_id else None
-        except LineError:
-            view = None
+        view = self.line.wafer_results(e.wafer_id) if e.wafer_id else None
         if view is not None:
             values.update(Slot=view.slot, SubstLocation=view.location)
-            values.update({dv: view.data.get(k) for dv, k in RESULTS.items()
-                           if view.data.get(k) is not None})
+            values.update(self._results(e.wafer_id))
         return Meaning([(name, values)])
 
     def _step(self, e: LineEvent) -> Meaning:

@@ -16,16 +16,18 @@ then it lives only here.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.gem.gem300_tables import carrier_event, cj_event
 from sequencer.states.carrier import Carrier, LoadPort
 from sequencer.states.control_job import ControlJob
+from sequencer.states.job import FINAL
 
+T = TypeVar("T")
 PORTS = (1, 2)  # the line's load ports (E87 PTN)
 #: E40 process job state codes (PRJobState; the PREVENTID of an S16F9)
 PJ_STATE_CODES = {"QUEUED": 0, "SETTING_UP": 1, "WAITING_FOR_START": 2, "PROCESSING": 3,
@@ -46,7 +48,9 @@ class ProcessJobRecord:
     submitted: bool = False  # the line has the lot (its state is the lot's from then on)
     cj_id: str | None = None
     reason: str = ""  # why it ended without running, or why the line refused it
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_PJ_FIELDS = {f.name for f in fields(ProcessJobRecord)}
 
 
 class Material:
@@ -58,27 +62,20 @@ class Material:
         store = ctx.store
         self.ports = {n: LoadPort(n, self._mode(store.get(f"e87.port.{n}")),
                                   listener=self._port_changed) for n in PORTS}
-        self.carriers: dict[str, Carrier] = {}
-        for key in store.keys("e87.carrier."):
-            raw = store.get(key)
-            if isinstance(raw, dict):
-                c = Carrier.from_json(raw, listener=self._carrier_changed)
-                self.carriers[c.carrier_id] = c
-        self.pjs: dict[str, ProcessJobRecord] = {}
-        for key in store.keys("e40.pj."):
-            raw = store.get(key)
-            if isinstance(raw, dict):
-                pj = ProcessJobRecord(**raw)
-                self.pjs[pj.pj_id] = pj
-        self.cjs: dict[str, ControlJob] = {}
-        for key in store.keys("e94.cj."):
-            raw = store.get(key)
-            if isinstance(raw, dict):
-                cj = ControlJob.from_json(raw, listener=self._cj_changed)
-                self.cjs[cj.cj_id] = cj
+        self.carriers = {c.carrier_id: c for c in self._load(
+            "e87.carrier.", lambda raw: Carrier.from_json(raw, listener=self._carrier_changed))}
+        self.pjs = {p.pj_id: p for p in self._load("e40.pj.", lambda raw: ProcessJobRecord(
+            **{k: v for k, v in raw.items() if k in _PJ_FIELDS}))}
+        self.cjs = {j.cj_id: j for j in self._load(
+            "e94.cj.", lambda raw: ControlJob.from_json(raw, listener=self._cj_changed))}
         queue = store.get("e94.queue")
         self.queue: list[str] = [q for q in queue if q in self.cjs] \
             if isinstance(queue, list) else []
+
+    def _load(self, prefix: str, build: Callable[[dict[str, Any]], T]) -> list[T]:
+        """Every object journaled under ``prefix``, rebuilt."""
+        raws = (self.ctx.store.get(key) for key in self.ctx.store.keys(prefix))
+        return [build(raw) for raw in raws if isinstance(raw, dict)]
 
     @staticmethod
     def _mode(raw: object) -> str:
@@ -161,5 +158,4 @@ class Material:
         return cj
 
     def active_pjs(self) -> list[ProcessJobRecord]:
-        return [p for p in self.pjs.values() if p.state not in ("PROCESS_COMPLETE",
-                                                                "STOPPED", "ABORTED")]
+        return [p for p in self.pjs.values() if p.state not in FINAL]

@@ -28,6 +28,7 @@ from typing import Any
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.gem.material import PJ_STATE_CODES, Material, ProcessJobRecord
 from sequencer.faces.gem.tables import DVS
+from sequencer.faces.gem.terminal import ascii_text
 from sequencer.process.lots import parse_lot, valid_id
 from sequencer.process.recipes import Lot
 from sequencer.states.job import FINAL, ProcessJob
@@ -88,6 +89,11 @@ class ProcessJobs:
                  and o.carrier_id == pj.carrier_id for s in o.slots}
         errors += [(ERR_IN_USE, f"slot {s} is process job {taken[s]}'s") for s in pj.slots
                    if s in taken]
+        running = {w.wafer_id: v.lot_id for v in self.ctx.line.lots() if v.state not in FINAL
+                   for w in v.wafers}
+        errors += [(ERR_IN_USE, f"wafer {c.content[s]} (slot {s}) is in unfinished lot "
+                                f"{running[c.content[s]]}") for s in pj.slots
+                   if c.content.get(s) in running]
         wafers = [{"slot": s, "id": c.content[s]} for s in pj.slots if s in c.content]
         lot, problems = parse_lot({"lot_id": pj.pj_id, "flow": pj.ppid, "wafers": wafers},
                                   None, self.m.recipes_dir)
@@ -179,8 +185,8 @@ class ProcessJobs:
         pj.reason = reason
         self.moved(pj, state)
         self.ctx.emit("PRJob.Canceled", self.m.pj_values(pj))
-        if state == "ABORTED" and reason.startswith("the line refused"):
-            self.ctx.alarm("ControlJobFailed", True, f"process job {pj.pj_id}: {reason}")
+        if reason.startswith("the line refused"):  # the host had been told it would run
+            self.ctx.terminal_to_host(ascii_text(f"process job {pj.pj_id} ended: {reason}"))
 
     def wait_for_start(self, pj: ProcessJobRecord) -> None:
         job = ProcessJob(pj.pj_id, state=pj.state, listener=lambda _, s, d: self.moved(pj, d))

@@ -28,6 +28,7 @@ The formats follow E5 §10 (S3, S14, S16) and E87/E40/E94 for the items inside::
     S16F27 L,3 CTLJOBID CTLJOBCMD  L,2 CPNAME CPVAL
     S16F28 L,2 ACKA  L,2 ERRCODE ERRTEXT
     S10F5  L,2 TID  L,n TEXT  S10F6 ACKC10
+    S3F0, S16F0 abort transaction, header only (E5; secsgem has S7F0, S10F0, S14F0)
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ _STATUS = ["STATUS", ACKA, _ERRORS]
 
 @dataclass(frozen=True)
 class Row:
-    """One function: ``to_host`` True for equipment → host, ``reply`` = W-bit set."""
+    """One function: ``to_host`` True for equipment → host (an abort, F0, goes either
+    way), ``reply`` = W-bit set."""
 
     stream: int
     function: int
@@ -100,6 +102,10 @@ class Row:
 
 
 TABLE: tuple[Row, ...] = (
+    # SxF0 abort transaction (E5), header only: the answer to a primary of these streams
+    # that cannot be handled now (e.g. the equipment is offline)
+    Row(3, 0, None, True, False, "Abort transaction"),
+    Row(16, 0, None, True, False, "Abort transaction"),
     Row(3, 17, [DATAID, CARRIERACTION, CARRIERSPEC, PTN, [["ATTRIBUTES", CATTRID, CATTRDATA]]],
         False, True, "Carrier action request", True),
     Row(3, 18, [CAACK, _ERRORS], True, False, "Carrier action acknowledge"),
@@ -139,7 +145,7 @@ def _make(row: Row) -> type[SecsStreamFunction]:
     attrs = {"__doc__": f"{row.doc} (S{row.stream}F{row.function}, viaform: secsgem 0.3 "
                         f"lacks it).", "_stream": row.stream, "_function": row.function,
              "_data_format": row.data_format, "_to_host": row.to_host,
-             "_to_equipment": not row.to_host, "_has_reply": row.reply,
+             "_to_equipment": not row.to_host or row.function == 0, "_has_reply": row.reply,
              "_is_reply_required": row.reply, "_is_multi_block": row.multi_block}
     return type(name, (SecsStreamFunction,), attrs)
 

@@ -18,7 +18,7 @@ from sequencer.faces.gem.context import GemContext
 
 ACKC10_OK, ACKC10_NO_TERMINAL = 0, 2
 #: what the line's messages use beyond ASCII, as a terminal shows it (E5 TEXT is ASCII)
-_ASCII = str.maketrans({"→": "->", "°": " deg", "–": "-", "—": "-", "−": "-", "≥": ">=",
+_ASCII = str.maketrans({"→": "->", "°": "deg", "–": "-", "—": "-", "−": "-", "≥": ">=",
                         "≤": "<=", "×": "x", "·": ".", "²": "2", "÷": "/", "τ": "tau",
                         "µ": "u"})
 

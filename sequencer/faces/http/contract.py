@@ -79,6 +79,8 @@ class WaferSummary(BaseModel):
     location: str
     step: str = ""
     reason: str | None = Field(None, description="why it stopped (held for disposition)")
+    data: dict[str, JSONScalar] = Field(default_factory=dict, description="measurements "
+                                        "(only in ``LineControl.wafer_results``)")
 
 
 class LotView(BaseModel):
@@ -180,7 +182,8 @@ class LineEvent(BaseModel):
     running), ``alarm_ack`` (data.id), ``tool`` (data.comms = UNKNOWN|OK), ``take``/
     ``give`` (the tool entered/left ENGINEERING), ``command`` (data.command,
     duration_s, outcome), ``batch``, ``reading`` (a step's live readings: data.elapsed_s,
-    expected_s, wafers and the values read; ``sequencer/runner/steps/live.py``). The daemon adds ``e10`` (data.state, previous).
+    expected_s, wafers and the values read; ``sequencer/runner/steps/live.py``). The
+    daemon adds ``e10`` (data.state, previous).
     ``data.state`` is accepted for ``dst`` and for ``comms``.
     """
 
@@ -276,6 +279,10 @@ class LineControl(Protocol):
     async def set_constant(self, name: str, value: float, who: str) -> None:
         """Change one of ``constants()`` now (``NotFound`` for another name); the next
         queue-time check or poll uses it. The caller checks the range and audits."""
+
+    def wafer_results(self, wafer_id: str) -> WaferSummary | None:
+        """The wafer's summary with its measurements (``data``) from memory, no history
+        read (the GEM face reads it for every substrate event); None if not in a live lot."""
 
     def tool_readings(self, tool: str) -> dict[str, float]:
         """The tool's gauges from its last status, those it has of ``chamber_c``,

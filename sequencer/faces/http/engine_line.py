@@ -365,6 +365,14 @@ class EngineLine:
                 setattr(cfg, name, float(value))
         await self.engine.call(apply)
 
+    def wafer_results(self, wafer_id: str) -> WaferSummary | None:
+        live = next((w for w in list(self._sched().wafers) if w.wafer_id == wafer_id), None)
+        if live is None:
+            return None
+        data = live.data_dict()
+        return self._summary(live).model_copy(update={"data": {
+            k: data.get(k) for k in _DATA_KEYS if data.get(k) is not None}})
+
     def tool_readings(self, tool: str) -> dict[str, float]:
         status = self._handle(tool).last_status
         out: dict[str, float] = {}

@@ -267,9 +267,12 @@ async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRec
             at_temp[0] += t - profile[-1][0]
         profile.append(watch.row(round(t, 1), st))
         watch.observe(t, st)
-        row = dict(zip(PROFILE_COLUMNS[1:], profile[-1][1:], strict=True))
-        live.publish(t, expected, {**row, "batch_no": batch},
-                     mark=(row["state"], row["segment"], row["phase"]))
+        row = profile[-1]
+        mark = (row[PROFILE_COLUMNS.index("state")], row[PROFILE_COLUMNS.index("segment")],
+                row[PROFILE_COLUMNS.index("phase")])
+        if live.due(mark):
+            live.publish(t, expected, {**dict(zip(PROFILE_COLUMNS[1:], row[1:], strict=True)),
+                                       "batch_no": batch}, mark=mark)
 
     try:
         await h.wait(h.driver.status, {"COMPLETE"}, expected,

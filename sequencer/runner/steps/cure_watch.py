@@ -162,7 +162,8 @@ class CureWatch:
             if name == "BAND" and out:
                 self._segment["BAND"] = getattr(st, "segment", None)
             if k.step(t, out, value, chamber, sp, by_kind.get(name)):
-                self.detected.append({"t_s": t, "kind": name, "text": self._describe(k)})
+                self.detected.append({"t_s": round(t, 1), "kind": name,
+                                      "text": self._describe(k)})
                 self._detected(k)
 
     def _detected(self, k: _Kind) -> None:

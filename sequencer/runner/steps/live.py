@@ -43,13 +43,16 @@ class LiveReadings:
         self._last_wall: float | None = None
         self._last_mark: Any = None
 
+    def due(self, mark: Any = None) -> bool:
+        """Whether an event would go out now (a caller may skip building its values)."""
+        return (mark != self._last_mark or self._last_wall is None
+                or time.monotonic() - self._last_wall >= MIN_WALL_S)
+
     def publish(self, elapsed_s: float, expected_s: float | None, values: dict[str, Any],
                 *, mark: Any = None) -> None:
-        wall = time.monotonic()
-        if (mark == self._last_mark and self._last_wall is not None
-                and wall - self._last_wall < MIN_WALL_S):
+        if not self.due(mark):
             return
-        self._last_wall, self._last_mark = wall, mark
+        self._last_wall, self._last_mark = time.monotonic(), mark
         one = self.wafer_ids[0] if len(self.wafer_ids) == 1 else None
         self.ctx.emit(Event("reading", self.ctx.clock.now(), lot_id=self.lot_id,
                             wafer_id=one, tool=self.tool, step=self.step,
@@ -91,15 +94,17 @@ class EtchWatch:
         return line
 
     def observe(self, line: Any) -> None:
-        rf_on = state_name(line.state) in _RF_ON or bool(line.elapsed_s)
+        state = state_name(line.state)
+        if not self.live.due((state, line.endpoint_s)):
+            return
+        rf_on = state in _RF_ON or bool(line.elapsed_s)
         main = self.main_s
         if self.endpoint and line.endpoint_s is not None:
             main = float(line.endpoint_s)  # the endpoint ends the main etch
         rest = main * (1 + self.overetch) + self.vent_s
         elapsed = float(line.elapsed_s) if rf_on else self.ctx.clock.now() - self._t0
         expected = rest if rf_on else self.stabilize_s + rest
-        values: dict[str, Any] = {"state": state_name(line.state),
-                                  "endpoint_s": line.endpoint_s}
+        values: dict[str, Any] = {"state": state, "endpoint_s": line.endpoint_s}
         r = self.readings
         if r is not None:
             values.update(rf_forward_w=r.rf_forward_w, rf_reflected_w=r.rf_reflected_w,
