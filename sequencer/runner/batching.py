@@ -61,11 +61,11 @@ class BatchPolicy:
         for flow in {id(f): f for f in self.flows.values()}.values():
             families[flow.cure.name] = policy.Family(flow.cure.name, int(flow.cure.batch_size),
                                                      expected_cure_s(flow.cure, cfg))
-        wafers = tuple(policy.Wafer(
+        wafers = tuple(policy.Wafer(  # a final wafer is left out: the policy ignores it
             w.wafer_id, self._family(w), w.data.developed, w.data.cured, w.data.etched,
             w.data.step, self._tool_of(w) if w.data.step else "", w.data.develop_end,
-            w.data.cure_end, not w.final, self._may_run(w), self._taken(w))
-            for w in self.wafers)
+            w.data.cure_end, True, self._may_run(w), self._taken(w))
+            for w in self.wafers if not w.final)
         ovens = tuple(sum(self.oven_busy[t]) if t in self.oven_busy else now
                       for t in self.ctx.of_kind("oven") if t not in self.down)
         return policy.LineState(

@@ -28,6 +28,17 @@ GATE_MAX_WAIT_S = 600.0  # the exposure gate looks again at least this often (to
 
 
 @dataclass(frozen=True)
+class Decision:
+    """One step started: when (tool s), on which tool, of which wafers (expose | cure |
+    etch). The runner and the planner each record theirs, in order."""
+
+    t: float
+    tool: str
+    step: str
+    wafer_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Wafer:
     """What the policy knows of a wafer (times in tool seconds on the caller's clock)."""
 

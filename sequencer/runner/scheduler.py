@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -31,6 +32,7 @@ from sequencer.runner.alarms import Alarms, Event, EventSink
 from sequencer.runner.batching import BatchPolicy
 from sequencer.runner.clock import SeqClock
 from sequencer.runner.guarding import StepGuard, Stopping
+from sequencer.runner.policy import Decision
 from sequencer.runner.protocols import MaterialHandling, ToolSet
 from sequencer.runner.recovery import reconcile_at_start
 from sequencer.runner.run_report import RunReport, build_report
@@ -86,6 +88,7 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
         self.oven_busy: dict[str, tuple[float, float]] = {}  # oven → (since, expected s)
         self.recovery: list[str] = []
         self.busy: dict[str, Busy] = {}  # tool → the job step running on it
+        self.decisions: list[Decision] = []  # every step claimed, in order (the planner's too)
         self.paused: set[str] = set()  # lots paused by request (not by a comms loss)
         self.stopping = False
         self.holds = ToolHolds(self.ctx)
@@ -252,6 +255,8 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
         if any(w.final or self._taken(w) for w in ws):  # another tool of the kind was faster
             return False
         self.busy[tool] = Busy(step, ws)
+        self.decisions.append(Decision(self.clock.now(), tool, step,
+                                       tuple(w.wafer_id for w in ws)))
         return True
 
     def _release(self, tool: str) -> None:
@@ -290,8 +295,10 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
         return self._report(t0, wall0, notes)
 
     def _report(self, t0: float, wall0: float, notes: list[str]) -> RunReport:
-        return build_report(self.wafers, self.jobs, self.ctx.tools, self.batches, notes,
-                            span_s=self.clock.now() - t0, wall_s=self.clock.wall() - wall0)
+        report = build_report(self.wafers, self.jobs, self.ctx.tools, self.batches, notes,
+                              span_s=self.clock.now() - t0, wall_s=self.clock.wall() - wall0)
+        report.decisions = [replace(d, t=d.t - t0) for d in self.decisions]
+        return report
 
 
 async def run_lots(lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,
