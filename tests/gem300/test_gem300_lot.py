@@ -115,10 +115,19 @@ def test_a_wrong_slot_map_holds_the_carrier_and_nothing_runs(tmp_path: Path,
         assert cj["STATUS"]["OBJACK"] == 1
         assert proceed(host, "CAR2", [1, 2])["CAACK"] == 5  # held: proceeding is refused
 
-        assert proceed(host, "CAR2", None, action="CancelCarrier") == {"CAACK": 0,
-                                                                        "ERRORS": []}
+        # the host's correction: re-created with the right map, verified, the alarm cleared
+        assert proceed(host, "CAR2", [1, 2], action="CarrierReCreate") == {"CAACK": 0,
+                                                                            "ERRORS": []}
         wait_for(lambda: any(a[2] == alid and not a[1] & 0x80 for a in host.inbox.alarms),
                  10.0, "the CarrierHeld alarm cleared")
+        wait_for(lambda: host.inbox.ceids().count(ceid(
+            "Carrier.SlotMap.WAITING_FOR_HOST.SLOT_MAP_VERIFICATION_OK")) == 1, 10.0,
+            "the re-created carrier verified")
+        assert ceid("Carrier.ReCreated") in host.inbox.ceids()
+        assert proceed(host, "CAR2", None, action="CancelCarrier") == {"CAACK": 0,
+                                                                        "ERRORS": []}
+        gone = create_pj(host, "PJ2", "CAR2", [1, 2], "FLOW-Q")
+        assert "carrier CAR2 is canceled" in gone["STATUS"]["ERRORS"][0]["ERRTEXT"]
         assert httpx.get(f"{b.daemon.url}/lots").json() == []
         assert "PJ2" not in journal_lots(b.db)
         for w in WAFERS:
