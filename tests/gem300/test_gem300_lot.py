@@ -18,6 +18,7 @@ import pytest
 from sequencer.faces.gem.material import PJ_STATE_CODES
 from sequencer.faces.gem.tables import JOB_EVENTS, JOB_QUEUED
 from simulators.runner import SimThread
+from tests.gem.gemkit import host_transitions, journal_transitions
 from tests.hil.flowkit import job_transitions, journal_lots, scpi, wait_for
 
 from .gem300kit import RPT_CARRIER, TABLES, bench, ceid, cj_command, create_cj, create_pj, proceed
@@ -71,6 +72,8 @@ def test_carrier_process_job_control_job_run_a_lot(tmp_path: Path, sims: SimThre
         # the job events the host got are the journal's transitions, in the journal's order
         job_ceids = {ceid(f"Job.{t}") for t in _job_names(job_transitions(b.db, "PJ1"))}
         assert [c for c in got if c in job_ceids] == job
+        # every substrate and job transition of the lot, as the journal has them, in order
+        assert host_transitions(host) == journal_transitions(b.db, {"PJ1", *WAFERS})
         # S16F9: every state the job entered after its lot was made, with E40's codes
         states = [d for _, d in job_transitions(b.db, "PJ1")]
         assert b.prjob_events == [("PJ1", PJ_STATE_CODES[s], s) for s in states]
