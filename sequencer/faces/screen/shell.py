@@ -28,15 +28,21 @@ from sequencer.faces.screen.access import Viewer, set_session_cookie
 from sequencer.faces.screen.plots import Plots
 
 FRAGMENT_HEADER = "x-viaform-fragment"
+#: stands for the session's CSRF token in a cached fragment (every session has its own)
+CSRF_SLOT = "\x00csrf\x00"
+FragmentKey = tuple[str, str, bool]
+MAX_FRAGMENTS = 256
 
 
 @dataclass
 class StepClock:
-    """When the step now running on each tool began (unix time), from the line's events;
-    a cure batch's 25 starts count from the first."""
+    """When the step now running on each tool began (unix time), from the line's events
+    (a cure batch's 25 starts count from the first); and ``generation``, the count of
+    events seen, which dates the cached fragments."""
 
     started: dict[str, float] = field(default_factory=dict)
     running: dict[str, set[str]] = field(default_factory=dict)
+    generation: int = 0
 
     async def start(self, line: LineControl) -> None:
         return None
@@ -45,6 +51,7 @@ class StepClock:
         return None
 
     def observe(self, event: LineEvent) -> None:
+        self.generation += 1
         if event.tool is None or event.kind not in ("step_start", "step_end"):
             return
         wafers = self.running.setdefault(event.tool, set())
@@ -68,6 +75,21 @@ class Screen:
                                autoescape=select_autoescape(["html"]), trim_blocks=True,
                                lstrip_blocks=True)
         self.env.globals.update(present=present, CSRF_FIELD=CSRF_FIELD)
+        self._fragments: dict[FragmentKey, tuple[int, str]] = {}
+
+    # --- fragments: every open page asks for its live parts after each event burst; the
+    # pages of one path and role share one rendering until the next event ------------
+    def _key(self, request: Request, v: Viewer) -> FragmentKey:
+        return (request.url.path, request.url.query, v.may(Role.TECHNICIAN, self.core.auth))
+
+    def cached(self, request: Request, v: Viewer) -> Response | None:
+        """The fragment this request wants, if rendered since the last event."""
+        if not request.headers.get(FRAGMENT_HEADER):
+            return None
+        hit = self._fragments.get(self._key(request, v))
+        if hit is None or hit[0] != self.steps.generation:
+            return None
+        return self._respond(request, v, hit[1].replace(CSRF_SLOT, v.session.csrf), 200)
 
     def common(self, request: Request, v: Viewer) -> dict[str, Any]:
         """What every page shows: who, the alarm banner, held tools, flash messages."""
@@ -88,13 +110,23 @@ class Screen:
         context = {**self.common(request, v), **ctx}
         template = self.env.get_template(name)
         if request.headers.get(FRAGMENT_HEADER):
+            generation = self.steps.generation
+            context["csrf"] = CSRF_SLOT
             banner = self.env.get_template("_banner.html").render(context)
             live = "".join(template.blocks["live"](template.new_context(context))) \
                 if "live" in template.blocks else ""
             html = f'<div id="banner">{banner}</div><div id="live">{live}</div>'
+            if status == 200:
+                if len(self._fragments) >= MAX_FRAGMENTS:
+                    self._fragments.clear()
+                self._fragments[self._key(request, v)] = (generation, html)
+            html = html.replace(CSRF_SLOT, v.session.csrf)
         else:
             html = template.render(context)
             v.session.flash.clear()
+        return self._respond(request, v, html, status)
+
+    def _respond(self, request: Request, v: Viewer, html: str, status: int) -> Response:
         response = HTMLResponse(html, status)
         response.headers["Cache-Control"] = "no-store"
         if v.fresh:
