@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -35,6 +34,7 @@ import secsgem.gem
 import secsgem.hsms
 import yaml
 
+from benchmarks import bench_api
 from benchmarks.bench_api import _SIMS, _recipes, _wait
 from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 
@@ -98,8 +98,9 @@ def rtt(h: Host) -> float:
     return statistics.median(times)
 
 
-class Line:
-    """The simulators and `viaform daemon` with gem enabled, each in its own process."""
+class Line(bench_api.Line):
+    """The simulators and `viaform daemon` with gem enabled, each in its own process
+    (``close`` as the API benchmark's)."""
 
     def __init__(self, tmp: Path) -> None:
         self.db, tools = tmp / "journal.db", tmp / "tools.yaml"
@@ -127,19 +128,6 @@ class Line:
         assert url and port, text
         self.url, self.gem_port = url.group(1), int(port.group(1))
         _wait(lambda: _ok(self.url), 60.0, "the daemon to answer")
-
-    def close(self) -> None:
-        self.daemon.send_signal(signal.SIGTERM)
-        try:
-            self.daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-        assert self.sims.stdin is not None
-        self.sims.stdin.close()
-        try:
-            self.sims.wait(10)
-        except subprocess.TimeoutExpired:
-            self.sims.kill()
 
 
 def _ok(url: str) -> bool:

@@ -20,27 +20,26 @@ import pytest
 from typer.testing import CliRunner
 
 from sequencer.faces.cli import app
-from sequencer.faces.gem.tables import build
-from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 from tests.hil.flowkit import assert_world_sound, scpi, tool_state, wait_for, world_snapshot
 from tests.hil.test_daemon_engine import quick_flow
 
 from .gemkit import (
+    HEADERS,
+    SCALE,
+    TOOLS,
+    T,
+    V,
     define_reports,
     gem_daemon,
     gem_host,
     gem_tools_yaml,
     host_transitions,
     journal_transitions,
+    lot_state,
 )
 
-SCALE = 3000.0
 WAFERS = ["G01", "G02", "G03"]
-TOOLS = ["exposure", "oven", "etcher"]  # line.tools(): the per-tool SV and ALID index
-T = build(TOOLS)
-V = {name: T.by_name[name].vid for name in T.by_name}
-HEADERS = {CLIENT_HEADER: CLIENT_VALUE}
 
 
 def start_params(lot: str, ppid: str, wafers: str) -> dict[str, Any]:
@@ -53,11 +52,6 @@ def journal_data(db: Path, wafer: str) -> dict[str, Any]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
         row = con.execute("SELECT data FROM wafers WHERE wafer_id=?", (wafer,)).fetchone()
     return dict(json.loads(row[0]))
-
-
-def lot_state(base: str, lot: str) -> str | None:
-    r = httpx.get(f"{base}/lots/{lot}", timeout=5.0)
-    return r.json()["state"] if r.status_code == 200 else None
 
 
 def gem_cli(base: str, *args: str) -> Any:

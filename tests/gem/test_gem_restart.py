@@ -10,7 +10,6 @@ Also the start-up refusals of the ``gem:`` section: beyond loopback without
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -22,30 +21,22 @@ import yaml
 from typer.testing import CliRunner
 
 from sequencer.faces.cli import app
-from sequencer.faces.gem.tables import build
-from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 from tests.hil.flowkit import REPO, wait_for
 from tests.hil.test_daemon_engine import lot_body, quick_flow
 
 from .gemkit import (
-    Daemon,
+    HEADERS,
+    SCALE,
+    T,
+    V,
     define_reports,
     gem_daemon,
     gem_host,
     gem_tools_yaml,
     host_transitions,
+    stop,
 )
-
-SCALE = 3000.0
-T = build(["exposure", "oven", "etcher"])
-V = {name: row.vid for name, row in T.by_name.items()}
-HEADERS = {CLIENT_HEADER: CLIENT_VALUE}
-
-
-def stop(d: Daemon) -> None:
-    d.proc.send_signal(signal.SIGTERM)
-    assert d.proc.wait(30) == 0, d.err.read_text()
 
 
 @pytest.mark.timeout(120)
