@@ -172,15 +172,19 @@ class ControlJobs:
                             self.jobs.wait_for_start(pj)
 
     def follow(self, event: LineEvent) -> None:
-        """One line event (on the loop): a process job's lot changed state."""
+        """One line event (on the loop, in the daemon's pump): a process job's lot changed
+        state. A failure here is logged, never raised into the pump."""
         if event.kind != "job" or event.lot_id not in self.m.pjs:
             return
         state = event.new_state()
-        with self.m.lock:
-            pj = self.m.pjs[event.lot_id]
-            if pj.submitted and state and state != pj.state:
-                self.jobs.moved(pj, state)
-                self.settle()
+        try:
+            with self.m.lock:
+                pj = self.m.pjs[event.lot_id]
+                if pj.submitted and state and state != pj.state:
+                    self.jobs.moved(pj, state)
+                    self.settle()
+        except Exception:
+            log.exception("GEM300: following %s to %s failed", event.lot_id, state)
 
     def resync(self) -> None:
         """At start: each submitted job's state is its lot's as the line has it now."""
