@@ -19,16 +19,7 @@ WIDTH = 140
 def _display(tools: tuple[str, ...] = ("exposure", "oven", "etcher")) -> ProgressDisplay:
     display = ProgressDisplay(stream=io.StringIO(), live=False)
     display.seed_tools(tools)
-
-    class W:
-        def __init__(self, slot: int) -> None:
-            self.slot, self.wafer_id = slot, f"W{slot:02d}"
-
-    class L:
-        lot_id = "L1"
-        wafers = [W(s) for s in range(1, 26)]
-
-    display.seed_lots([L()])
+    display.state.seed_lot("L1", [(slot, f"W{slot:02d}") for slot in range(1, 26)])
     return display
 
 
