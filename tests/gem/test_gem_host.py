@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from secsgem.secs.variables import Array, String
 from typer.testing import CliRunner
 
 from sequencer.faces.cli import app
@@ -134,7 +135,11 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             sims.call(sims.faults["exposure"].inject, "lamp_fail")
             wait_for(lambda: tool_state(sims, "exposure") == "ALARM", 10, "the lamp alarm")
             sims.call(sims.faults["exposure"].clear, "lamp_fail")
-            assert host.request(2, 41, start_params("GL2", "FLOW-Q", "G04"))["HCACK"] == 4
+            enhanced = host.request(2, 49, {  # S2F49: WAFERIDS as a list
+                "DATAID": 1, "OBJSPEC": "", "RCMD": "START", "PARAMS": [
+                    {"CPNAME": "LOTID", "CEPVAL": "GL2"}, {"CPNAME": "PPID", "CEPVAL": "FLOW-Q"},
+                    {"CPNAME": "WAFERIDS", "CEPVAL": Array(String, ["G04"])}]})
+            assert enhanced == {"HCACK": 4, "PARAMS": []}
             held = T.alarm_by_name["exposure.TOOL_HELD"].alid
             wait_for(lambda: any(a[2] == held and a[1] & 0x80 for a in host.inbox.alarms),
                      30.0, "S5F1 set for exposure.TOOL_HELD", interval_s=0.05)
