@@ -19,18 +19,19 @@ from abort (both let the running step finish, then end the lot): STOP is ABORT h
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.http.contract import LineError, LotView
 from sequencer.process.lots import parse_lot
 from sequencer.states.job import FINAL
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 HCACK_DONE, HCACK_NO_CMD, HCACK_CANNOT, HCACK_PARAM, HCACK_LATER = 0, 1, 2, 3, 4
 CPACK_NAME, CPACK_VALUE, CPACK_FORMAT = 1, 2, 3
 SUBMIT_WAIT_S = 10.0  # the dispatcher waits this long for the engine to queue a lot

@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from fastapi import APIRouter
 
 from sequencer.faces.gem import e30_functions
@@ -47,7 +48,7 @@ from sequencer.faces.http.faces import RouteKit
 from sequencer.line.tools_schema import Gem
 from sequencer.store.audit import AuditLog
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 T = TypeVar("T")
 MESSAGES_KEY = "terminal.messages"  # the S10 log both directions append to (GEM300 too)
 MAX_MESSAGES = 200
@@ -71,6 +72,7 @@ class GemFace:
         self._e10 = E10Tracker()
         self._translator: Translator | None = None
         self._listeners: list[Callable[[LineEvent], None]] = []  # GemContext.on_line_event
+        self._publish: Callable[[LineEvent], None] | None = None  # RouteKit.publish
 
     # ---- GemContext ---------------------------------------------------------------------
     @property
@@ -110,6 +112,11 @@ class GemFace:
 
     def on_line_event(self, listener: Callable[[LineEvent], None]) -> None:
         self._listeners.append(listener)
+
+    def publish(self, kind: str, data: Mapping[str, object]) -> None:
+        if self._publish is not None and self._loop is not None and not self._loop.is_closed():
+            event = LineEvent(kind=kind, t=time.time(), data=dict(data))
+            self._loop.call_soon_threadsafe(self._publish, event)
 
     def note_message(self, source: str, text: str) -> None:
         """One terminal message (either way) in the journal's S10 log."""
@@ -213,6 +220,7 @@ class GemFace:
         return [m for m in saved if isinstance(m, dict)] if isinstance(saved, list) else []
 
     def routes(self, kit: RouteKit) -> APIRouter:
+        self._publish = kit.publish
         return gem_routes(self, kit)
 
     def _handler(self) -> GemEquipment:

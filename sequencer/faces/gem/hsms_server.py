@@ -39,7 +39,6 @@ so the sender spools it at once (the host may have got it: E30 spooling is at le
 
 from __future__ import annotations
 
-import logging
 import select
 import socket
 import struct
@@ -50,11 +49,12 @@ from typing import Any
 
 import secsgem.common  # type: ignore[import-untyped]
 import secsgem.hsms  # type: ignore[import-untyped]
+import structlog
 from secsgem.hsms.connection_state_machine import (  # type: ignore[import-untyped]
     ConnectionState,
 )
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 HEADER = struct.Struct(">HBBBBL")  # session, stream|W, function, ptype, stype, system
 KNOWN_STYPES = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9})
 SELECT_REQ, SELECT_RSP, REJECT_REQ = 1, 2, 7

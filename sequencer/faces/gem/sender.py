@@ -20,7 +20,6 @@ restart keeps it.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -28,9 +27,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import structlog
+
 from sequencer.faces.gem.persist import GemStore
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 DEFAULT_SPOOLED: dict[int, list[int]] = {5: [1], 6: [11]}  # stream → functions ([]: all)
 
 
