@@ -22,6 +22,7 @@ from secsgem.secs import variables
 from sequencer.faces.gem.terminal import ascii_text
 from simulators.runner import SimThread
 from tests.hil.flowkit import RECIPES, wait_for
+from tests.hil.test_daemon_engine import EventTap
 
 from .gem300kit import bench, ceid
 
@@ -107,6 +108,7 @@ def test_programs_checked_stored_versioned_and_uploaded(tmp_path: Path,
 
 def test_host_terminal_text_reaches_the_operator(tmp_path: Path, sims: SimThread) -> None:
     with bench(tmp_path, sims, {}) as b:
+        tap = EventTap(b.daemon.url, {}).start(kinds="gem_terminal")
         assert b.host.request(10, 3, {"TID": 0, "TEXT": "please check load port 1"}) == 0
         assert b.host.request(10, 5, {"TID": 0, "TEXT": ["line one", "line two"]}) == 0
         assert b.host.request(10, 3, {"TID": 3, "TEXT": "to another terminal"}) == 2
@@ -114,6 +116,9 @@ def test_host_terminal_text_reaches_the_operator(tmp_path: Path, sims: SimThread
         assert [(m["source"], m["text"]) for m in msgs] == [
             ("host", "please check load port 1"), ("host", "line one\nline two")]
         assert b.host.inbox.ceids().count(ceid("TerminalMessageReceived")) == 2
+        wait_for(lambda: len(tap.kinds("gem_terminal")) == 2, 10.0, "the daemon's event view")
+        assert [e["data"]["text"] for e in tap.kinds("gem_terminal")] == [
+            "please check load port 1", "line one\nline two"]
 
         viaform = str(Path(sys.executable).with_name("viaform"))
         out = subprocess.run([viaform, "gem", "answer", "port 1 checked → OK", "--daemon",

@@ -101,7 +101,8 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     screen = mount_screen(app, core)  # the operator's pages, /ui/… and /
     faces = [*faces, screen.steps]  # the pump's closures see this list
     api = api_router(core, metrics)
-    kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of)
+    kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of,
+                   publish=hub.publish)
     for face in faces:  # a face's own routes (the GEM controls), behind the same gate
         if isinstance(face, RoutedFace):  # added one by one: the gate matches plain routes
             api.routes.extend(face.routes(kit).routes)
