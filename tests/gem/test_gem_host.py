@@ -144,6 +144,7 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             wait_for(lambda: any(a[2] == held and a[1] & 0x80 for a in host.inbox.alarms),
                      30.0, "S5F1 set for exposure.TOOL_HELD", interval_s=0.05)
             assert held in host.request(1, 3, [V["AlarmsSet"]])[0]
+            assert host.request(1, 3, [V["exposure.Held"]]) == [True]
             alarm = next(a for a in httpx.get(f"{d.url}/alarms?active=true").json()
                          if a["tool"] == "exposure")
             r = httpx.post(f"{d.url}/alarms/{alarm['id']}/ack", headers=HEADERS)
@@ -163,6 +164,15 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             assert host.request(1, 3, [V["ControlState"]]) == [5]
             local = T.event_by_name["ControlStateLocal"].ceid
             assert local in host.inbox.ceids()
+            # OFFLINE: the host's messages get SxF0; ONLINE asks the host (S1F1) first
+            assert gem_cli(d.url, "offline").exit_code == 0
+            assert host.request(1, 3, [V["ControlState"]]) == "abort"
+            online = gem_cli(d.url, "online")
+            assert online.exit_code == 0 and "ONLINE_REMOTE" in online.output, online.output
+            status = gem_cli(d.url, "status")
+            assert "ONLINE_REMOTE (communicating, host 127.0.0.1)" in status.output
+            # previous: EQUIPMENT OFFLINE (ATTEMPT ONLINE passed within the same switch)
+            assert host.request(1, 3, [V["ControlState"], V["PreviousControlState"]]) == [5, 1]
             audit = httpx.get(f"{d.url}/audit", params={"tool": "gem"}).json()
             switches = sorted((a["id"], a["command"], a["outcome"]) for a in audit
                               if a["command"] in ("local", "remote"))
