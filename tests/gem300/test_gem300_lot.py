@@ -84,6 +84,8 @@ def test_carrier_process_job_control_job_run_a_lot(tmp_path: Path, sims: SimThre
         assert carrier.reports == [(RPT_CARRIER, ["CAR1", "ID_VERIFICATION_OK",
                                                   "SLOT_MAP_VERIFICATION_OK",
                                                   "CARRIER_COMPLETE", ""])]
+        again = create_pj(host, "PJ1B", "CAR1", [1], "FLOW-Q")  # its wafers are done
+        assert again["STATUS"]["ERRORS"][0]["ERRTEXT"].startswith("carrier CAR1 is done")
 
 
 def _job_names(transitions: list[tuple[str, str]]) -> list[str]:

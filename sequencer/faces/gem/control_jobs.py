@@ -226,9 +226,11 @@ class ControlJobs:
             c = self.m.carriers.get(carrier)
             if c is None or c.accessing_status != "IN_ACCESS":
                 continue
-            mine = [p for p in self.m.pjs.values() if p.carrier_id == carrier]
-            if any(p.state not in FINAL for p in mine):
-                continue
+            if any(p.carrier_id == carrier and p.state not in FINAL
+                   for p in self.m.pjs.values()):
+                continue  # another job still has material in it
+            mine = [self.m.pjs[p] for p in cj.process_jobs
+                    if p in self.m.pjs and self.m.pjs[p].carrier_id == carrier]
             if all(p.state == "PROCESS_COMPLETE" for p in mine):
                 c.access_complete()
             else:

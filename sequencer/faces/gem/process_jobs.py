@@ -80,6 +80,10 @@ class ProcessJobs:
             errors.append((ERR_INVALID_STATE, f"carrier {c.carrier_id} is {why}"))
         elif c.id_status != "ID_VERIFICATION_OK":
             errors.append((ERR_INVALID_STATE, f"carrier {c.carrier_id}: ID {c.id_status}"))
+        elif c.accessing_status in ("CARRIER_COMPLETE", "CARRIER_STOPPED"):
+            errors.append((ERR_INVALID_STATE, f"carrier {c.carrier_id} is done "
+                                              f"({c.accessing_status}): a new "
+                                              f"ProceedWithCarrier brings it back"))
         missing = [s for s in pj.slots if s not in c.content]
         if missing:
             errors.append((ERR_INVALID_VALUE, f"carrier {c.carrier_id} has no wafer in slot"
@@ -219,7 +223,8 @@ class ProcessJobs:
                 return []
             return [(ERR_INVALID_STATE, f"{command} is not valid for {pj_id} in {pj.state}")]
         cj = self.m.cjs.get(pj.cj_id) if pj.cj_id else None
-        if command == "START" and pj.state == "WAITING_FOR_START":
+        if command == "START" and pj.state == "WAITING_FOR_START" and (
+                cj is None or cj.state == "EXECUTING"):
             self.submit(pj)
             return []
         if command in ("CANCEL", "DEQUEUE") and pj.state == "QUEUED" and (
