@@ -21,7 +21,17 @@ from simulators.runner import SimThread
 from tests.gem.gemkit import host_transitions, journal_transitions
 from tests.hil.flowkit import job_transitions, journal_lots, scpi, wait_for
 
-from .gem300kit import RPT_CARRIER, TABLES, bench, ceid, cj_command, create_cj, create_pj, proceed
+from .gem300kit import (
+    RPT_CARRIER,
+    TABLES,
+    bench,
+    ceid,
+    cj_command,
+    create_cj,
+    create_pj,
+    proceed,
+    vid,
+)
 
 SCALE = 2000.0
 pytestmark = [pytest.mark.timeout(120), pytest.mark.sim_time_scale(SCALE)]
@@ -113,6 +123,8 @@ def test_a_wrong_slot_map_holds_the_carrier_and_nothing_runs(tmp_path: Path,
         wait_for(lambda: any(a[2] == alid and a[1] & 0x80 for a in host.inbox.alarms), 10.0,
                  "the CarrierHeld alarm set")
 
+        svs = [vid("CarriersHeld"), vid("CarriersAtPorts")]
+        assert host.request(1, 3, svs) == ["CAR2", "CAR2"]
         pj = create_pj(host, "PJ2", "CAR2", [1, 2], "FLOW-Q")
         assert pj["STATUS"]["ACKA"] is False
         assert any("carrier CAR2 is held" in e["ERRTEXT"] for e in pj["STATUS"]["ERRORS"])
@@ -131,6 +143,7 @@ def test_a_wrong_slot_map_holds_the_carrier_and_nothing_runs(tmp_path: Path,
         assert ceid("Carrier.ReCreated") in host.inbox.ceids()
         assert proceed(host, "CAR2", None, action="CancelCarrier") == {"CAACK": 0,
                                                                         "ERRORS": []}
+        assert host.request(1, 3, svs) == ["", ""]
         gone = create_pj(host, "PJ2", "CAR2", [1, 2], "FLOW-Q")
         assert "carrier CAR2 is canceled" in gone["STATUS"]["ERRORS"][0]["ERRTEXT"]
         assert httpx.get(f"{b.daemon.url}/lots").json() == []

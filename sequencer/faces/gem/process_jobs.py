@@ -276,7 +276,10 @@ class ProcessJobs:
         return self.handler.stream_function(16, 18)(
             {"PRJOBID": done, "STATUS": {"ACKA": not errors, "ERRORS": _errors(errors)}})
 
-    def _s16f21(self, _: Any, message: Any) -> Any:
+    def space(self) -> int:
+        """How many more process jobs may be created (PRJOBSPACE)."""
         with self.m.lock:
-            space = max(0, MAX_PROCESS_JOBS - len(self.m.active_pjs()))
-        return self.handler.stream_function(16, 22)(space)
+            return max(0, MAX_PROCESS_JOBS - len(self.m.active_pjs()))
+
+    def _s16f21(self, _: Any, message: Any) -> Any:
+        return self.handler.stream_function(16, 22)(self.space())
