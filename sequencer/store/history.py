@@ -67,15 +67,23 @@ def record_ack(db: sqlite3.Connection, alarm_id: int, unix_t: float, who: str) -
 
 
 class History:
-    """Read-only queries on a journal file. ``time_scale`` converts its tool seconds."""
+    """Read-only queries on a journal file. Its tool seconds are converted with the time
+    scale the journal recorded, else ``time_scale`` (journals written before it did)."""
 
     def __init__(self, path: Path | str, time_scale: float = 1.0,
                  kinds: dict[str, str] | None = None) -> None:
         self.kinds = dict(kinds or {})  # tool name → kind (a name not in it: its own kind)
         self.path = Path(path)
-        self.scale = float(time_scale)
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0,
                                   check_same_thread=False)
+        self.scale = self._written_scale() or float(time_scale)
+
+    def _written_scale(self) -> float | None:
+        """The time scale the journal says it was written at (newer journals keep it)."""
+        if not self._has("meta"):
+            return None
+        row = self.db.execute("SELECT value FROM meta WHERE key='time_scale'").fetchone()
+        return float(row[0]) if row and row[0] else None
 
     def close(self) -> None:
         self.db.close()
