@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sequencer.store.journal import Intent
+from sequencer.store.journal import Intent, written_time_scale
 
 ACKS_SCHEMA = """CREATE TABLE IF NOT EXISTS alarm_acks (alarm_id INTEGER PRIMARY KEY,
     t REAL NOT NULL, who TEXT NOT NULL)"""
@@ -76,14 +76,7 @@ class History:
         self.path = Path(path)
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0,
                                   check_same_thread=False)
-        self.scale = self._written_scale() or float(time_scale)
-
-    def _written_scale(self) -> float | None:
-        """The time scale the journal says it was written at (newer journals keep it)."""
-        if not self._has("meta"):
-            return None
-        row = self.db.execute("SELECT value FROM meta WHERE key='time_scale'").fetchone()
-        return float(row[0]) if row and row[0] else None
+        self.scale = written_time_scale(self.db) or float(time_scale)
 
     def close(self) -> None:
         self.db.close()

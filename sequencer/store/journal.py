@@ -55,6 +55,15 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL);
 """
 
 
+def written_time_scale(db: sqlite3.Connection) -> float | None:
+    """The time scale a journal says its times are in (``meta``), or None (older files)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                  ).fetchone() is None:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key='time_scale'").fetchone()
+    return float(row[0]) if row and row[0] else None
+
+
 @dataclass(frozen=True)
 class Intent:
     """A journaled command. ``before`` holds what was read from the tool just before it
