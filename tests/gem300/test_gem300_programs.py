@@ -24,7 +24,7 @@ from simulators.runner import SimThread
 from tests.hil.flowkit import RECIPES, wait_for
 from tests.hil.test_daemon_engine import EventTap
 
-from .gem300kit import bench, ceid
+from .gem300kit import bench, ceid, create_pj, proceed
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.sim_time_scale(2000.0)]
 
@@ -64,7 +64,7 @@ def _recipe_check(tmp_path: Path, name: str, body: bytes, recipes: Path) -> list
 
 def test_programs_checked_stored_versioned_and_uploaded(tmp_path: Path,
                                                         sims: SimThread) -> None:
-    with bench(tmp_path, sims, {}) as b:
+    with bench(tmp_path, sims, {"CAR7": ["P01"]}) as b:
         host = b.host
         assert host.request(7, 1, {"PPID": "ETCH-BAD", "LENGTH": len(BAD)}) == 0
         assert host.request(7, 3, {"PPID": "ETCH-BAD", "PPBODY": variables.Binary(BAD)}) == 1
@@ -98,6 +98,16 @@ def test_programs_checked_stored_versioned_and_uploaded(tmp_path: Path,
                "main_etch_s: a fixed main etch is for flow B" in host.inbox.terminal[-1]
         assert (b.recipes / "ETCH-OPEN-01.yaml").read_bytes() == \
             (RECIPES / "ETCH-OPEN-01.yaml").read_bytes()
+
+        # a downloaded flow on the downloaded recipe is a PPID a process job can name
+        flow = (b.recipes / "FLOW-Q.yaml").read_bytes().replace(b"FLOW-Q", b"FLOW-NEW") \
+            .replace(b"ETCH-OPEN-01", b"ETCH-GOOD")
+        assert host.request(7, 3, {"PPID": "FLOW-NEW", "PPBODY": variables.Binary(flow)}) == 0
+        assert proceed(host, "CAR7", [1])["CAACK"] == 0
+        pj = create_pj(host, "PJ7", "CAR7", [1], "FLOW-NEW")
+        assert pj["STATUS"] == {"ACKA": True, "ERRORS": []}, pj
+        assert host.request(7, 17, ["ETCH-GOOD"]) == 1  # FLOW-NEW uses it
+        assert host.request(7, 17, ["FLOW-NEW"]) == 0
 
         assert host.request(7, 17, ["ETCH-GOOD", "NO-SUCH"]) == 4  # all or nothing
         assert (b.recipes / "ETCH-GOOD.yaml").exists()

@@ -156,8 +156,8 @@ class ProcessJobs:
     def submit(self, pj: ProcessJobRecord) -> None:
         """Hand the job's lot to the line (under the lock; the submit runs on the loop)."""
         lot, errors = self.lot_of(pj)
-        if lot is None:
-            self.end_unstarted(pj, "ABORTED", "; ".join(t for _, t in errors))
+        if lot is None:  # something changed since it was created (a program, the carrier)
+            self.end_unstarted(pj, "ABORTED", "; ".join(t for _, t in errors), tell=True)
             return
         pj.submitted = True
         self.m.save_pj(pj)
@@ -171,7 +171,8 @@ class ProcessJobs:
             if exc is not None:
                 with self.m.lock:
                     pj.submitted = False
-                    self.end_unstarted(pj, "ABORTED", f"the line refused the lot: {exc}")
+                    self.end_unstarted(pj, "ABORTED", f"the line refused the lot: {exc}",
+                                       tell=True)
         self.ctx.call(self.ctx.line.submit_lot(lot)).add_done_callback(done)
 
     def moved(self, pj: ProcessJobRecord, state: str) -> None:
@@ -184,12 +185,14 @@ class ProcessJobs:
             "TIMESTAMP": time.strftime("%Y%m%d%H%M%S") + f"{int(time.time() * 100) % 100:02d}",
             "PRJOBID": pj.pj_id, "VARIABLES": [{"VID": JOB_STATE_VID, "V": state}]}))
 
-    def end_unstarted(self, pj: ProcessJobRecord, state: str, reason: str) -> None:
-        """A job that never became a lot ends (STOPPED or ABORTED) with its reason."""
+    def end_unstarted(self, pj: ProcessJobRecord, state: str, reason: str,
+                      tell: bool = False) -> None:
+        """A job that never became a lot ends (STOPPED or ABORTED) with its reason; with
+        ``tell`` (the host had been told it would run) the reason goes as S10 text too."""
         pj.reason = reason
         self.moved(pj, state)
         self.ctx.emit("PRJob.Canceled", self.m.pj_values(pj))
-        if reason.startswith("the line refused"):  # the host had been told it would run
+        if tell:
             self.ctx.terminal_to_host(ascii_text(f"process job {pj.pj_id} ended: {reason}"))
 
     def wait_for_start(self, pj: ProcessJobRecord) -> None:
