@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
@@ -53,6 +54,9 @@ T = TypeVar("T")
 MESSAGES_KEY = "terminal.messages"  # the S10 log both directions append to (GEM300 too)
 MAX_MESSAGES = 200
 ENGINE_WAIT_S = 10.0
+#: CPython hands the GIL to a waiting thread after this long (default 5 ms): an event report
+#: crosses three threads (engine → loop → sender), each may wait that long for the GIL
+SWITCH_INTERVAL_S = 0.001
 
 
 class GemFace:
@@ -130,6 +134,7 @@ class GemFace:
     # ---- DaemonFace -----------------------------------------------------------------------
     async def start(self, line: LineControl) -> None:
         logging.getLogger("communication").setLevel(logging.WARNING)  # secsgem dumps at INFO
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._line, self._loop = line, asyncio.get_running_loop()
         store = self._store = await asyncio.to_thread(GemStore, self.journal)
         tables = build(line.tools())
