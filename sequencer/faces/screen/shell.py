@@ -1,8 +1,9 @@
 """What the screen's pages share, and how a page is rendered.
 
 ``Screen`` holds what the pages share: the daemon's core, the browser sessions, the
-Jinja2 environment (templates are package data, autoescaped), the plots and the
-steps' start times (``StepClock``, a ``DaemonFace`` fed by the daemon's event pump).
+Jinja2 environment (templates are package data, autoescaped), the plots, and the two
+faces of ``live.py`` the daemon's pump feeds (the steps' start times, the tools'
+readings).
 
 Rendering: a page is one template extending ``base.html``. A request with the
 ``X-Viaform-Fragment`` header gets only the page's live parts (the alarm banner,
@@ -12,7 +13,6 @@ when the event stream says something changed (``static/screen.js``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -20,11 +20,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sequencer.faces.http.auth import Role
-from sequencer.faces.http.contract import LineControl, LineEvent
 from sequencer.faces.http.core import DaemonCore
 from sequencer.faces.http.sessions import CSRF_FIELD, SessionStore
 from sequencer.faces.screen import present
 from sequencer.faces.screen.access import Viewer, set_session_cookie
+from sequencer.faces.screen.live import ReadingsTicker, StepClock
 from sequencer.faces.screen.plots import Plots
 
 FRAGMENT_HEADER = "x-viaform-fragment"
@@ -34,43 +34,15 @@ FragmentKey = tuple[str, str, bool]
 MAX_FRAGMENTS = 256
 
 
-@dataclass
-class StepClock:
-    """When the step now running on each tool began (unix time), from the line's events
-    (a cure batch's 25 starts count from the first); and ``generation``, the count of
-    events seen, which dates the cached fragments."""
-
-    started: dict[str, float] = field(default_factory=dict)
-    running: dict[str, set[str]] = field(default_factory=dict)
-    generation: int = 0
-
-    async def start(self, line: LineControl) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    def observe(self, event: LineEvent) -> None:
-        self.generation += 1
-        if event.tool is None or event.kind not in ("step_start", "step_end"):
-            return
-        wafers = self.running.setdefault(event.tool, set())
-        if event.kind == "step_start":
-            if not wafers:
-                self.started[event.tool] = event.t
-            wafers.add(event.wafer_id or "")
-        else:
-            wafers.discard(event.wafer_id or "")
-            if not wafers:
-                self.started.pop(event.tool, None)
-
-
 class Screen:
     def __init__(self, core: DaemonCore) -> None:
         self.core = core
         self.sessions = SessionStore()
         self.plots = Plots(core.journal)
         self.steps = StepClock()
+        self.ticker = ReadingsTicker(core, self.steps)
+        #: the faces the daemon's pump feeds (and starts and stops with the line)
+        self.faces = (self.steps, self.ticker)
         self.env = Environment(loader=PackageLoader("sequencer.faces.screen", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True,
                                lstrip_blocks=True)
@@ -103,7 +75,8 @@ class Screen:
                 "alarms": core.line.alarms(active_only=True),
                 "held": [t for t in tools if t.held], "tools": tools, "now": now,
                 "csrf": v.session.csrf, "flash": v.session.flash[:],
-                "step_since": dict(self.steps.started)}
+                "step_since": dict(self.steps.started),
+                "readings": {t.tool: self.ticker.last.get(t.tool, {}) for t in tools}}
 
     def render(self, request: Request, v: Viewer, name: str, status: int = 200,
                **ctx: Any) -> Response:
