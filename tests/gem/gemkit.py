@@ -26,6 +26,7 @@ import secsgem.gem
 import secsgem.hsms
 import yaml
 
+from sequencer.faces.gem import e30_functions
 from sequencer.faces.gem.tables import build
 from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from tests.hil.flowkit import REPO, wait_for, write_tools_yaml
@@ -102,6 +103,7 @@ def gem_host(port: int, timeout_s: float = 10.0, t3: float = 10.0) -> Iterator[R
     settings = secsgem.hsms.HsmsSettings(
         address="127.0.0.1", port=port, connect_mode=secsgem.hsms.HsmsConnectMode.ACTIVE,
         device_type=secsgem.common.DeviceType.HOST, session_id=0, t3=t3)
+    e30_functions.install(settings)  # S2F31/S2F32, which secsgem lacks, for the host too
     host = RecordingHost(settings)
     host.enable()
     try:
