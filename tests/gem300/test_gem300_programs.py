@@ -24,7 +24,7 @@ from simulators.runner import SimThread
 from tests.hil.flowkit import RECIPES, wait_for
 from tests.hil.test_daemon_engine import EventTap
 
-from .gem300kit import bench, ceid, create_pj, proceed
+from .gem300kit import bench, ceid, create_cj, create_pj, proceed
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.sim_time_scale(2000.0)]
 
@@ -108,6 +108,16 @@ def test_programs_checked_stored_versioned_and_uploaded(tmp_path: Path,
         assert pj["STATUS"] == {"ACKA": True, "ERRORS": []}, pj
         assert host.request(7, 17, ["ETCH-GOOD"]) == 1  # FLOW-NEW uses it
         assert host.request(7, 17, ["FLOW-NEW"]) == 0
+        # PJ7's flow is gone: its control job starts, the job ends ABORTED with the reason
+        n = len(host.inbox.terminal)
+        assert create_cj(host, "CJ7", ["PJ7"], ["CAR7"], auto=True)["STATUS"]["OBJACK"] == 0
+        done = ceid("ControlJob.EXECUTING.COMPLETED")
+        wait_for(lambda: done in host.inbox.ceids(), 10.0, "CJ7 completed")
+        assert [e for e in host.inbox.events if e.ceid == done][-1].reports[-1][1] == [
+            "CJ7", "COMPLETED", "aborted"]
+        wait_for(lambda: len(host.inbox.terminal) > n, 10.0, "PJ7's end as S10 text")
+        assert host.inbox.terminal[-1].startswith("process job PJ7 ended: PPID")
+        assert httpx.get(f"{b.daemon.url}/lots/PJ7").status_code == 404
 
         assert host.request(7, 17, ["ETCH-GOOD", "NO-SUCH"]) == 4  # all or nothing
         assert (b.recipes / "ETCH-GOOD.yaml").exists()

@@ -66,6 +66,7 @@ class ControlJobs:
     def __init__(self, handler: Any, ctx: GemContext, material: Material,
                  jobs: ProcessJobs) -> None:
         self.handler, self.ctx, self.m, self.jobs = handler, ctx, material, jobs
+        jobs.after_end = self.settle
         raw = ctx.store.get(PENDING)  # cj → "stop"/"abort" asked while its lots run
         self.pending: dict[str, str] = dict(raw) if isinstance(raw, dict) else {}
         handler.register_stream_function(14, 9, self._s14f9)
@@ -84,7 +85,7 @@ class ControlJobs:
             with self.m.lock:
                 errors = self.create(cj_id, attrs)
                 if not errors:
-                    self.advance()
+                    self.settle()
             if errors:
                 self.ctx.emit("ControlJob.Refused", {
                     "CtrlJobID": cj_id, "Reason": "; ".join(t for _, t in errors)})
@@ -201,8 +202,16 @@ class ControlJobs:
             self.settle()
 
     def settle(self) -> None:
-        """A job whose process jobs have all ended completes, and its carriers' access
-        ends; then ``advance``."""
+        """Complete what has ended, move the rest on (``advance``), and complete what
+        ended as it was handed over (a process job the checks then refused)."""
+        self._complete_ended()
+        self.advance()
+        self._complete_ended()
+
+    def _complete_ended(self) -> None:
+        """A job whose process jobs have all ended completes, after its carriers' access
+        has ended. Its completion: what the host asked (CJStop, CJAbort), else normal if
+        every process job is PROCESS_COMPLETE, aborted if one was aborted, else stopped."""
         for cj in list(self.m.cjs.values()):
             if cj.state not in ("EXECUTING", "PAUSED"):
                 continue
@@ -212,14 +221,17 @@ class ControlJobs:
             self._end_access(cj)  # the material is done before the job is (E87, then E94)
             asked = self.pending.pop(cj.cj_id, "")
             self.ctx.store.put(PENDING, self.pending)
-            if asked == "stop":
-                cj.stop()
-            elif asked == "abort" or cj.state == "PAUSED":
-                cj.abort()
-            else:
+            ends = {p.state for p in pjs}
+            if not asked:
+                asked = ("finish" if ends <= {"PROCESS_COMPLETE"} and cj.state == "EXECUTING"
+                         else "abort" if "ABORTED" in ends or cj.state == "PAUSED" else "stop")
+            if asked == "finish":
                 cj.finish()
+            elif asked == "stop":
+                cj.stop()
+            else:
+                cj.abort()
             self.m.save_cj(cj)
-        self.advance()
 
     def _end_access(self, cj: ControlJob) -> None:
         for carrier in cj.carriers:
@@ -251,7 +263,7 @@ class ControlJobs:
             with self.m.lock:
                 errors = self.command(cj_id, command, action)
                 if not errors:
-                    self.advance()
+                    self.settle()
         self.ctx.audit("host", f"gem.e94.{command.lower() or code}", {
             "cj": cj_id, "errors": [t for _, t in errors]})
         first = errors[0] if errors else (0, "")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sequencer.faces.gem.context import GemContext
@@ -56,6 +57,9 @@ class ProcessJobs:
 
     def __init__(self, handler: Any, ctx: GemContext, material: Material) -> None:
         self.handler, self.ctx, self.m = handler, ctx, material
+        #: called (under the lock) when a job ended outside the line's events: the control
+        #: jobs' ``settle`` once ``control_jobs`` is installed
+        self.after_end: Callable[[], None] = lambda: None
         for function, callback in ((11, self._s16f11), (5, self._s16f5), (17, self._s16f17),
                                    (21, self._s16f21)):
             handler.register_stream_function(16, function, callback)
@@ -173,6 +177,7 @@ class ProcessJobs:
                     pj.submitted = False
                     self.end_unstarted(pj, "ABORTED", f"the line refused the lot: {exc}",
                                        tell=True)
+                    self.after_end()
         self.ctx.call(self.ctx.line.submit_lot(lot)).add_done_callback(done)
 
     def moved(self, pj: ProcessJobRecord, state: str) -> None:
@@ -180,9 +185,11 @@ class ProcessJobs:
         PREVENTID being the E40 code of the state entered)."""
         pj.state = state
         self.m.save_pj(pj)
+        now = time.time()
         self.ctx.send_to_host(self.handler.stream_function(16, 9)({
             "PREVENTID": PJ_STATE_CODES.get(state, 0),
-            "TIMESTAMP": time.strftime("%Y%m%d%H%M%S") + f"{int(time.time() * 100) % 100:02d}",
+            "TIMESTAMP": time.strftime("%Y%m%d%H%M%S", time.localtime(now))
+                         + f"{int(now * 100) % 100:02d}",
             "PRJOBID": pj.pj_id, "VARIABLES": [{"VID": JOB_STATE_VID, "V": state}]}))
 
     def end_unstarted(self, pj: ProcessJobRecord, state: str, reason: str,
@@ -259,6 +266,7 @@ class ProcessJobs:
             return self._ack(6, pj_id, [(ERR_UNSUPPORTED, f"unknown command {command!r}")])
         with self.m.lock:
             errors = self.command(pj_id, command)
+            self.after_end()  # a job handed over or ended here may end its control job
         self.ctx.audit("host", f"gem.e40.{command.lower()}", {"prjob": pj_id, "errors": [
             t for _, t in errors]})
         return self._ack(6, pj_id, errors)
@@ -276,6 +284,7 @@ class ProcessJobs:
                     errors += why
                     if not why:
                         done.append(pj_id)
+                self.after_end()
         return self.handler.stream_function(16, 18)(
             {"PRJOBID": done, "STATUS": {"ACKA": not errors, "ERRORS": _errors(errors)}})
 
