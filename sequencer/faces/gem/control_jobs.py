@@ -8,8 +8,8 @@ waits for CJStart. Jobs wait in a queue (QUEUED); up to one per load port is sel
 WAITING_FOR_START or EXECUTING; one whose carrier is held stays SELECTED, and nothing
 of it runs. EXECUTING hands each of its process jobs to the line (``ProcessJobs.submit``:
 at once if PRPROCESSSTART, else on PRJobStart); it is COMPLETED when they have all ended
-(completion normal, or stopped/aborted for CJStop/CJAbort), and each carrier's access
-ends CARRIER_COMPLETE (every job of it PROCESS_COMPLETE) or CARRIER_STOPPED.
+(its completion: see ``_complete_ended``), each carrier's access having ended first,
+CARRIER_COMPLETE (every job of it PROCESS_COMPLETE) or CARRIER_STOPPED.
 
 S16F27 CTLJOBCMD: 1 CJStart, 2 CJPause, 3 CJResume, 4 CJCancel (a QUEUED job; CPVAL
 "RemoveJobs" removes its process jobs too, else they are kept), 5 CJDeselect, 6 CJStop,
