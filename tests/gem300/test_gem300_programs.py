@@ -151,3 +151,11 @@ def test_host_terminal_text_reaches_the_operator(tmp_path: Path, sims: SimThread
         empty = subprocess.run([viaform, "gem", "answer", "  ", "--daemon", b.daemon.url],
                                capture_output=True, text=True, check=False)
         assert empty.returncode != 0 and "empty" in empty.stdout + empty.stderr
+
+        # a refusal text with the line's own symbols (the id rule's "1–32") reaches the host
+        start = b.host.request(2, 41, {"RCMD": "START", "PARAMS": [
+            {"CPNAME": "LOTID", "CPVAL": "L9"}, {"CPNAME": "PPID", "CPVAL": "FLOW-Q"},
+            {"CPNAME": "WAFERIDS", "CPVAL": "bad id"}]})
+        assert start["HCACK"] == 3, start
+        wait_for(lambda: len(b.host.inbox.terminal) == 2, 10.0, "the START refusal text")
+        assert "1-32 characters" in b.host.inbox.terminal[-1]

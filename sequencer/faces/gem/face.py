@@ -43,6 +43,7 @@ from sequencer.faces.gem.model import E30Model
 from sequencer.faces.gem.persist import GemStore
 from sequencer.faces.gem.sender import Link, Outbox
 from sequencer.faces.gem.tables import build
+from sequencer.faces.gem.terminal import ascii_text
 from sequencer.faces.http.contract import LineControl, LineEvent
 from sequencer.faces.http.e10 import E10Tracker
 from sequencer.faces.http.faces import RouteKit
@@ -108,6 +109,7 @@ class GemFace:
                               dict(detail), "ok", None)
 
     def terminal_to_host(self, text: str) -> None:
+        text = ascii_text(text)  # secsgem's TEXT takes no "–", "°", "→" (they raised here)
         self.note_message("equipment", text)
         self._box().put(self._handler().stream_function(10, 1)({"TID": 0, "TEXT": text}))
 
