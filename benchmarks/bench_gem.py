@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> bool:
          span <= TARGET_SPAN, "GEM " + ", ".join(f"{s:.2f}" for s in spans[True])
          + " s; HTTP " + ", ".join(f"{s:.2f}" for s in spans[False]) + " s"),
     ]
+    load = os.getloadavg()[0]
+    print(f"load average {load:.1f} on {os.cpu_count()} cores (latency is scheduling-bound "
+          f"when the machine is oversubscribed)")
     for name, value, target, ok, note in rows:
         print(f"{name:<52} {value:>10}  target {target:<9} {'PASS' if ok else 'FAIL'}  {note}")
     return all(ok for _, _, _, ok, _ in rows)

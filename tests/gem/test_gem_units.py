@@ -127,12 +127,12 @@ def test_the_spool_keeps_order_bounds_and_sends_on_request(tmp_path: Path) -> No
     for n in range(5):  # no host: spooled, the oldest two overwritten
         box.put(_Message(6, 11, n))
     box.put(_Message(2, 17, 9))  # not a spooled stream: dropped
-    box._queue.join()
+    box.drain()
     assert store.spool_count() == 3 and box.state.total == 5 and spooling == [True]
     up.set()
     box.put(_Message(6, 11, 5))  # while spooling, new ones go behind (the spool is full)
     box.transmit_spool()
-    box._queue.join()
+    box.drain()
     assert sent == [3, 4, 5] and spooling == [True, False] and store.spool_count() == 0
     box.stop()
     store.close()

@@ -156,7 +156,8 @@ class GemFace:
         handler.commands = RemoteCommands(self, self.recipes_dir)
         outbox = self.outbox = Outbox(
             Link(lambda: handler.communicating, lambda: handler.online,
-                 handler.send_and_waitfor_response, handler.stream_function),
+                 handler.send_and_waitfor_response, handler.stream_function,
+                 handler.protocol.post, t.t3),
             store, limit=lambda: int(model.constants.get("SpoolMax")),
             overwrite=lambda: bool(model.constants.get("OverWriteSpool")),
             batch=lambda: int(model.constants.get("MaxSpoolTransmit")),
