@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint sim clean
+.PHONY: demo test bench lint sim clean chromium
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -15,7 +15,19 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/viaform demo
 
-test: $(STAMP)
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright (Playwright's own
+# browser download is not used). Installed here when missing and make runs as root; otherwise
+# the tests fail, saying what is missing (they never skip).
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium fonts-dejavu-core fonts-liberation >/dev/null; \
+	fi
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check drivers sequencer simulators tests benchmarks
 	$(BIN)/mypy --strict drivers
 	$(BIN)/mypy sequencer

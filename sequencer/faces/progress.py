@@ -31,6 +31,7 @@ from sequencer.runner.alarms import Event
 from sequencer.states.substrate import FINAL
 
 DONE_MARK = {"expose": "exposed", "cure": "cured", "etch": "etch"}
+PACE_OF = 5  # a lot's ETA: the pace of its last five finished wafers
 
 
 @dataclass
@@ -69,6 +70,7 @@ class LotLive:
     slots: dict[int, str] = field(default_factory=dict)  # slot → wafer id
     job: str = "QUEUED"
     started_t: float | None = None
+    finished_t: list[float] = field(default_factory=list)  # when each wafer became final
 
     @property
     def total(self) -> int:
@@ -114,11 +116,17 @@ class ProgressState:
         return sum(1 for wid in lot.slots.values() if self.wafers.get(wid) in FINAL)
 
     def eta_s(self, lot: LotLive, now: float) -> float | None:
-        """Tool seconds left for the lot at its pace so far (None before a wafer is done)."""
+        """Tool seconds left for the lot at the pace of its last finished wafers (up to
+        :data:`PACE_OF`), or None before two are done: a batch line finishes nothing for
+        hours and then a wafer every few minutes, so the time to the first says little."""
         done = self.done(lot)
-        if lot.started_t is None or not done or done >= lot.total:
-            return 0.0 if lot.total and done >= lot.total else None
-        return (now - lot.started_t) / done * (lot.total - done)
+        if lot.total and done >= lot.total:
+            return 0.0
+        recent = lot.finished_t[-PACE_OF:]
+        if len(recent) < 2 or recent[-1] <= recent[0]:
+            return None
+        pace = (recent[-1] - recent[0]) / (len(recent) - 1)
+        return max(0.0, recent[-1] + pace * (lot.total - done) - now)
 
     def feed(self, ev: Event) -> str | None:
         """Update from one event; return a plain line worth printing, if any."""
@@ -180,6 +188,9 @@ class ProgressState:
             return None
         dst = str(ev.data.get("dst", ""))
         if dst in FINAL:
+            lot = self.lots.get(ev.lot_id or self.wafer_lot.get(ev.wafer_id, ""))
+            if lot is not None and self.wafers.get(ev.wafer_id) not in FINAL:
+                lot.finished_t.append(ev.t)
             self.wafers[ev.wafer_id] = dst
             reason = ev.data.get("reason") or ""
             return f"wafer    {ev.wafer_id} {dst}{': ' + reason if reason else ''}"

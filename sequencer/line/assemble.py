@@ -114,7 +114,7 @@ async def run_lot_objects(
     each move waits for ``viaform wafer moved``.
     """
     clock = SeqClock(cfg.time_scale)
-    journal = Journal(journal_path, now=clock.now)  # tool seconds, as the daemon's journal
+    journal = Journal(journal_path, now=clock.now, time_scale=clock.time_scale)  # tool s
     handling: SimHandling | OperatorHandling | None = None
     try:
         for lot in lots:

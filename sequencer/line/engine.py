@@ -99,7 +99,7 @@ class Engine:
     async def _run(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._submit_lock = asyncio.Lock()
-        journal = Journal(self.db, now=self.clock.now)
+        journal = Journal(self.db, now=self.clock.now, time_scale=self.clock.time_scale)
         try:
             self.handling = self._handling()
             lots = self._journal_lots(journal)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sequencer.store.journal import Intent
+from sequencer.store.journal import Intent, written_time_scale
 
 ACKS_SCHEMA = """CREATE TABLE IF NOT EXISTS alarm_acks (alarm_id INTEGER PRIMARY KEY,
     t REAL NOT NULL, who TEXT NOT NULL)"""
@@ -67,15 +67,16 @@ def record_ack(db: sqlite3.Connection, alarm_id: int, unix_t: float, who: str) -
 
 
 class History:
-    """Read-only queries on a journal file. ``time_scale`` converts its tool seconds."""
+    """Read-only queries on a journal file. Its tool seconds are converted with the time
+    scale the journal recorded, else ``time_scale`` (journals written before it did)."""
 
     def __init__(self, path: Path | str, time_scale: float = 1.0,
                  kinds: dict[str, str] | None = None) -> None:
         self.kinds = dict(kinds or {})  # tool name → kind (a name not in it: its own kind)
         self.path = Path(path)
-        self.scale = float(time_scale)
         self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0,
                                   check_same_thread=False)
+        self.scale = written_time_scale(self.db) or float(time_scale)
 
     def close(self) -> None:
         self.db.close()

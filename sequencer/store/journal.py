@@ -51,7 +51,17 @@ CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY, t REAL, tool TEXT, ki
     text TEXT, lot_id TEXT, wafer_ids TEXT, cleared_t REAL);
 CREATE TABLE IF NOT EXISTS batches (batch_no INTEGER PRIMARY KEY, t REAL, recipe TEXT,
     wafer_ids TEXT, state TEXT);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL);
 """
+
+
+def written_time_scale(db: sqlite3.Connection) -> float | None:
+    """The time scale a journal says its times are in (``meta``), or None (older files)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+                  ).fetchone() is None:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key='time_scale'").fetchone()
+    return float(row[0]) if row and row[0] else None
 
 
 @dataclass(frozen=True)
@@ -106,8 +116,12 @@ def _describe(path: str, exc: sqlite3.Error) -> str:
 class Journal:
     """The run's durable record. ``now`` gives tool seconds (defaults to epoch)."""
 
-    def __init__(self, path: str | Path, now: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | Path, now: Callable[[], float] = time.time, *,
+                 time_scale: float | None = None) -> None:
         """Open (or create) the journal; :class:`JournalError` if it cannot be used.
+
+        ``time_scale``: the tool seconds per wall second ``now`` counts in, kept in the
+        file (``meta``) so a reader converts its times without the run's tools.yaml.
 
         Everything that can fail on a bad file is done here, before a caller
         touches a tool: the directory is created, the file is opened, checked
@@ -135,6 +149,9 @@ class Journal:
             if check and check[0] != "ok":
                 raise sqlite3.DatabaseError(str(check[0]))
             self.db.executescript(SCHEMA)
+            if time_scale is not None:
+                self.db.execute("INSERT OR REPLACE INTO meta VALUES ('time_scale', ?)",
+                                (float(time_scale),))
             self._probe_write()
         except sqlite3.Error as exc:
             self.db.close()

@@ -34,7 +34,7 @@ from tests.browser.screenkit import (
     daemon_on_sims,
     wait_until,
 )
-from tests.hil.flowkit import scpi, tool_state
+from tests.hil.flowkit import oven_reading, scpi, tool_state
 
 FINAL_LOT = {"PROCESS_COMPLETE", "ABORTED", "STOPPED"}
 SVG = "{http://www.w3.org/2000/svg}"
@@ -220,11 +220,15 @@ def test_an_injected_alarm_is_in_the_banner_within_2_s_and_only_a_technician_ack
             technician.wait_for_selector(".banner .alarm:has-text('oven')", timeout=2000)
             seen_after = time.monotonic() - t0
             assert seen_after <= 2.0
-            alarms = [a for a in d.api().get("/alarms?active=true").json()
-                      if a["tool"] == "oven"]
-            alarm = next(a for a in alarms if "SENSOR_BREAK" in a["text"])
+            def oven_alarms() -> list[dict[str, Any]]:
+                return [a for a in d.api().get("/alarms?active=true").json()
+                        if a["tool"] == "oven"]
+            alarm = oven_alarms()[0]
             banner = operator.locator(f"#alarm-{alarm['id']}")
-            assert "since" in banner.inner_text() and "SENSOR_BREAK" in banner.inner_text()
+            assert "since" in banner.inner_text() and alarm["text"] in banner.inner_text()
+            held = operator.locator(".banner [data-held=oven]")  # what a person must do
+            held.wait_for(timeout=5000)
+            assert "SENSOR_BREAK" in held.inner_text() and "safety" in held.inner_text()
             assert operator.locator(".banner button").count() == 0, "no Acknowledge for them"
             assert "technician must acknowledge" in banner.inner_text()
             shot(operator, "banner-operator")
@@ -237,6 +241,7 @@ def test_an_injected_alarm_is_in_the_banner_within_2_s_and_only_a_technician_ack
             assert tool_state(sims, "oven") == "ABORTED", "the latch is the tool's to keep"
             sims.call(sims.faults["oven"].clear, "sensor_break")  # the thermocouple fixed
             shot(technician, "banner-technician")
+            alarms = oven_alarms()
             for a in alarms:  # the technician acknowledges each, on the page
                 technician.click(f"#ack-{a['id']}")
                 technician.wait_for_selector(f"#alarm-{a['id']}", state="detached",
@@ -245,6 +250,7 @@ def test_an_injected_alarm_is_in_the_banner_within_2_s_and_only_a_technician_ack
                                            timeout=5000)
             acked = next(a for a in d.api().get("/alarms").json() if a["id"] == alarm["id"])
             assert not acked["active"] and acked["acked_by"] == "tech"
+
             audit = d.api().get("/audit?tool=oven").json()
             assert [(e["who"], e["role"], e["outcome"]) for e in audit
                     if e["command"] == "ack"] == [("tech", "technician", "ok")] * len(alarms)
@@ -338,6 +344,13 @@ def test_a_technician_takes_gives_and_sets_and_a_change_is_refused_while_a_step_
         d.submit("LT", ["C01"])
         wait_until(lambda: d.tool("oven")["busy"] and not d.tool("exposure")["busy"], 30.0,
                    "C01 curing, the exposure cell idle")
+        page.goto(d.url + "/")  # the oven card's PV follows the oven, live (every 2 s)
+        pv = page.locator("#tool-oven [data-reading=chamber_c]")
+        wait_until(lambda: pv.count() and float(pv.inner_text().split()[0]) >= 100.0, 20.0,
+                   "the oven card showing the chamber above 100 °C while it cures")
+        assert oven_reading(sims)["chamber_c"] >= 80.0, "the simulated chamber is hot too"
+        assert page.locator("#tool-oven [data-reading=o2_ppm]").count() == 1
+        shot(page, "line-curing")
         page.goto(d.url + "/ui/tools/oven")
         message = set_on_page(page, "unload_temp", "140")
         assert message.startswith("refused:") and "running step cure" in message

@@ -37,6 +37,7 @@ from sequencer.faces.http.contract import (
     ToolUnreachable,
     ToolView,
     WaferHistoryEntry,
+    WaferResults,
     WaferSummary,
     WaferView,
     changes_tool,
@@ -295,14 +296,13 @@ class FakeLine(FakeState):
                 raise NotFound(f"no constant {name!r}")
             self._constants[name] = float(value)
 
-    def wafer_results(self, wafer_id: str) -> WaferSummary | None:
+    def wafer_results(self, wafer_id: str) -> WaferResults | None:
         with self._lock:
             for lt in self._lots.values():
                 for w in lt.wafers:
                     if w.wafer_id == wafer_id:
-                        return WaferSummary(wafer_id=w.wafer_id, slot=w.slot, state=w.state,
-                                            location=w.location, step=w.step,
-                                            reason=w.reason)
+                        return WaferResults(wafer_id=w.wafer_id, slot=w.slot, state=w.state,
+                                            location=w.location, step=w.step, reason=w.reason)
             return None
 
     def tool_readings(self, tool: str) -> dict[str, float]:

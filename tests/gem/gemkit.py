@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +26,17 @@ import secsgem.gem
 import secsgem.hsms
 import yaml
 
+from sequencer.faces.gem import e30_functions
+from sequencer.faces.gem.tables import build
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from tests.hil.flowkit import REPO, wait_for, write_tools_yaml
+from tests.hil.test_daemon_sigterm import _healthy
+
+SCALE = 3000.0  # tool seconds per wall second: a lot of a few wafers in seconds
+TOOLS = ["exposure", "oven", "etcher"]  # line.tools(): the per-tool SV and ALID index
+T = build(TOOLS)
+V = {name: row.vid for name, row in T.by_name.items()}
+HEADERS = {CLIENT_HEADER: CLIENT_VALUE}  # the daemon is open (loopback, no tokens)
 
 URL_RE = re.compile(r"on (http://127\.0\.0\.1:\d+)")
 GEM_RE = re.compile(r"SECS/GEM \(HSMS passive\) on [\d.]+:(\d+)")
@@ -92,6 +103,7 @@ def gem_host(port: int, timeout_s: float = 10.0, t3: float = 10.0) -> Iterator[R
     settings = secsgem.hsms.HsmsSettings(
         address="127.0.0.1", port=port, connect_mode=secsgem.hsms.HsmsConnectMode.ACTIVE,
         device_type=secsgem.common.DeviceType.HOST, session_id=0, t3=t3)
+    e30_functions.install(settings)  # S2F31/S2F32, which secsgem lacks, for the host too
     host = RecordingHost(settings)
     host.enable()
     try:
@@ -145,11 +157,15 @@ def gem_daemon(tools: Path, db: Path, recipes: Path, tag: str) -> Iterator[Daemo
             proc.wait(10)
 
 
-def _healthy(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/health", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+def lot_state(base: str, lot: str) -> str | None:
+    r = httpx.get(f"{base}/lots/{lot}", timeout=5.0)
+    return r.json()["state"] if r.status_code == 200 else None
+
+
+def stop(d: Daemon) -> None:
+    """SIGTERM, as systemd stops it: a graceful stop, exit 0."""
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(30) == 0, d.err.read_text()
 
 
 # ---------------------------------------------------------------- reports the tests use

@@ -17,30 +17,30 @@ from typing import Any
 
 import httpx
 import pytest
+from secsgem.secs.variables import Array, String
 from typer.testing import CliRunner
 
 from sequencer.faces.cli import app
-from sequencer.faces.gem.tables import build
-from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 from tests.hil.flowkit import assert_world_sound, scpi, tool_state, wait_for, world_snapshot
 from tests.hil.test_daemon_engine import quick_flow
 
 from .gemkit import (
+    HEADERS,
+    SCALE,
+    TOOLS,
+    T,
+    V,
     define_reports,
     gem_daemon,
     gem_host,
     gem_tools_yaml,
     host_transitions,
     journal_transitions,
+    lot_state,
 )
 
-SCALE = 3000.0
 WAFERS = ["G01", "G02", "G03"]
-TOOLS = ["exposure", "oven", "etcher"]  # line.tools(): the per-tool SV and ALID index
-T = build(TOOLS)
-V = {name: T.by_name[name].vid for name in T.by_name}
-HEADERS = {CLIENT_HEADER: CLIENT_VALUE}
 
 
 def start_params(lot: str, ppid: str, wafers: str) -> dict[str, Any]:
@@ -53,11 +53,6 @@ def journal_data(db: Path, wafer: str) -> dict[str, Any]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
         row = con.execute("SELECT data FROM wafers WHERE wafer_id=?", (wafer,)).fetchone()
     return dict(json.loads(row[0]))
-
-
-def lot_state(base: str, lot: str) -> str | None:
-    r = httpx.get(f"{base}/lots/{lot}", timeout=5.0)
-    return r.json()["state"] if r.status_code == 200 else None
 
 
 def gem_cli(base: str, *args: str) -> Any:
@@ -140,11 +135,16 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             sims.call(sims.faults["exposure"].inject, "lamp_fail")
             wait_for(lambda: tool_state(sims, "exposure") == "ALARM", 10, "the lamp alarm")
             sims.call(sims.faults["exposure"].clear, "lamp_fail")
-            assert host.request(2, 41, start_params("GL2", "FLOW-Q", "G04"))["HCACK"] == 4
+            enhanced = host.request(2, 49, {  # S2F49: WAFERIDS as a list
+                "DATAID": 1, "OBJSPEC": "", "RCMD": "START", "PARAMS": [
+                    {"CPNAME": "LOTID", "CEPVAL": "GL2"}, {"CPNAME": "PPID", "CEPVAL": "FLOW-Q"},
+                    {"CPNAME": "WAFERIDS", "CEPVAL": Array(String, ["G04"])}]})
+            assert enhanced == {"HCACK": 4, "PARAMS": []}
             held = T.alarm_by_name["exposure.TOOL_HELD"].alid
             wait_for(lambda: any(a[2] == held and a[1] & 0x80 for a in host.inbox.alarms),
                      30.0, "S5F1 set for exposure.TOOL_HELD", interval_s=0.05)
             assert held in host.request(1, 3, [V["AlarmsSet"]])[0]
+            assert host.request(1, 3, [V["exposure.Held"]]) == [True]
             alarm = next(a for a in httpx.get(f"{d.url}/alarms?active=true").json()
                          if a["tool"] == "exposure")
             r = httpx.post(f"{d.url}/alarms/{alarm['id']}/ack", headers=HEADERS)
@@ -164,6 +164,15 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             assert host.request(1, 3, [V["ControlState"]]) == [5]
             local = T.event_by_name["ControlStateLocal"].ceid
             assert local in host.inbox.ceids()
+            # OFFLINE: the host's messages get SxF0; ONLINE asks the host (S1F1) first
+            assert gem_cli(d.url, "offline").exit_code == 0
+            assert host.request(1, 3, [V["ControlState"]]) == "abort"
+            online = gem_cli(d.url, "online")
+            assert online.exit_code == 0 and "ONLINE_REMOTE" in online.output, online.output
+            status = gem_cli(d.url, "status")
+            assert "ONLINE_REMOTE (communicating, host 127.0.0.1)" in status.output
+            # previous: EQUIPMENT OFFLINE (ATTEMPT ONLINE passed within the same switch)
+            assert host.request(1, 3, [V["ControlState"], V["PreviousControlState"]]) == [5, 1]
             audit = httpx.get(f"{d.url}/audit", params={"tool": "gem"}).json()
             switches = sorted((a["id"], a["command"], a["outcome"]) for a in audit
                               if a["command"] in ("local", "remote"))

@@ -17,31 +17,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sequencer.faces.gem.tables import build
-from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 from tests.hil.flowkit import assert_world_sound, wait_for, world_snapshot
 from tests.hil.test_daemon_engine import lot_body, quick_flow
 
 from .gemkit import (
+    HEADERS,
+    SCALE,
     RawHsms,
+    T,
+    V,
     define_reports,
     gem_daemon,
     gem_host,
     gem_tools_yaml,
     host_transitions,
     journal_transitions,
+    lot_state,
 )
-
-SCALE = 3000.0
-T = build(["exposure", "oven", "etcher"])
-V = {name: row.vid for name, row in T.by_name.items()}
-HEADERS = {CLIENT_HEADER: CLIENT_VALUE}
-
-
-def lot_state(base: str, lot: str) -> str | None:
-    r = httpx.get(f"{base}/lots/{lot}", timeout=5.0)
-    return r.json()["state"] if r.status_code == 200 else None
 
 
 def threads(pid: int) -> int:

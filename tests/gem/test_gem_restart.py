@@ -10,7 +10,6 @@ Also the start-up refusals of the ``gem:`` section: beyond loopback without
 
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
@@ -22,30 +21,22 @@ import yaml
 from typer.testing import CliRunner
 
 from sequencer.faces.cli import app
-from sequencer.faces.gem.tables import build
-from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 from tests.hil.flowkit import REPO, wait_for
 from tests.hil.test_daemon_engine import lot_body, quick_flow
 
 from .gemkit import (
-    Daemon,
+    HEADERS,
+    SCALE,
+    T,
+    V,
     define_reports,
     gem_daemon,
     gem_host,
     gem_tools_yaml,
     host_transitions,
+    stop,
 )
-
-SCALE = 3000.0
-T = build(["exposure", "oven", "etcher"])
-V = {name: row.vid for name, row in T.by_name.items()}
-HEADERS = {CLIENT_HEADER: CLIENT_VALUE}
-
-
-def stop(d: Daemon) -> None:
-    d.proc.send_signal(signal.SIGTERM)
-    assert d.proc.wait(30) == 0, d.err.read_text()
 
 
 @pytest.mark.timeout(120)
@@ -63,6 +54,19 @@ def test_reports_links_ecs_control_state_and_spool_survive_a_restart(tmp_path: P
                                              "ECV": 7200.0}]) == 0
                 assert host.request(2, 43, [{"STRID": 6, "FCNID": [11]}]) == {
                     "RSPACK": 0, "DATA": []}
+                assert host.request(2, 43, [{"STRID": 1, "FCNID": []}])["RSPACK"] == 1
+                # names of events, alarms; a report on request; the GEM clock set by the host
+                names = {e["CEID"]: (e["CENAME"], e["VID"]) for e in host.request(1, 23, [])}
+                assert names[complete][0] == "Substrate.complete.IN_PROCESS.PROCESSED"
+                assert V["DepthUm"] in names[complete][1]
+                alarm = host.request(5, 5, [held])[0]
+                assert alarm["ALID"] == held and alarm["ALTX"].startswith("exposure: ")
+                assert held not in [a["ALID"] for a in host.request(5, 7)]
+                report = host.request(6, 15, complete)
+                assert [r["RPTID"] for r in report["RPT"]] == [1, 3]
+                assert host.request(2, 31, "20300101120000") == 0  # TIACK 0
+                assert host.request(2, 31, "yesterday") == 1
+                assert host.request(2, 17).startswith("2030010112")
                 result = CliRunner().invoke(app, ["gem", "local", "--daemon", d.url])
                 assert result.exit_code == 0, result.output
             # the host is gone: the lot's events are spooled in the journal
@@ -83,6 +87,7 @@ def test_reports_links_ecs_control_state_and_spool_survive_a_restart(tmp_path: P
                 assert control == 4 and count >= spooled
                 assert complete in events and held not in alarms and alarms
                 assert host.request(2, 13, [V["QueueTimeCureToEtchS"]]) == [7200.0]
+                assert host.request(2, 17).startswith("2030010112")  # the host's clock kept
                 assert len(host.request(6, 19, 3)) == 7  # report 3 still has its 7 VIDs
                 assert host.request(2, 35, {"DATAID": 9, "DATA": [
                     {"CEID": complete, "RPTID": [3]}]}) == 3  # and is still linked

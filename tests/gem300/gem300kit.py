@@ -17,13 +17,20 @@ from sequencer.faces.gem.streams_functions import register
 from sequencer.faces.gem.streams_items import any_value
 from sequencer.states.carrier import slot_map_of
 from simulators.runner import SimThread
-from tests.gem.gemkit import Daemon, RecordingHost, gem_daemon, gem_host, gem_tools_yaml
+from tests.gem.gemkit import (
+    Daemon,
+    RecordingHost,
+    define_reports,
+    gem_daemon,
+    gem_host,
+    gem_tools_yaml,
+)
 from tests.hil.flowkit import write_lot
 from tests.hil.test_daemon_engine import quick_flow
 
 TOOLS = ("exposure", "oven", "etcher")
 TABLES = tables.build(TOOLS)
-RPT_CARRIER, RPT_CJ, RPT_JOB = 3001, 14001, 201
+RPT_CARRIER, RPT_CJ = 3001, 14001
 
 
 def ceid(name: str) -> int:
@@ -47,9 +54,10 @@ class Bench:
 def bench(tmp_path: Path, sims: SimThread, lots: dict[str, list[str]],
           fresh: bool = True) -> Iterator[Bench]:
     """The daemon (FLOW-Q beside the configs' recipes, one lot file per entry of ``lots``:
-    carrier/lot id → wafer ids in slots 1…) and a host with every event enabled and
-    reports for the carrier, control job and E40 job DVs linked (``fresh`` False: the
-    same journal again, its reports restored by the daemon)."""
+    carrier/lot id → wafer ids in slots 1…) and a host with every event and alarm
+    enabled, the E30 tests' substrate and job reports and ours for the carrier and
+    control job events (``fresh`` False: the same journal again, its reports restored by
+    the daemon)."""
     recipes = quick_flow(tmp_path)
     for lot_id, wafers in lots.items():
         write_lot(tmp_path, lot_id, "FLOW-Q", wafers)
@@ -70,25 +78,19 @@ def bench(tmp_path: Path, sims: SimThread, lots: dict[str, list[str]],
             host.request(6, 23, 1)  # purge what was spooled while no host was there
             yield Bench(daemon, host, db, recipes, prjob_events)
             return
-        assert host.request(2, 33, {"DATAID": 1, "DATA": [
+        define_reports(host, TABLES)  # the E30 tests' substrate and job reports
+        assert host.request(2, 33, {"DATAID": 5, "DATA": [
             {"RPTID": RPT_CARRIER, "VID": [vid(n) for n in ("CarrierID", "CarrierIDStatus",
                                                             "CarrierSlotMapStatus",
                                                             "CarrierAccessingStatus",
                                                             "Reason")]},
             {"RPTID": RPT_CJ, "VID": [vid(n) for n in ("CtrlJobID", "CtrlJobState",
-                                                       "CtrlJobCompletion")]},
-            {"RPTID": RPT_JOB, "VID": [vid(n) for n in ("LotID", "JobState")]}]}) == 0
-        links = []
-        for e in TABLES.events.values():
-            if e.name.startswith(("Carrier.", "ControlJob.")):
-                links.append({"CEID": e.ceid, "RPTID": [RPT_CARRIER if e.name.startswith(
-                    "Carrier.") else RPT_CJ]})
-            elif e.name.startswith("Job."):
-                links.append({"CEID": e.ceid, "RPTID": [RPT_JOB]})
-        assert host.request(2, 35, {"DATAID": 2, "DATA": links}) == 0
-        assert host.request(2, 37, {"CEED": True, "CEID": []}) == 0
-        held = TABLES.alarm_by_name["CarrierHeld"].alid
-        assert host.request(5, 3, {"ALED": 0x80, "ALID": held}) == 0
+                                                       "CtrlJobCompletion")]}]}) == 0
+        links = [{"CEID": e.ceid, "RPTID": [RPT_CARRIER if e.name.startswith("Carrier.")
+                                            else RPT_CJ]}
+                 for e in TABLES.events.values() if e.name.startswith(("Carrier.",
+                                                                       "ControlJob."))]
+        assert host.request(2, 35, {"DATAID": 6, "DATA": links}) == 0
         yield Bench(daemon, host, db, recipes, prjob_events)
 
 

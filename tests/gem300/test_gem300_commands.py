@@ -20,7 +20,7 @@ from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from simulators.runner import SimThread
 from tests.hil.flowkit import journal_lots, scpi, wait_for
 
-from .gem300kit import bench, ceid, cj_command, create_cj, create_pj, proceed
+from .gem300kit import bench, ceid, cj_command, create_cj, create_pj, proceed, vid
 
 CLI = {CLIENT_HEADER: CLIENT_VALUE}  # what the viaform CLI sends (auth.py)
 pytestmark = [pytest.mark.timeout(120), pytest.mark.sim_time_scale(300.0)]
@@ -47,7 +47,13 @@ def test_commands_and_refusals(tmp_path: Path, sims: SimThread) -> None:
         assert ceid("Carrier.Created") not in host.inbox.ceids()
 
         assert proceed(host, "CAR3", [1, 2])["CAACK"] == 0
+        modes = [vid("LoadPort1AccessMode"), vid("LoadPort2AccessMode")]
+        assert host.request(3, 27, {"ACCESSMODE": 1, "PTN": [1]}) == {"CAACK": 0, "ERRORS": []}
+        bad = host.request(3, 27, {"ACCESSMODE": 0, "PTN": [1, 9]})
+        assert bad["CAACK"] == 3 and bad["ERRORS"][0]["PTN"] == 9
+        assert host.request(1, 3, modes) == [1, 0]  # the refused change changed nothing
         space = host.request(16, 21)
+        assert host.request(1, 3, [vid("PRJobSpace")]) == [space]
         assert _acka(create_pj(host, "PJ3", "CAR3", [1, 2], "FLOW-Q", auto=False)) is True
         assert host.request(16, 21) == space - 1
         taken = create_pj(host, "PJ3B", "CAR3", [2], "FLOW-Q")
@@ -58,6 +64,8 @@ def test_commands_and_refusals(tmp_path: Path, sims: SimThread) -> None:
         assert texts[0] == "slot 1 is process job PJ3's" and "FLOW-NONE" in texts[1], texts
 
         assert create_cj(host, "CJ3", ["PJ3"], ["CAR3"], auto=True)["STATUS"]["OBJACK"] == 0
+        assert host.request(1, 3, [vid("CtrlJobsActive"), vid("PRJobsActive")]) == [
+            "CJ3", "PJ3"]
         waiting = ceid("PRJob.WaitingForStart")
         wait_for(lambda: waiting in host.inbox.ceids(), 10.0, "PJ3 waiting for start")
         assert ceid("ControlJob.SELECTED.EXECUTING") in host.inbox.ceids()

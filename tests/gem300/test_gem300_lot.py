@@ -18,9 +18,20 @@ import pytest
 from sequencer.faces.gem.material import PJ_STATE_CODES
 from sequencer.faces.gem.tables import JOB_EVENTS, JOB_QUEUED
 from simulators.runner import SimThread
+from tests.gem.gemkit import host_transitions, journal_transitions
 from tests.hil.flowkit import job_transitions, journal_lots, scpi, wait_for
 
-from .gem300kit import RPT_CARRIER, TABLES, bench, ceid, cj_command, create_cj, create_pj, proceed
+from .gem300kit import (
+    RPT_CARRIER,
+    TABLES,
+    bench,
+    ceid,
+    cj_command,
+    create_cj,
+    create_pj,
+    proceed,
+    vid,
+)
 
 SCALE = 2000.0
 pytestmark = [pytest.mark.timeout(120), pytest.mark.sim_time_scale(SCALE)]
@@ -71,6 +82,8 @@ def test_carrier_process_job_control_job_run_a_lot(tmp_path: Path, sims: SimThre
         # the job events the host got are the journal's transitions, in the journal's order
         job_ceids = {ceid(f"Job.{t}") for t in _job_names(job_transitions(b.db, "PJ1"))}
         assert [c for c in got if c in job_ceids] == job
+        # every substrate and job transition of the lot, as the journal has them, in order
+        assert host_transitions(host) == journal_transitions(b.db, {"PJ1", *WAFERS})
         # S16F9: every state the job entered after its lot was made, with E40's codes
         states = [d for _, d in job_transitions(b.db, "PJ1")]
         assert b.prjob_events == [("PJ1", PJ_STATE_CODES[s], s) for s in states]
@@ -81,6 +94,8 @@ def test_carrier_process_job_control_job_run_a_lot(tmp_path: Path, sims: SimThre
         assert carrier.reports == [(RPT_CARRIER, ["CAR1", "ID_VERIFICATION_OK",
                                                   "SLOT_MAP_VERIFICATION_OK",
                                                   "CARRIER_COMPLETE", ""])]
+        again = create_pj(host, "PJ1B", "CAR1", [1], "FLOW-Q")  # its wafers are done
+        assert again["STATUS"]["ERRORS"][0]["ERRTEXT"].startswith("carrier CAR1 is done")
 
 
 def _job_names(transitions: list[tuple[str, str]]) -> list[str]:
@@ -108,6 +123,8 @@ def test_a_wrong_slot_map_holds_the_carrier_and_nothing_runs(tmp_path: Path,
         wait_for(lambda: any(a[2] == alid and a[1] & 0x80 for a in host.inbox.alarms), 10.0,
                  "the CarrierHeld alarm set")
 
+        svs = [vid("CarriersHeld"), vid("CarriersAtPorts")]
+        assert host.request(1, 3, svs) == ["CAR2", "CAR2"]
         pj = create_pj(host, "PJ2", "CAR2", [1, 2], "FLOW-Q")
         assert pj["STATUS"]["ACKA"] is False
         assert any("carrier CAR2 is held" in e["ERRTEXT"] for e in pj["STATUS"]["ERRORS"])
@@ -115,10 +132,20 @@ def test_a_wrong_slot_map_holds_the_carrier_and_nothing_runs(tmp_path: Path,
         assert cj["STATUS"]["OBJACK"] == 1
         assert proceed(host, "CAR2", [1, 2])["CAACK"] == 5  # held: proceeding is refused
 
-        assert proceed(host, "CAR2", None, action="CancelCarrier") == {"CAACK": 0,
-                                                                        "ERRORS": []}
+        # the host's correction: re-created with the right map, verified, the alarm cleared
+        assert proceed(host, "CAR2", [1, 2], action="CarrierReCreate") == {"CAACK": 0,
+                                                                            "ERRORS": []}
         wait_for(lambda: any(a[2] == alid and not a[1] & 0x80 for a in host.inbox.alarms),
                  10.0, "the CarrierHeld alarm cleared")
+        wait_for(lambda: host.inbox.ceids().count(ceid(
+            "Carrier.SlotMap.WAITING_FOR_HOST.SLOT_MAP_VERIFICATION_OK")) == 1, 10.0,
+            "the re-created carrier verified")
+        assert ceid("Carrier.ReCreated") in host.inbox.ceids()
+        assert proceed(host, "CAR2", None, action="CancelCarrier") == {"CAACK": 0,
+                                                                        "ERRORS": []}
+        assert host.request(1, 3, svs) == ["", ""]
+        gone = create_pj(host, "PJ2", "CAR2", [1, 2], "FLOW-Q")
+        assert "carrier CAR2 is canceled" in gone["STATUS"]["ERRORS"][0]["ERRTEXT"]
         assert httpx.get(f"{b.daemon.url}/lots").json() == []
         assert "PJ2" not in journal_lots(b.db)
         for w in WAFERS:

@@ -22,8 +22,9 @@ from secsgem.secs import variables
 from sequencer.faces.gem.terminal import ascii_text
 from simulators.runner import SimThread
 from tests.hil.flowkit import RECIPES, wait_for
+from tests.hil.test_daemon_engine import EventTap
 
-from .gem300kit import bench, ceid
+from .gem300kit import bench, ceid, create_cj, create_pj, proceed
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.sim_time_scale(2000.0)]
 
@@ -63,7 +64,7 @@ def _recipe_check(tmp_path: Path, name: str, body: bytes, recipes: Path) -> list
 
 def test_programs_checked_stored_versioned_and_uploaded(tmp_path: Path,
                                                         sims: SimThread) -> None:
-    with bench(tmp_path, sims, {}) as b:
+    with bench(tmp_path, sims, {"CAR7": ["P01"]}) as b:
         host = b.host
         assert host.request(7, 1, {"PPID": "ETCH-BAD", "LENGTH": len(BAD)}) == 0
         assert host.request(7, 3, {"PPID": "ETCH-BAD", "PPBODY": variables.Binary(BAD)}) == 1
@@ -98,6 +99,26 @@ def test_programs_checked_stored_versioned_and_uploaded(tmp_path: Path,
         assert (b.recipes / "ETCH-OPEN-01.yaml").read_bytes() == \
             (RECIPES / "ETCH-OPEN-01.yaml").read_bytes()
 
+        # a downloaded flow on the downloaded recipe is a PPID a process job can name
+        flow = (b.recipes / "FLOW-Q.yaml").read_bytes().replace(b"FLOW-Q", b"FLOW-NEW") \
+            .replace(b"ETCH-OPEN-01", b"ETCH-GOOD")
+        assert host.request(7, 3, {"PPID": "FLOW-NEW", "PPBODY": variables.Binary(flow)}) == 0
+        assert proceed(host, "CAR7", [1])["CAACK"] == 0
+        pj = create_pj(host, "PJ7", "CAR7", [1], "FLOW-NEW")
+        assert pj["STATUS"] == {"ACKA": True, "ERRORS": []}, pj
+        assert host.request(7, 17, ["ETCH-GOOD"]) == 1  # FLOW-NEW uses it
+        assert host.request(7, 17, ["FLOW-NEW"]) == 0
+        # PJ7's flow is gone: its control job starts, the job ends ABORTED with the reason
+        n = len(host.inbox.terminal)
+        assert create_cj(host, "CJ7", ["PJ7"], ["CAR7"], auto=True)["STATUS"]["OBJACK"] == 0
+        done = ceid("ControlJob.EXECUTING.COMPLETED")
+        wait_for(lambda: done in host.inbox.ceids(), 10.0, "CJ7 completed")
+        assert [e for e in host.inbox.events if e.ceid == done][-1].reports[-1][1] == [
+            "CJ7", "COMPLETED", "aborted"]
+        wait_for(lambda: len(host.inbox.terminal) > n, 10.0, "PJ7's end as S10 text")
+        assert host.inbox.terminal[-1].startswith("process job PJ7 ended: PPID")
+        assert httpx.get(f"{b.daemon.url}/lots/PJ7").status_code == 404
+
         assert host.request(7, 17, ["ETCH-GOOD", "NO-SUCH"]) == 4  # all or nothing
         assert (b.recipes / "ETCH-GOOD.yaml").exists()
         assert host.request(7, 17, ["ETCH-GOOD"]) == 0
@@ -107,6 +128,7 @@ def test_programs_checked_stored_versioned_and_uploaded(tmp_path: Path,
 
 def test_host_terminal_text_reaches_the_operator(tmp_path: Path, sims: SimThread) -> None:
     with bench(tmp_path, sims, {}) as b:
+        tap = EventTap(b.daemon.url, {}).start(kinds="gem_terminal")
         assert b.host.request(10, 3, {"TID": 0, "TEXT": "please check load port 1"}) == 0
         assert b.host.request(10, 5, {"TID": 0, "TEXT": ["line one", "line two"]}) == 0
         assert b.host.request(10, 3, {"TID": 3, "TEXT": "to another terminal"}) == 2
@@ -114,6 +136,9 @@ def test_host_terminal_text_reaches_the_operator(tmp_path: Path, sims: SimThread
         assert [(m["source"], m["text"]) for m in msgs] == [
             ("host", "please check load port 1"), ("host", "line one\nline two")]
         assert b.host.inbox.ceids().count(ceid("TerminalMessageReceived")) == 2
+        wait_for(lambda: len(tap.kinds("gem_terminal")) == 2, 10.0, "the daemon's event view")
+        assert [e["data"]["text"] for e in tap.kinds("gem_terminal")] == [
+            "please check load port 1", "line one\nline two"]
 
         viaform = str(Path(sys.executable).with_name("viaform"))
         out = subprocess.run([viaform, "gem", "answer", "port 1 checked → OK", "--daemon",
@@ -126,3 +151,11 @@ def test_host_terminal_text_reaches_the_operator(tmp_path: Path, sims: SimThread
         empty = subprocess.run([viaform, "gem", "answer", "  ", "--daemon", b.daemon.url],
                                capture_output=True, text=True, check=False)
         assert empty.returncode != 0 and "empty" in empty.stdout + empty.stderr
+
+        # a refusal text with the line's own symbols (the id rule's "1–32") reaches the host
+        start = b.host.request(2, 41, {"RCMD": "START", "PARAMS": [
+            {"CPNAME": "LOTID", "CPVAL": "L9"}, {"CPNAME": "PPID", "CPVAL": "FLOW-Q"},
+            {"CPNAME": "WAFERIDS", "CPVAL": "bad id"}]})
+        assert start["HCACK"] == 3, start
+        wait_for(lambda: len(b.host.inbox.terminal) == 2, 10.0, "the START refusal text")
+        assert "1-32 characters" in b.host.inbox.terminal[-1]

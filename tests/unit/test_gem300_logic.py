@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -47,9 +48,12 @@ class MemoryStore:
         yield
 
 
-class NoLots:
+class Lots:
+    def __init__(self, *lots: tuple[str, str, str]) -> None:
+        self._lots = [SimpleNamespace(lot_id=i, flow=f, state=s) for i, f, s in lots]
+
     def lots(self) -> list[Any]:
-        return []
+        return self._lots
 
 
 class Ctx:
@@ -57,7 +61,7 @@ class Ctx:
 
     def __init__(self) -> None:
         self.store = MemoryStore()
-        self.line = NoLots()
+        self.line = Lots()
 
 
 @pytest.fixture
@@ -172,3 +176,12 @@ def test_every_carrier_and_control_job_transition_has_its_event() -> None:
             assert gem300_tables.cj_event(str(s), str(t["dest"])) in names
     for e in gem300_tables.EVENTS:  # every DV an event carries is a variable of the tables
         assert all(dv in built.by_name for dv in e.dvs), e
+
+
+def test_a_program_an_unfinished_lot_uses_is_in_use() -> None:
+    ctx = Ctx()
+    ctx.line = Lots(("L1", "FLOW-A", "PROCESSING"), ("L2", "FLOW-B", "PROCESS_COMPLETE"))
+    library = ProgramLibrary(RECIPES, ctx)  # type: ignore[arg-type]
+    assert library.in_use("FLOW-A") == ["L1"]
+    assert library.in_use("ETCH-OPEN-01") == ["L1"]  # a recipe of FLOW-A
+    assert library.in_use("FLOW-B") == []  # its lot is finished

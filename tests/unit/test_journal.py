@@ -53,3 +53,24 @@ def test_lots_are_added_once_and_records_kept(tmp_path) -> None:
     assert j.results("W1") == [("expose", {"depth_um": 7.5})]
     assert j.traces("batch-1") == [("oven_profile", [[0, 25.0]])]
     assert j.alarms() == [("oven", "CURE_FAILED", "over-temperature")]
+
+
+def test_a_reader_converts_times_with_the_scale_the_journal_was_written_at(tmp_path) -> None:
+    """`viaform wafer show --db` of a demo journal (tool seconds at 400×) without the demo's
+    tools.yaml: the times are the journal's own, not 400× in the future."""
+    import time
+
+    from sequencer.runner.clock import SeqClock
+    from sequencer.store.history import History
+
+    clock = SeqClock(400.0)
+    j = Journal(tmp_path / "j.db", now=clock.now, time_scale=clock.time_scale)
+    j.add_lot("L", "F", [(1, "W1")])
+    j.close()
+    old = Journal(tmp_path / "old.db", now=clock.now)  # written before journals kept it
+    old.add_lot("L", "F", [(1, "W1")])
+    old.close()
+    created = History(tmp_path / "j.db", time_scale=1.0).lots()[0].created
+    assert abs(created - time.time()) < 60
+    legacy = History(tmp_path / "old.db", time_scale=400.0).lots()[0].created
+    assert abs(legacy - time.time()) < 60

@@ -19,16 +19,7 @@ WIDTH = 140
 def _display(tools: tuple[str, ...] = ("exposure", "oven", "etcher")) -> ProgressDisplay:
     display = ProgressDisplay(stream=io.StringIO(), live=False)
     display.seed_tools(tools)
-
-    class W:
-        def __init__(self, slot: int) -> None:
-            self.slot, self.wafer_id = slot, f"W{slot:02d}"
-
-    class L:
-        lot_id = "L1"
-        wafers = [W(s) for s in range(1, 26)]
-
-    display.seed_lots([L()])
+    display.state.seed_lot("L1", [(slot, f"W{slot:02d}") for slot in range(1, 26)])
     return display
 
 
@@ -72,9 +63,14 @@ def test_lot_bar_counts_wafers_done_and_gives_an_eta() -> None:
     _feed(display, Event("wafer", 1000.0, "L1", "W01", data={"src": "IN_PROCESS",
                                                             "dst": "PROCESSED"}),
           Event("wafer", 1000.0, "L1", "W02", data={"src": "IN_PROCESS", "dst": "REJECTED"}))
+    # two done at once (a batch's last step): no pace yet
+    assert "2/25 wafers done ETA —" in _line(_shown(display), "L1 EXECUTING")
+    _feed(display, *(Event("wafer", 1000.0 + 200 * k, "L1", f"W{k + 2:02d}",
+                           data={"src": "IN_PROCESS", "dst": "PROCESSED"})
+                     for k in range(1, 5)))
     line = _line(_shown(display), "L1 EXECUTING")
-    # 2 done in 1000 s: 23 more at that pace is 11500 s
-    assert "2/25 wafers done" in line and "ETA 3:11:40" in line
+    # the last five finished 200 s apart (1000 … 1800 s): 19 more, 3800 s from the last
+    assert "6/25 wafers done" in line and "ETA 1:03:20" in line
     assert "━" in line  # rich's bar
 
 

@@ -88,7 +88,7 @@ def register(app: typer.Typer) -> None:
                    f"({'open: loopback, no tokens' if auth.open else 'tokens'})", err=True)
         faces = [] if gem_sock is None else [_gem_face(cfg, gem_sock, path, audit, recipes)]
         try:
-            app_ = create_app(line, auth, audit, recipes_dir=recipes, faces=faces)
+            app_ = create_app(line, auth, audit, recipes_dir=recipes, faces=faces, journal=path)
             code = server.serve(app_, sock, "debug" if verbose else "warning")
         finally:
             audit.close()

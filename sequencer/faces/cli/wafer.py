@@ -33,7 +33,7 @@ from sequencer.line.config import ConfigError, load_tools
 from sequencer.line.operator_moves import LOCATIONS, MoveBook
 from sequencer.runner.clock import SeqClock
 from sequencer.states.substrate import Substrate, dispose, disposition_refusal, held_from
-from sequencer.store.journal import Journal, JournalError
+from sequencer.store.journal import Journal, JournalError, written_time_scale
 
 app = typer.Typer(help="Wafers: confirm moves (real tools), show a wafer's record, plot its "
                        "traces.", no_args_is_help=True)
@@ -241,9 +241,11 @@ def dispose_in_journal(path: Path, wafer_ids: list[str], action: str, reason: st
     from sequencer.store.audit import AuditLog
 
     try:
-        journal = Journal(path, now=SeqClock(time_scale).now)
+        journal = Journal(path)
     except JournalError as exc:
         raise _fail(str(exc), 2) from None
+    # in the journal's own time scale (a demo journal's is not the tools.yaml's)
+    journal.now = SeqClock(written_time_scale(journal.db) or time_scale).now
     audit = AuditLog(path)
     args = {"wafers": wafer_ids, "reason": reason}
     try:

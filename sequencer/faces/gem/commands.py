@@ -19,18 +19,19 @@ from abort (both let the running step finish, then end the lot): STOP is ABORT h
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from sequencer.faces.gem.context import GemContext
 from sequencer.faces.http.contract import LineError, LotView
 from sequencer.process.lots import parse_lot
 from sequencer.states.job import FINAL
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 HCACK_DONE, HCACK_NO_CMD, HCACK_CANNOT, HCACK_PARAM, HCACK_LATER = 0, 1, 2, 3, 4
 CPACK_NAME, CPACK_VALUE, CPACK_FORMAT = 1, 2, 3
 SUBMIT_WAIT_S = 10.0  # the dispatcher waits this long for the engine to queue a lot
@@ -69,7 +70,14 @@ class RemoteCommands:
         self.recipes_dir = recipes_dir
 
     def run(self, rcmd: str, params: Sequence[tuple[str, object]], who: str = "host") -> Answer:
-        """Check, then do (or queue) one command; on secsgem's dispatcher thread."""
+        """Check, then do (or queue) one command; on secsgem's dispatcher thread. Every
+        command is audited (tool ``gem``) with its answer, refused ones too."""
+        answer = self._run(rcmd, params)
+        self.ctx.audit(who, f"remote {rcmd}", {
+            **{str(n): str(v) for n, v in params}, "hcack": answer.hcack, "why": answer.why})
+        return answer
+
+    def _run(self, rcmd: str, params: Sequence[tuple[str, object]]) -> Answer:
         command = COMMANDS.get(rcmd.upper())
         if command is None:
             return Answer(HCACK_NO_CMD, why=f"unknown command {rcmd!r}")
@@ -89,10 +97,7 @@ class RemoteCommands:
         bad += [(p, CPACK_FORMAT) for p in command.params if p not in values]
         if bad:
             return Answer(HCACK_PARAM, bad, "parameters")
-        answer = self._start(values) if command.states is None else self._lot(command, values)
-        self.ctx.audit(who, f"remote {command.name}", {
-            **{k: str(v) for k, v in values.items()}, "hcack": answer.hcack, "why": answer.why})
-        return answer
+        return self._start(values) if command.states is None else self._lot(command, values)
 
     # ---- START ------------------------------------------------------------------------
     def _start(self, values: Mapping[str, object]) -> Answer:

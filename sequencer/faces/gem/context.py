@@ -89,6 +89,11 @@ class GemContext(Protocol):
         sent in order with the reports by the sender thread; never blocks. Spooled while
         no host communicates only if its stream is enabled for spooling (S2F43)."""
 
+    def publish(self, kind: str, data: Mapping[str, object]) -> None:
+        """Show an event of the GEM face's own on the daemon's event stream (SSE
+        ``/events``, the operator's screen), e.g. a host's terminal message; from any
+        thread, never blocks."""
+
     def on_line_event(self, listener: Callable[[LineEvent], None]) -> None:
         """Call ``listener`` with every line event, after the face's own reports of it
         (on the daemon's loop, in the pump: it must not block or await)."""

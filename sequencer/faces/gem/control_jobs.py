@@ -8,8 +8,8 @@ waits for CJStart. Jobs wait in a queue (QUEUED); up to one per load port is sel
 WAITING_FOR_START or EXECUTING; one whose carrier is held stays SELECTED, and nothing
 of it runs. EXECUTING hands each of its process jobs to the line (``ProcessJobs.submit``:
 at once if PRPROCESSSTART, else on PRJobStart); it is COMPLETED when they have all ended
-(completion normal, or stopped/aborted for CJStop/CJAbort), and each carrier's access
-ends CARRIER_COMPLETE (every job of it PROCESS_COMPLETE) or CARRIER_STOPPED.
+(its completion: see ``_complete_ended``), each carrier's access having ended first,
+CARRIER_COMPLETE (every job of it PROCESS_COMPLETE) or CARRIER_STOPPED.
 
 S16F27 CTLJOBCMD: 1 CJStart, 2 CJPause, 3 CJResume, 4 CJCancel (a QUEUED job; CPVAL
 "RemoveJobs" removes its process jobs too, else they are kept), 5 CJDeselect, 6 CJStop,
@@ -66,6 +66,7 @@ class ControlJobs:
     def __init__(self, handler: Any, ctx: GemContext, material: Material,
                  jobs: ProcessJobs) -> None:
         self.handler, self.ctx, self.m, self.jobs = handler, ctx, material, jobs
+        jobs.after_end = self.settle
         raw = ctx.store.get(PENDING)  # cj → "stop"/"abort" asked while its lots run
         self.pending: dict[str, str] = dict(raw) if isinstance(raw, dict) else {}
         handler.register_stream_function(14, 9, self._s14f9)
@@ -84,7 +85,7 @@ class ControlJobs:
             with self.m.lock:
                 errors = self.create(cj_id, attrs)
                 if not errors:
-                    self.advance()
+                    self.settle()
             if errors:
                 self.ctx.emit("ControlJob.Refused", {
                     "CtrlJobID": cj_id, "Reason": "; ".join(t for _, t in errors)})
@@ -172,15 +173,19 @@ class ControlJobs:
                             self.jobs.wait_for_start(pj)
 
     def follow(self, event: LineEvent) -> None:
-        """One line event (on the loop): a process job's lot changed state."""
+        """One line event (on the loop, in the daemon's pump): a process job's lot changed
+        state. A failure here is logged, never raised into the pump."""
         if event.kind != "job" or event.lot_id not in self.m.pjs:
             return
         state = event.new_state()
-        with self.m.lock:
-            pj = self.m.pjs[event.lot_id]
-            if pj.submitted and state and state != pj.state:
-                self.jobs.moved(pj, state)
-                self.settle()
+        try:
+            with self.m.lock:
+                pj = self.m.pjs[event.lot_id]
+                if pj.submitted and state and state != pj.state:
+                    self.jobs.moved(pj, state)
+                    self.settle()
+        except Exception:
+            log.exception("GEM300: following %s to %s failed", event.lot_id, state)
 
     def resync(self) -> None:
         """At start: each submitted job's state is its lot's as the line has it now."""
@@ -197,8 +202,16 @@ class ControlJobs:
             self.settle()
 
     def settle(self) -> None:
-        """A job whose process jobs have all ended completes, and its carriers' access
-        ends; then ``advance``."""
+        """Complete what has ended, move the rest on (``advance``), and complete what
+        ended as it was handed over (a process job the checks then refused)."""
+        self._complete_ended()
+        self.advance()
+        self._complete_ended()
+
+    def _complete_ended(self) -> None:
+        """A job whose process jobs have all ended completes, after its carriers' access
+        has ended. Its completion: what the host asked (CJStop, CJAbort), else normal if
+        every process job is PROCESS_COMPLETE, aborted if one was aborted, else stopped."""
         for cj in list(self.m.cjs.values()):
             if cj.state not in ("EXECUTING", "PAUSED"):
                 continue
@@ -208,23 +221,28 @@ class ControlJobs:
             self._end_access(cj)  # the material is done before the job is (E87, then E94)
             asked = self.pending.pop(cj.cj_id, "")
             self.ctx.store.put(PENDING, self.pending)
-            if asked == "stop":
-                cj.stop()
-            elif asked == "abort" or cj.state == "PAUSED":
-                cj.abort()
-            else:
+            ends = {p.state for p in pjs}
+            if not asked:
+                asked = ("finish" if ends <= {"PROCESS_COMPLETE"} and cj.state == "EXECUTING"
+                         else "abort" if "ABORTED" in ends or cj.state == "PAUSED" else "stop")
+            if asked == "finish":
                 cj.finish()
+            elif asked == "stop":
+                cj.stop()
+            else:
+                cj.abort()
             self.m.save_cj(cj)
-        self.advance()
 
     def _end_access(self, cj: ControlJob) -> None:
         for carrier in cj.carriers:
             c = self.m.carriers.get(carrier)
             if c is None or c.accessing_status != "IN_ACCESS":
                 continue
-            mine = [p for p in self.m.pjs.values() if p.carrier_id == carrier]
-            if any(p.state not in FINAL for p in mine):
-                continue
+            if any(p.carrier_id == carrier and p.state not in FINAL
+                   for p in self.m.pjs.values()):
+                continue  # another job still has material in it
+            mine = [self.m.pjs[p] for p in cj.process_jobs
+                    if p in self.m.pjs and self.m.pjs[p].carrier_id == carrier]
             if all(p.state == "PROCESS_COMPLETE" for p in mine):
                 c.access_complete()
             else:
@@ -245,7 +263,7 @@ class ControlJobs:
             with self.m.lock:
                 errors = self.command(cj_id, command, action)
                 if not errors:
-                    self.advance()
+                    self.settle()
         self.ctx.audit("host", f"gem.e94.{command.lower() or code}", {
             "cj": cj_id, "errors": [t for _, t in errors]})
         first = errors[0] if errors else (0, "")

@@ -8,15 +8,16 @@ wait briefly for the engine to queue a lot).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
+
+import structlog
 
 from sequencer.faces.gem.commands import Answer
 from sequencer.faces.gem.reports import pairs
 from sequencer.faces.gem.rows import VarClass
 from sequencer.faces.gem.variables import EAC_OK, encode, parse_clock
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 RSDA_OK, RSDA_BUSY, RSDA_NO_DATA = 0, 1, 2
 RSPACK_OK, RSPACK_REJECTED = 0, 1
 STRACK_NOT_ALLOWED, STRACK_UNKNOWN_STREAM, STRACK_UNKNOWN_FUNCTION, STRACK_SECONDARY = 1, 2, 3, 4
@@ -87,6 +88,8 @@ class E30Handlers:
         constants = self.model.constants
         constants.save(parsed)
         for ecid, value in parsed.items():
+            if constants.row(ecid).name == "EstablishCommunicationsTimeout":
+                self.settings.establish_communication_timeout = int(value)
             name = constants.line_name.get(ecid)
             if name is not None:
                 self.wait(self.model.line.set_constant(name, float(value), who))

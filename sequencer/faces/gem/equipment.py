@@ -31,12 +31,12 @@ the work to the daemon's loop (``GemContext.call``) and waits a bounded time.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import secsgem.common  # type: ignore[import-untyped]  # secsgem 0.3 ships no types
 import secsgem.gem  # type: ignore[import-untyped]
+import structlog
 from secsgem.gem.communication_state_machine import (  # type: ignore[import-untyped]
     CommunicationState,
 )
@@ -47,7 +47,7 @@ from sequencer.faces.gem.e30_handlers import E30Handlers
 from sequencer.faces.gem.model import E30Model
 from sequencer.faces.gem.persist import GemStore
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 
 #: secsgem's control states → E30 ControlState SV value and the event each fires
 CONTROL: dict[Any, tuple[int, str]] = {
@@ -90,6 +90,8 @@ class GemEquipment(E30Handlers, secsgem.gem.GemEquipmentHandler):
             HOST_TO_EQUIPMENT_OFFLINE, cs.host_offline, cs.equipment_offline))
         self.model = model
         self.store = store
+        settings.establish_communication_timeout = int(  # the journaled EC, if set
+            model.constants.get("EstablishCommunicationsTimeout"))
         self._mdln, self._softrev = model.mdln, model.softrev
         self.stopping = False
         self.previous_control = CONTROL.get(self._control_state.current, (0, ""))[0]

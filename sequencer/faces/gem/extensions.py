@@ -20,7 +20,7 @@ from typing import Any
 from sequencer.faces.gem.carriers import Carriers
 from sequencer.faces.gem.context import Extension, GemContext
 from sequencer.faces.gem.control_jobs import ControlJobs
-from sequencer.faces.gem.material import Material
+from sequencer.faces.gem.material import Material, provide_svs
 from sequencer.faces.gem.process_jobs import ProcessJobs
 from sequencer.faces.gem.programs import install_programs
 from sequencer.faces.gem.streams_functions import register
@@ -36,6 +36,7 @@ def install_gem300(handler: Any, ctx: GemContext) -> None:
     Carriers(handler, ctx, material)
     jobs = ProcessJobs(handler, ctx, material)
     control = ControlJobs(handler, ctx, material, jobs)
+    provide_svs(handler, material, jobs.space)
     ctx.on_line_event(control.follow)
     control.resync()
 

@@ -21,11 +21,13 @@ import asyncio
 import concurrent.futures
 import logging
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
 from fastapi import APIRouter
 
 from sequencer.faces.gem import e30_functions
@@ -41,17 +43,21 @@ from sequencer.faces.gem.model import E30Model
 from sequencer.faces.gem.persist import GemStore
 from sequencer.faces.gem.sender import Link, Outbox
 from sequencer.faces.gem.tables import build
+from sequencer.faces.gem.terminal import ascii_text
 from sequencer.faces.http.contract import LineControl, LineEvent
 from sequencer.faces.http.e10 import E10Tracker
 from sequencer.faces.http.faces import RouteKit
 from sequencer.line.tools_schema import Gem
 from sequencer.store.audit import AuditLog
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 T = TypeVar("T")
 MESSAGES_KEY = "terminal.messages"  # the S10 log both directions append to (GEM300 too)
 MAX_MESSAGES = 200
 ENGINE_WAIT_S = 10.0
+#: CPython hands the GIL to a waiting thread after this long (default 5 ms): an event report
+#: crosses three threads (engine → loop → sender), each may wait that long for the GIL
+SWITCH_INTERVAL_S = 0.001
 
 
 class GemFace:
@@ -71,6 +77,7 @@ class GemFace:
         self._e10 = E10Tracker()
         self._translator: Translator | None = None
         self._listeners: list[Callable[[LineEvent], None]] = []  # GemContext.on_line_event
+        self._publish: Callable[[LineEvent], None] | None = None  # RouteKit.publish
 
     # ---- GemContext ---------------------------------------------------------------------
     @property
@@ -102,6 +109,7 @@ class GemFace:
                               dict(detail), "ok", None)
 
     def terminal_to_host(self, text: str) -> None:
+        text = ascii_text(text)  # secsgem's TEXT takes no "–", "°", "→" (they raised here)
         self.note_message("equipment", text)
         self._box().put(self._handler().stream_function(10, 1)({"TID": 0, "TEXT": text}))
 
@@ -110,6 +118,11 @@ class GemFace:
 
     def on_line_event(self, listener: Callable[[LineEvent], None]) -> None:
         self._listeners.append(listener)
+
+    def publish(self, kind: str, data: Mapping[str, object]) -> None:
+        if self._publish is not None and self._loop is not None and not self._loop.is_closed():
+            event = LineEvent(kind=kind, t=time.time(), data=dict(data))
+            self._loop.call_soon_threadsafe(self._publish, event)
 
     def note_message(self, source: str, text: str) -> None:
         """One terminal message (either way) in the journal's S10 log."""
@@ -123,6 +136,7 @@ class GemFace:
     # ---- DaemonFace -----------------------------------------------------------------------
     async def start(self, line: LineControl) -> None:
         logging.getLogger("communication").setLevel(logging.WARNING)  # secsgem dumps at INFO
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._line, self._loop = line, asyncio.get_running_loop()
         store = self._store = await asyncio.to_thread(GemStore, self.journal)
         tables = build(line.tools())
@@ -142,7 +156,8 @@ class GemFace:
         handler.commands = RemoteCommands(self, self.recipes_dir)
         outbox = self.outbox = Outbox(
             Link(lambda: handler.communicating, lambda: handler.online,
-                 handler.send_and_waitfor_response, handler.stream_function),
+                 handler.send_and_waitfor_response, handler.stream_function,
+                 handler.protocol.post, t.t3),
             store, limit=lambda: int(model.constants.get("SpoolMax")),
             overwrite=lambda: bool(model.constants.get("OverWriteSpool")),
             batch=lambda: int(model.constants.get("MaxSpoolTransmit")),
@@ -213,6 +228,7 @@ class GemFace:
         return [m for m in saved if isinstance(m, dict)] if isinstance(saved, list) else []
 
     def routes(self, kit: RouteKit) -> APIRouter:
+        self._publish = kit.publish
         return gem_routes(self, kit)
 
     def _handler(self) -> GemEquipment:

@@ -21,7 +21,8 @@ from sequencer.faces.gem.rows import AlarmRow, CollectionEvent, VarClass, Variab
 from sequencer.states import carrier as e87
 from sequencer.states import control_job as e94
 
-DV = VarClass.DV
+DV, SV = VarClass.DV, VarClass.SV
+PORT_COUNT = 2  # the line's load ports (material.PORTS)
 
 VARIABLES: tuple[Variable, ...] = (
     # E87
@@ -50,6 +51,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(16100, "PRJobID", DV, "A"),
     Variable(16101, "PRJobCarrier", DV, "A"),
     Variable(16102, "PRJobSlots", DV, "A"),  # comma-separated slot numbers
+    # status variables (material.provide_svs), lists as comma-separated ids
+    Variable(3200, "CarriersAtPorts", SV, "A"),
+    Variable(3201, "CarriersHeld", SV, "A"),
+    *(Variable(3210 + n, f"LoadPort{n}AccessMode", SV, "U1")  # 0 manual, 1 auto
+      for n in range(1, PORT_COUNT + 1)),
+    Variable(14200, "CtrlJobQueue", SV, "A"),  # QUEUED, in queue order
+    Variable(14201, "CtrlJobsActive", SV, "A"),  # SELECTED … PAUSED
+    Variable(16200, "PRJobSpace", SV, "U2"),
+    Variable(16201, "PRJobsActive", SV, "A"),  # not final
 )
 
 CARRIER_DVS = ("CarrierID", "PortID", "LotID", "CarrierIDStatus", "CarrierSlotMapStatus",

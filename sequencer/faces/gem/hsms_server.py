@@ -39,7 +39,7 @@ so the sender spools it at once (the host may have got it: E30 spooling is at le
 
 from __future__ import annotations
 
-import logging
+import queue
 import select
 import socket
 import struct
@@ -50,11 +50,12 @@ from typing import Any
 
 import secsgem.common  # type: ignore[import-untyped]
 import secsgem.hsms  # type: ignore[import-untyped]
+import structlog
 from secsgem.hsms.connection_state_machine import (  # type: ignore[import-untyped]
     ConnectionState,
 )
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 HEADER = struct.Struct(">HBBBBL")  # session, stream|W, function, ptype, stype, system
 KNOWN_STYPES = frozenset({0, 1, 2, 3, 4, 5, 6, 7, 9})
 SELECT_REQ, SELECT_RSP, REJECT_REQ = 1, 2, 7
@@ -102,6 +103,27 @@ class GemProtocol(secsgem.hsms.HsmsProtocol):
         conn.selected = lambda: self.connection_state.current == ConnectionState.CONNECTED_SELECTED
         conn.next_system = self.get_next_system_counter
         super().enable()
+
+    def post(self, function: Any) -> Callable[[float], Any] | None:
+        """Write a primary now; the returned callable waits (up to its argument, seconds)
+        for the reply and returns it, or None. None if the write failed. secsgem's
+        ``send_and_waitfor_response`` cut in two, so the sender need not wait between
+        messages (its private ``_get_queue_for_system``/``_create_message_for_function``)."""
+        system_id = self.get_next_system_counter()
+        replies = self._get_queue_for_system(system_id)
+        message = self._create_message_for_function(function, system_id)
+        if not self.send_message(message):
+            self._remove_queue(system_id)
+            return None
+
+        def wait(timeout: float) -> Any:
+            try:
+                return replies.get(True, timeout)
+            except queue.Empty:
+                return None
+            finally:
+                self._remove_queue(system_id)
+        return wait
 
     def send_message(self, message: Any) -> bool:
         """Write the message on the caller's thread (the connection serialises writes):

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sequencer.faces.gem.context import GemContext
-from sequencer.faces.gem.gem300_tables import carrier_event, cj_event
+from sequencer.faces.gem.gem300_tables import PORT_COUNT, carrier_event, cj_event
 from sequencer.states.carrier import Carrier, LoadPort
-from sequencer.states.control_job import ControlJob
+from sequencer.states.control_job import ACTIVE, ControlJob
 from sequencer.states.job import FINAL
 
 T = TypeVar("T")
-PORTS = (1, 2)  # the line's load ports (E87 PTN)
+PORTS = tuple(range(1, PORT_COUNT + 1))  # the line's load ports (E87 PTN)
 #: E40 process job state codes (PRJobState; the PREVENTID of an S16F9)
 PJ_STATE_CODES = {"QUEUED": 0, "SETTING_UP": 1, "WAITING_FOR_START": 2, "PROCESSING": 3,
                   "PROCESS_COMPLETE": 4, "PAUSING": 6, "PAUSED": 7, "STOPPING": 8,
@@ -159,3 +159,26 @@ class Material:
 
     def active_pjs(self) -> list[ProcessJobRecord]:
         return [p for p in self.pjs.values() if p.state not in FINAL]
+
+
+def provide_svs(handler: Any, m: Material, space: Callable[[], int]) -> None:
+    """The GEM300 status variables (``gem300_tables``), read from ``m`` under its lock."""
+    def ids(pick: Callable[[], list[str]]) -> Callable[[], object]:
+        def get() -> object:
+            with m.lock:
+                return ",".join(pick())
+        return get
+
+    handler.provide("CarriersAtPorts", ids(lambda: [
+        c.carrier_id for c in m.carriers.values() if not c.canceled
+        and c.accessing_status not in ("CARRIER_COMPLETE", "CARRIER_STOPPED")]))
+    handler.provide("CarriersHeld", ids(lambda: [c.carrier_id for c in m.carriers.values()
+                                                 if c.held]))
+    for n, port in m.ports.items():
+        handler.provide(f"LoadPort{n}AccessMode",
+                        lambda port=port: 1 if port.access_mode == "AUTO" else 0)
+    handler.provide("CtrlJobQueue", ids(lambda: list(m.queue)))
+    handler.provide("CtrlJobsActive", ids(lambda: [j.cj_id for j in m.cjs.values()
+                                                   if j.state in ACTIVE]))
+    handler.provide("PRJobSpace", space)
+    handler.provide("PRJobsActive", ids(lambda: [p.pj_id for p in m.active_pjs()]))

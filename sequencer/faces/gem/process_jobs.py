@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sequencer.faces.gem.context import GemContext
@@ -56,6 +57,9 @@ class ProcessJobs:
 
     def __init__(self, handler: Any, ctx: GemContext, material: Material) -> None:
         self.handler, self.ctx, self.m = handler, ctx, material
+        #: called (under the lock) when a job ended outside the line's events: the control
+        #: jobs' ``settle`` once ``control_jobs`` is installed
+        self.after_end: Callable[[], None] = lambda: None
         for function, callback in ((11, self._s16f11), (5, self._s16f5), (17, self._s16f17),
                                    (21, self._s16f21)):
             handler.register_stream_function(16, function, callback)
@@ -80,6 +84,10 @@ class ProcessJobs:
             errors.append((ERR_INVALID_STATE, f"carrier {c.carrier_id} is {why}"))
         elif c.id_status != "ID_VERIFICATION_OK":
             errors.append((ERR_INVALID_STATE, f"carrier {c.carrier_id}: ID {c.id_status}"))
+        elif c.accessing_status in ("CARRIER_COMPLETE", "CARRIER_STOPPED"):
+            errors.append((ERR_INVALID_STATE, f"carrier {c.carrier_id} is done "
+                                              f"({c.accessing_status}): a new "
+                                              f"ProceedWithCarrier brings it back"))
         missing = [s for s in pj.slots if s not in c.content]
         if missing:
             errors.append((ERR_INVALID_VALUE, f"carrier {c.carrier_id} has no wafer in slot"
@@ -152,8 +160,8 @@ class ProcessJobs:
     def submit(self, pj: ProcessJobRecord) -> None:
         """Hand the job's lot to the line (under the lock; the submit runs on the loop)."""
         lot, errors = self.lot_of(pj)
-        if lot is None:
-            self.end_unstarted(pj, "ABORTED", "; ".join(t for _, t in errors))
+        if lot is None:  # something changed since it was created (a program, the carrier)
+            self.end_unstarted(pj, "ABORTED", "; ".join(t for _, t in errors), tell=True)
             return
         pj.submitted = True
         self.m.save_pj(pj)
@@ -167,7 +175,9 @@ class ProcessJobs:
             if exc is not None:
                 with self.m.lock:
                     pj.submitted = False
-                    self.end_unstarted(pj, "ABORTED", f"the line refused the lot: {exc}")
+                    self.end_unstarted(pj, "ABORTED", f"the line refused the lot: {exc}",
+                                       tell=True)
+                    self.after_end()
         self.ctx.call(self.ctx.line.submit_lot(lot)).add_done_callback(done)
 
     def moved(self, pj: ProcessJobRecord, state: str) -> None:
@@ -175,17 +185,21 @@ class ProcessJobs:
         PREVENTID being the E40 code of the state entered)."""
         pj.state = state
         self.m.save_pj(pj)
+        now = time.time()
         self.ctx.send_to_host(self.handler.stream_function(16, 9)({
             "PREVENTID": PJ_STATE_CODES.get(state, 0),
-            "TIMESTAMP": time.strftime("%Y%m%d%H%M%S") + f"{int(time.time() * 100) % 100:02d}",
+            "TIMESTAMP": time.strftime("%Y%m%d%H%M%S", time.localtime(now))
+                         + f"{int(now * 100) % 100:02d}",
             "PRJOBID": pj.pj_id, "VARIABLES": [{"VID": JOB_STATE_VID, "V": state}]}))
 
-    def end_unstarted(self, pj: ProcessJobRecord, state: str, reason: str) -> None:
-        """A job that never became a lot ends (STOPPED or ABORTED) with its reason."""
+    def end_unstarted(self, pj: ProcessJobRecord, state: str, reason: str,
+                      tell: bool = False) -> None:
+        """A job that never became a lot ends (STOPPED or ABORTED) with its reason; with
+        ``tell`` (the host had been told it would run) the reason goes as S10 text too."""
         pj.reason = reason
         self.moved(pj, state)
         self.ctx.emit("PRJob.Canceled", self.m.pj_values(pj))
-        if reason.startswith("the line refused"):  # the host had been told it would run
+        if tell:
             self.ctx.terminal_to_host(ascii_text(f"process job {pj.pj_id} ended: {reason}"))
 
     def wait_for_start(self, pj: ProcessJobRecord) -> None:
@@ -219,7 +233,8 @@ class ProcessJobs:
                 return []
             return [(ERR_INVALID_STATE, f"{command} is not valid for {pj_id} in {pj.state}")]
         cj = self.m.cjs.get(pj.cj_id) if pj.cj_id else None
-        if command == "START" and pj.state == "WAITING_FOR_START":
+        if command == "START" and pj.state == "WAITING_FOR_START" and (
+                cj is None or cj.state == "EXECUTING"):
             self.submit(pj)
             return []
         if command in ("CANCEL", "DEQUEUE") and pj.state == "QUEUED" and (
@@ -251,6 +266,7 @@ class ProcessJobs:
             return self._ack(6, pj_id, [(ERR_UNSUPPORTED, f"unknown command {command!r}")])
         with self.m.lock:
             errors = self.command(pj_id, command)
+            self.after_end()  # a job handed over or ended here may end its control job
         self.ctx.audit("host", f"gem.e40.{command.lower()}", {"prjob": pj_id, "errors": [
             t for _, t in errors]})
         return self._ack(6, pj_id, errors)
@@ -268,10 +284,14 @@ class ProcessJobs:
                     errors += why
                     if not why:
                         done.append(pj_id)
+                self.after_end()
         return self.handler.stream_function(16, 18)(
             {"PRJOBID": done, "STATUS": {"ACKA": not errors, "ERRORS": _errors(errors)}})
 
-    def _s16f21(self, _: Any, message: Any) -> Any:
+    def space(self) -> int:
+        """How many more process jobs may be created (PRJOBSPACE)."""
         with self.m.lock:
-            space = max(0, MAX_PROCESS_JOBS - len(self.m.active_pjs()))
-        return self.handler.stream_function(16, 22)(space)
+            return max(0, MAX_PROCESS_JOBS - len(self.m.active_pjs()))
+
+    def _s16f21(self, _: Any, message: Any) -> Any:
+        return self.handler.stream_function(16, 22)(self.space())

@@ -12,8 +12,8 @@
   a file that was in the folder goes as B); an unknown PPID gets S7F6 as an empty
   list (E5).
 - S7F17/F18 delete: all or nothing. ACKC7 4 names an unknown PPID; 1 for a program an
-  unfinished lot uses (its flow, or a recipe of its flow: a restart must find it) and
-  for the empty list ("delete all": not from the host).
+  unfinished lot uses (its flow, or a recipe of its flow: a restart must find it), a
+  recipe a flow that stays uses, and the empty list ("delete all": not from the host).
 - S7F19/F20 list.
 
 Downloads and deletes change the equipment's programs and are allowed ONLINE LOCAL or
@@ -129,9 +129,10 @@ class Programs:
         unknown = [p for p in ppids if p not in known]
         if unknown:
             return self._reply(7, 18, ACKC7_NOT_FOUND)
-        used = {p: self.library.in_use(p) for p in ppids}
         busy = [f"{p}: used by unfinished lot(s) {', '.join(lots)}"
-                for p, lots in used.items() if lots]
+                for p in ppids if (lots := self.library.in_use(p))]
+        busy += [f"{p}: used by flow(s) {', '.join(flows)}" for p in ppids
+                 if (flows := [f for f in self.library.flows_using(p) if f not in ppids])]
         if busy:
             self._refuse(", ".join(ppids), busy)
             return self._reply(7, 18, ACKC7_PERMISSION)

@@ -3,10 +3,14 @@ E30 spool.
 
 Nothing that produces a report ever sends it: ``Outbox.put`` queues the message and
 returns (secsgem's send blocks while no host is connected, and waits up to T3 for the
-reply). The sender thread sends them one at a time, in order, and waits for each reply:
+reply). The sender thread writes them in order without waiting for each reply (up to
+``WINDOW`` outstanding: a burst — a lot aborted, 25 wafers' step ends — is not paced by
+the host's round trips); the acknowledgement thread takes the replies in the same order:
 
-- host communicating and ONLINE, spool empty: sent; no reply within T3 counts as a
-  communication failure: the message is spooled and spooling starts;
+- host communicating and ONLINE, spool empty: sent; no reply within T3 (or the host left
+  before replying) counts as a communication failure: the message is spooled and spooling
+  starts. Messages written after it are spooled too if the host left; a host that stays
+  but stopped answering may see those before the spooled one;
 - not communicating, or spooling active: spooled (if its stream/function is enabled for
   spooling, S2F43; by default S5F1 and S6F11), else discarded with a log line;
 - communicating but OFFLINE: discarded (E30: the equipment sends no reports offline).
@@ -20,7 +24,6 @@ restart keeps it.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -28,10 +31,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import structlog
+
 from sequencer.faces.gem.persist import GemStore
 
-log = logging.getLogger("viaform.gem")
+log = structlog.get_logger("viaform.gem")
 DEFAULT_SPOOLED: dict[int, list[int]] = {5: [1], 6: [11]}  # stream → functions ([]: all)
+WINDOW = 16  # messages written whose reply has not come yet, at most
 
 
 @dataclass
@@ -42,15 +48,25 @@ class SpoolState:
     total: int = 0  # messages spooled (kept or dropped) since it began
 
 
+Waiter = Callable[[float], Any]  # wait up to that long for the reply: it, or None
+
+
 class Link:
-    """What the sender needs of the handler: state, the send, and decode/encode."""
+    """What the sender needs of the handler: state, the sends, and decode/encode."""
 
     def __init__(self, communicating: Callable[[], bool], online: Callable[[], bool],
-                 send: Callable[[Any], Any], function: Callable[[int, int], Any]) -> None:
+                 send: Callable[[Any], Any], function: Callable[[int, int], Any],
+                 post: Callable[[Any], Waiter | None] | None = None, t3: float = 45.0) -> None:
         self.communicating = communicating
         self.online = online
         self.send = send  # send_and_waitfor_response: the reply, or None after T3
         self.function = function  # (stream, function) → secsgem's function class
+        self.post = post or self._post_then_wait  # write now, wait for the reply later
+        self.t3 = t3
+
+    def _post_then_wait(self, message: Any) -> Waiter:
+        reply = self.send(message)
+        return lambda _timeout: reply
 
 
 class Outbox:
@@ -62,7 +78,9 @@ class Outbox:
         self.limit, self.overwrite, self.batch = limit, overwrite, batch
         self.on_spooling = on_spooling  # the SpoolingActivated/Deactivated events
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._acks: queue.Queue[tuple[str, Any, Waiter | None]] = queue.Queue()
+        self._window = threading.BoundedSemaphore(WINDOW)
+        self._threads: list[threading.Thread] = []
         saved = store.get("e30.spool")
         self.state = SpoolState(**saved) if isinstance(saved, dict) else SpoolState()
         enabled = store.get("e30.spool_streams")
@@ -80,17 +98,22 @@ class Outbox:
         self._queue.put(("unspool", None))
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="gem-sender", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name="gem-sender", daemon=True),
+                         threading.Thread(target=self._ack_run, name="gem-acks", daemon=True)]
+        for t in self._threads:
+            t.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop after what is queued (sent or spooled); bounded by ``timeout_s``."""
         self._queue.put(("stop", None))
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
-    def idle(self) -> bool:
-        return self._queue.unfinished_tasks == 0
+    def drain(self) -> None:
+        """Wait until everything put so far is sent and acknowledged, or spooled."""
+        self._queue.join()
+        self._acks.join()
 
     # ---- spool configuration (S2F43) and purge (S6F23) ----------------------------------
     def set_spooled(self, streams: dict[int, list[int]]) -> None:
@@ -106,15 +129,15 @@ class Outbox:
         self._set_active(False)
         return n
 
-    # ---- the sender thread --------------------------------------------------------------
+    # ---- the sender thread: writes in order, up to WINDOW replies outstanding -----------
     def _run(self) -> None:
         while True:
             kind, message = self._queue.get()
             try:
-                if kind == "stop":
-                    return
-                if kind == "unspool":
-                    self._unspool()
+                if kind in ("stop", "unspool"):
+                    self._acks.put((kind, None, None))  # in order behind what is in flight
+                    if kind == "stop":
+                        return
                 else:
                     self._one(message)
             except Exception:
@@ -125,14 +148,42 @@ class Outbox:
     def _one(self, message: Any) -> None:
         stream, function = message.stream, message.function
         if not self.link.communicating() or self.state.active:
-            self._spool(message)
+            self._acks.put(("spool", message, None))
         elif not self.link.online():
             log.info("gem: S%dF%d not sent: the control state is offline", stream, function)
-        elif self.link.send(message) is not None:
-            self.sent += 1
         else:
-            log.warning("gem: no reply to S%dF%d within T3: spooling", stream, function)
-            self._spool(message)
+            self._window.acquire()
+            self._acks.put(("wait", message, self.link.post(message)))
+
+    # ---- the acknowledgement thread: replies in order; what got none is spooled ---------
+    def _ack_run(self) -> None:
+        while True:
+            kind, message, waiter = self._acks.get()
+            try:
+                if kind == "stop":
+                    return
+                if kind == "unspool":
+                    self._unspool()
+                elif kind == "spool":
+                    self._spool(message)
+                else:
+                    self._acked(message, waiter)
+            except Exception:
+                log.exception("gem: sending failed")
+            finally:
+                self._acks.task_done()
+
+    def _acked(self, message: Any, waiter: Waiter | None) -> None:
+        try:
+            reply = waiter(self.link.t3) if waiter is not None else None
+        finally:
+            self._window.release()
+        if reply is not None:
+            self.sent += 1
+            return
+        log.warning("gem: S%dF%d not acknowledged (no reply within T3, or the host left): "
+                    "spooling", message.stream, message.function)
+        self._spool(message)
 
     def _spool(self, message: Any) -> None:
         stream, function = message.stream, message.function

@@ -77,6 +77,7 @@ TOOL_SVS: tuple[ToolVariable, ...] = (
     ToolVariable(9, "O2", "F8", "ppm"),
     ToolVariable(10, "Pressure", "F8", "mTorr"),
     ToolVariable(11, "RFPower", "F8", "W"),
+    ToolVariable(12, "Alarms", "A"),  # the tool's own alarm names, comma-separated
 )
 
 

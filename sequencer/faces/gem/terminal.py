@@ -2,7 +2,8 @@
 
 - S10F3 (one line) and S10F5 (several) from the host: noted in the journal's S10 log
   (``GemContext.note_message``, source ``host``: ``viaform gem messages`` and
-  ``GET /gem/messages`` show it), TerminalMessageReceived fired with the text, ACKC10 0
+  ``GET /gem/messages`` show it), put on the daemon's event stream (a ``gem_terminal``
+  event on SSE ``/events``), TerminalMessageReceived fired with the text, ACKC10 0
   (accepted for display). A terminal other than 0 gets ACKC10 2 (terminal not
   available: the line has one, the daemon's) and is not noted.
 - The operator answers with ``answer``: S10F1 to the host (``terminal_to_host``, which
@@ -34,6 +35,7 @@ def ascii_text(text: str) -> str:
 def received(ctx: GemContext, tid: int, text: str) -> None:
     """A host message: noted, and its event fired."""
     ctx.note_message("host", text)
+    ctx.publish("gem_terminal", {"source": "host", "tid": tid, "text": text})
     ctx.emit("TerminalMessageReceived", {"TerminalID": tid, "TerminalText": text})
 
 

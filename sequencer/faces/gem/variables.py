@@ -93,7 +93,8 @@ def tool_value(line: LineControl, e10: Callable[[str], str], ref: ToolSV) -> obj
     view = line.tool_status(ref.tool)
     return {"Kind": view.kind or ref.tool, "State": view.state or "", "Connected": view.connected,
             "Held": view.held, "CurrentLot": view.lot_id or "",
-            "CurrentWafer": view.wafer_id or "", "Step": view.step or ""}[ref.suffix]
+            "CurrentWafer": view.wafer_id or "", "Step": view.step or "",
+            "Alarms": ",".join(view.alarms)}[ref.suffix]
 
 
 # --- equipment constants ------------------------------------------------------------------

@@ -99,9 +99,10 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
     app = FastAPI(title="viaform daemon", version="1", lifespan=lifespan,
                   description=__doc__)
     screen = mount_screen(app, core)  # the operator's pages, /ui/… and /
-    faces = [*faces, screen.steps]  # the pump's closures see this list
+    faces = [*faces, *screen.faces]  # the pump's closures see this list
     api = api_router(core, metrics)
-    kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of)
+    kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of,
+                   publish=hub.publish)
     for face in faces:  # a face's own routes (the GEM controls), behind the same gate
         if isinstance(face, RoutedFace):  # added one by one: the gate matches plain routes
             api.routes.extend(face.routes(kit).routes)

@@ -79,8 +79,12 @@ class WaferSummary(BaseModel):
     location: str
     step: str = ""
     reason: str | None = Field(None, description="why it stopped (held for disposition)")
-    data: dict[str, JSONScalar] = Field(default_factory=dict, description="measurements "
-                                        "(only in ``LineControl.wafer_results``)")
+
+
+class WaferResults(WaferSummary):
+    """A live wafer's summary and measurements, from memory (``LineControl.wafer_results``)."""
+
+    data: dict[str, JSONScalar] = Field(default_factory=dict)
 
 
 class LotView(BaseModel):
@@ -280,13 +284,16 @@ class LineControl(Protocol):
         """Change one of ``constants()`` now (``NotFound`` for another name); the next
         queue-time check or poll uses it. The caller checks the range and audits."""
 
-    def wafer_results(self, wafer_id: str) -> WaferSummary | None:
+    def wafer_results(self, wafer_id: str) -> WaferResults | None:
         """The wafer's summary with its measurements (``data``) from memory, no history
         read (the GEM face reads it for every substrate event); None if not in a live lot."""
 
     def tool_readings(self, tool: str) -> dict[str, float]:
         """The tool's gauges from its last status, those it has of ``chamber_c``,
-        ``o2_ppm``, ``pressure_mtorr``, ``rf_forward_w`` (empty before a first status)."""
+        ``o2_ppm``, ``pressure_mtorr``, ``rf_forward_w`` (the GEM face's SVs) and
+        ``setpoint_c``, ``wafer_c``, ``segment``, ``soak_left_s``, ``n2_flow_slm``,
+        ``rf_reflected_w``, ``oes_co``, ``oes_o``, ``dose``, ``intensity`` (the screen's
+        cards); empty before a first status."""
 
 
 # --- manual commands: the vocabulary, and which of them change a tool -------------------

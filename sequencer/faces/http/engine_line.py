@@ -31,6 +31,7 @@ from sequencer.faces.http.contract import (
     ToolBusy,
     ToolView,
     WaferHistoryEntry,
+    WaferResults,
     WaferSummary,
     WaferView,
     changes_tool,
@@ -54,7 +55,12 @@ _DATA_KEYS = ("dose", "depth_um", "residual_um", "residual_after_cure_um", "cure
 #: gauge → the attribute path in a tool's status snapshot (drivers' *Status types)
 _GAUGES: dict[str, tuple[str, ...]] = {
     "chamber_c": ("chamber_c",), "o2_ppm": ("o2_ppm",),
-    "pressure_mtorr": ("readings", "pressure_mtorr"), "rf_forward_w": ("readings", "rf_forward_w")}
+    "pressure_mtorr": ("readings", "pressure_mtorr"), "rf_forward_w": ("readings", "rf_forward_w"),
+    # the operator's screen's cards, too
+    "setpoint_c": ("setpoint_c",), "wafer_c": ("wafer_c",), "segment": ("segment",),
+    "soak_left_s": ("soak_left_s",), "n2_flow_slm": ("n2_flow_slm",),
+    "rf_reflected_w": ("readings", "rf_reflected_w"), "oes_co": ("readings", "oes_co"),
+    "oes_o": ("readings", "oes_o"), "dose": ("dose",), "intensity": ("intensity",)}
 
 
 def _held(sched: Any, tool: str, alarms: tuple[str, ...]) -> dict[str, Any]:
@@ -365,13 +371,13 @@ class EngineLine:
                 setattr(cfg, name, float(value))
         await self.engine.call(apply)
 
-    def wafer_results(self, wafer_id: str) -> WaferSummary | None:
+    def wafer_results(self, wafer_id: str) -> WaferResults | None:
         live = next((w for w in list(self._sched().wafers) if w.wafer_id == wafer_id), None)
         if live is None:
             return None
         data = live.data_dict()
-        return self._summary(live).model_copy(update={"data": {
-            k: data.get(k) for k in _DATA_KEYS if data.get(k) is not None}})
+        return WaferResults(**self._summary(live).model_dump(), data={
+            k: data.get(k) for k in _DATA_KEYS if data.get(k) is not None})
 
     def tool_readings(self, tool: str) -> dict[str, float]:
         status = self._handle(tool).last_status

@@ -38,12 +38,19 @@ class DaemonFace(Protocol):
         """Stop serving and release what ``start`` took (threads, sockets)."""
 
 
+def _no_stream(event: LineEvent) -> None:
+    """A kit made without a daemon's event stream: a face's own events go nowhere."""
+
+
 @dataclass(frozen=True)
 class RouteKit:
-    """What a face's routes take from the HTTP layer."""
+    """What a face's routes take from the HTTP layer. ``publish`` puts an event of the
+    face's own (a host's terminal message) on the daemon's event stream (SSE ``/events``,
+    the operator's screen); call it on the event loop. The other faces do not see it."""
 
     require: Callable[[Role], Callable[[Request], Awaitable[Principal]]]
     role_of: Callable[[Principal], str]  # the role name the audit log records
+    publish: Callable[[LineEvent], None] = _no_stream
 
 
 @runtime_checkable

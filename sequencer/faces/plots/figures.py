@@ -1,9 +1,10 @@
 """The plots, drawn on ``matplotlib.figure.Figure`` objects (no pyplot, no global state).
 
-Each function returns a Figure; save it with ``fig.savefig(path_or_buffer, format=…)``
-(PNG for ``viaform wafer plot``, SVG for the screen). Lines, bands and markers carry a
-``gid`` (``pv``, ``setpoint``, ``wafer``, ``o2``, ``n2``, ``soak``, ``excursion``, ``co``,
-``o``, ``endpoint``, ``main_end``, ``bar``) so a test or an SVG stylesheet can find them.
+Each function returns a Figure on an Agg canvas; save it with
+``fig.savefig(path_or_buffer, format=…)`` (PNG for ``viaform wafer plot``, SVG for the
+screen). Lines, bands and markers carry a ``gid`` (``pv``, ``setpoint``, ``wafer``, ``o2``,
+``n2``, ``soak``, ``excursion``, ``co``, ``o``, ``endpoint``, ``main_end``, ``bar``) so a
+test or an SVG stylesheet can find them.
 
 Colours are the Okabe–Ito set (colour-blind safe), and every series is also named in a
 legend and told apart by line style, so none relies on colour alone.
@@ -14,15 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure, SubFigure
 
-matplotlib.use("Agg")  # before any backend is touched: no display on a tool PC or in CI
-
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure, SubFigure  # noqa: E402
-
-from sequencer.faces.plots.schedule import LotSchedule  # noqa: E402
-from sequencer.faces.plots.traces import CureTrace, EtchTrace, WaferTraces  # noqa: E402
+from sequencer.faces.plots.schedule import LotSchedule
+from sequencer.faces.plots.traces import CureTrace, EtchTrace, WaferTraces
 
 #: Okabe–Ito
 BLUE, ORANGE, GREEN, VERMILION, PURPLE, SKY, YELLOW, BLACK = (
@@ -30,6 +28,14 @@ BLUE, ORANGE, GREEN, VERMILION, PURPLE, SKY, YELLOW, BLACK = (
 SOAK_FILL = "#DDDDDD"
 #: Gantt bar colour by tool position (tools are named by the journal, not assumed)
 TOOL_COLOURS = (BLUE, ORANGE, GREEN, PURPLE, SKY, YELLOW)
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A figure on its own Agg canvas: no pyplot, no backend chosen for the process (the
+    screen and the CLI draw in the same way, on a tool PC without a display)."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _series(t: Sequence[float], ys: Sequence[float | None]) -> tuple[list[float], list[float]]:
@@ -42,7 +48,7 @@ def cure_figure(trace: CureTrace, *, title: str | None = None,
                 figsize: tuple[float, float] = (10.0, 6.5)) -> Figure:
     """The oven batch: chamber PV, setpoint and wafer temperature (°C) with O2 (ppm, log) on
     a second axis above; N2 flow (slm) below; soaks shaded; excursions marked."""
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = _figure(figsize)
     draw_cure(fig, trace, title=title)
     return fig
 
@@ -101,7 +107,7 @@ def etch_figure(trace: EtchTrace, *, title: str | None = None,
                 figsize: tuple[float, float] = (10.0, 4.5)) -> Figure:
     """The etch's OES: CO 483.5 nm and O 777.4 nm (counts) against RF time; the endpoint
     and the end of the main etch marked."""
-    fig = Figure(figsize=figsize, layout="constrained")
+    fig = _figure(figsize)
     draw_etch(fig, trace, title=title)
     return fig
 
@@ -140,7 +146,7 @@ def wafer_figure(traces: WaferTraces) -> Figure:
     if not parts:
         raise ValueError(f"wafer {traces.wafer_id} has no traces yet (not cured, not etched)")
     heights = [h for h, _ in parts]
-    fig = Figure(figsize=(10.0, sum(heights) + 0.4), layout="constrained")
+    fig = _figure((10.0, sum(heights) + 0.4))
     fig.suptitle(f"Wafer {traces.wafer_id} (lot {traces.lot_id}, {traces.state})",
                  fontweight="bold")
     subs = fig.subfigures(len(parts), 1, height_ratios=heights, squeeze=False)[:, 0]
@@ -154,7 +160,7 @@ def gantt_figure(schedule: LotSchedule, *, title: str | None = None,
     """One row per tool (the journal's order), a bar per wafer step or oven batch, in tool
     time; a stay whose commands did not all succeed is hatched."""
     rows = schedule.tools
-    fig = Figure(figsize=figsize or (11.0, 1.2 + 0.8 * max(1, len(rows))), layout="constrained")
+    fig = _figure(figsize or (11.0, 1.2 + 0.8 * max(1, len(rows))))
     ax = fig.subplots()
     ax.set_title(title or f"Lot {schedule.lot_id}: tool schedule")
     hours = schedule.makespan_s >= 3 * 3600

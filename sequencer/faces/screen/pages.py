@@ -8,6 +8,7 @@ request gets 401, and the page's script reloads into the login).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
@@ -22,7 +23,7 @@ from sequencer.faces.screen.plots import Which
 from sequencer.faces.screen.settings import WRITABLE
 from sequencer.faces.screen.shell import FRAGMENT_HEADER, Screen
 
-RECENT_LOTS = 6  # finished lots shown under the active ones on /
+RECENT_LOTS = 3  # finished lots shown under the active ones on /
 RECENT_ALARMS = 15
 AUDIT_ROWS = 200
 
@@ -47,10 +48,14 @@ def pages_router(screen: Screen) -> APIRouter:
             if request.headers.get(FRAGMENT_HEADER):
                 return HTMLResponse("login needed", 401)
             return RedirectResponse(f"/ui/login?next={quote(request.url.path)}", 303)
+        start = time.perf_counter()
         try:
-            return await build(v)
+            response = screen.cached(request, v) or await build(v)
         except LineError as exc:
-            return screen.render(request, v, "error.html", exc.status, message=str(exc))
+            response = screen.render(request, v, "error.html", exc.status, message=str(exc))
+        # the page's server time, for a browser's developer tools and bench_screen
+        response.headers["Server-Timing"] = f"page;dur={(time.perf_counter() - start) * 1e3:.2f}"
+        return response
 
     @ui.get("/")
     async def index(request: Request) -> Response:

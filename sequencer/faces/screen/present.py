@@ -73,6 +73,31 @@ RESULTS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+#: a tool card's key readings by tool kind: (gauge of ``tool_readings``, label, format, unit)
+READINGS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
+    "exposure": (("dose", "dose set", ".1f", "mJ/cm²"), ("intensity", "lamp", ".1f", "mW/cm²")),
+    "oven": (("chamber_c", "PV", ".1f", "°C"), ("setpoint_c", "setpoint", ".1f", "°C"),
+             ("o2_ppm", "O2", ".0f", "ppm"), ("n2_flow_slm", "N2", ".1f", "slm"),
+             ("segment", "segment", "segment", ""), ("soak_left_s", "soak left", "s", "")),
+    "etcher": (("pressure_mtorr", "pressure", ".0f", "mTorr"),
+               ("rf_forward_w", "RF forward", ".0f", "W"),
+               ("rf_reflected_w", "RF reflected", ".0f", "W"),
+               ("oes_co", "OES CO", ".0f", "counts")),
+}
+NO_SEGMENT = 0xFFFF  # the oven's "no active segment"
+
+
+def reading(value: float | None, fmt: str, unit: str) -> str:
+    """A gauge as the card shows it; the oven's segment 1-based, "—" for none."""
+    if value is None:
+        return "—"
+    if fmt == "segment":
+        return "—" if value >= NO_SEGMENT else str(int(value) + 1)
+    if fmt == "s":
+        return duration_text(value)
+    return f"{format(value, fmt)} {unit}".strip()
+
+
 def look(table: dict[str, Look], state: str | None) -> Look:
     return table.get(state or "", UNKNOWN)
 

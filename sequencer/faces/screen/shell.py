@@ -1,8 +1,9 @@
 """What the screen's pages share, and how a page is rendered.
 
 ``Screen`` holds what the pages share: the daemon's core, the browser sessions, the
-Jinja2 environment (templates are package data, autoescaped), the plots and the
-steps' start times (``StepClock``, a ``DaemonFace`` fed by the daemon's event pump).
+Jinja2 environment (templates are package data, autoescaped), the plots, and the two
+faces of ``live.py`` the daemon's pump feeds (the steps' start times, the tools'
+readings).
 
 Rendering: a page is one template extending ``base.html``. A request with the
 ``X-Viaform-Fragment`` header gets only the page's live parts (the alarm banner,
@@ -12,7 +13,6 @@ when the event stream says something changed (``static/screen.js``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -20,42 +20,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from sequencer.faces.http.auth import Role
-from sequencer.faces.http.contract import LineControl, LineEvent
 from sequencer.faces.http.core import DaemonCore
 from sequencer.faces.http.sessions import CSRF_FIELD, SessionStore
 from sequencer.faces.screen import present
 from sequencer.faces.screen.access import Viewer, set_session_cookie
+from sequencer.faces.screen.live import ReadingsTicker, StepClock
 from sequencer.faces.screen.plots import Plots
 
 FRAGMENT_HEADER = "x-viaform-fragment"
-
-
-@dataclass
-class StepClock:
-    """When the step now running on each tool began (unix time), from the line's events;
-    a cure batch's 25 starts count from the first."""
-
-    started: dict[str, float] = field(default_factory=dict)
-    running: dict[str, set[str]] = field(default_factory=dict)
-
-    async def start(self, line: LineControl) -> None:
-        return None
-
-    async def stop(self) -> None:
-        return None
-
-    def observe(self, event: LineEvent) -> None:
-        if event.tool is None or event.kind not in ("step_start", "step_end"):
-            return
-        wafers = self.running.setdefault(event.tool, set())
-        if event.kind == "step_start":
-            if not wafers:
-                self.started[event.tool] = event.t
-            wafers.add(event.wafer_id or "")
-        else:
-            wafers.discard(event.wafer_id or "")
-            if not wafers:
-                self.started.pop(event.tool, None)
+#: stands for the session's CSRF token in a cached fragment (every session has its own)
+CSRF_SLOT = "\x00csrf\x00"
+FragmentKey = tuple[str, str, bool]
+MAX_FRAGMENTS = 256
 
 
 class Screen:
@@ -64,10 +40,28 @@ class Screen:
         self.sessions = SessionStore()
         self.plots = Plots(core.journal)
         self.steps = StepClock()
+        self.ticker = ReadingsTicker(core, self.steps)
+        #: the faces the daemon's pump feeds (and starts and stops with the line)
+        self.faces = (self.steps, self.ticker)
         self.env = Environment(loader=PackageLoader("sequencer.faces.screen", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True,
                                lstrip_blocks=True)
         self.env.globals.update(present=present, CSRF_FIELD=CSRF_FIELD)
+        self._fragments: dict[FragmentKey, tuple[int, str]] = {}
+
+    # --- fragments: every open page asks for its live parts after each event burst; the
+    # pages of one path and role share one rendering until the next event ------------
+    def _key(self, request: Request, v: Viewer) -> FragmentKey:
+        return (request.url.path, request.url.query, v.may(Role.TECHNICIAN, self.core.auth))
+
+    def cached(self, request: Request, v: Viewer) -> Response | None:
+        """The fragment this request wants, if rendered since the last event."""
+        if not request.headers.get(FRAGMENT_HEADER):
+            return None
+        hit = self._fragments.get(self._key(request, v))
+        if hit is None or hit[0] != self.steps.generation:
+            return None
+        return self._respond(request, v, hit[1].replace(CSRF_SLOT, v.session.csrf), 200)
 
     def common(self, request: Request, v: Viewer) -> dict[str, Any]:
         """What every page shows: who, the alarm banner, held tools, flash messages."""
@@ -81,20 +75,31 @@ class Screen:
                 "alarms": core.line.alarms(active_only=True),
                 "held": [t for t in tools if t.held], "tools": tools, "now": now,
                 "csrf": v.session.csrf, "flash": v.session.flash[:],
-                "step_since": dict(self.steps.started)}
+                "step_since": dict(self.steps.started),
+                "readings": {t.tool: self.ticker.last.get(t.tool, {}) for t in tools}}
 
     def render(self, request: Request, v: Viewer, name: str, status: int = 200,
                **ctx: Any) -> Response:
         context = {**self.common(request, v), **ctx}
         template = self.env.get_template(name)
         if request.headers.get(FRAGMENT_HEADER):
+            generation = self.steps.generation
+            context["csrf"] = CSRF_SLOT
             banner = self.env.get_template("_banner.html").render(context)
             live = "".join(template.blocks["live"](template.new_context(context))) \
                 if "live" in template.blocks else ""
             html = f'<div id="banner">{banner}</div><div id="live">{live}</div>'
+            if status == 200:
+                if len(self._fragments) >= MAX_FRAGMENTS:
+                    self._fragments.clear()
+                self._fragments[self._key(request, v)] = (generation, html)
+            html = html.replace(CSRF_SLOT, v.session.csrf)
         else:
             html = template.render(context)
             v.session.flash.clear()
+        return self._respond(request, v, html, status)
+
+    def _respond(self, request: Request, v: Viewer, html: str, status: int) -> Response:
         response = HTMLResponse(html, status)
         response.headers["Cache-Control"] = "no-store"
         if v.fresh:

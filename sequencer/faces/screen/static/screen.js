@@ -1,13 +1,16 @@
 // viaform operator's screen: live updates from the daemon's /events stream (no polling).
 // On an event, the page's live parts (#banner, #live) are fetched again as a fragment
-// (header X-Viaform-Fragment) and swapped in, at most one fetch in flight. The stream
+// (header X-Viaform-Fragment) and swapped in: at most one fetch in flight, at most one
+// a second (a lot's events come in bursts; the screen is for people, not a log), except
+// that an alarm is fetched at once. The stream
 // reconnects by itself after a daemon restart; the page then refreshes once.
 (function () {
   "use strict";
   var kinds = (document.body.dataset.events || "").split(",").filter(Boolean);
   var link = document.getElementById("link");
   var source = null, timer = null, busy = false, again = false, down = false;
-  var retryMs = 1000;
+  var retryMs = 1000, last = 0;
+  var SETTLE_MS = 150, EVERY_MS = 1000;
 
   function show(text, ok) {
     if (!link) return;
@@ -15,25 +18,47 @@
     link.className = ok ? "link" : "link down";
   }
 
+  // Put the fresh copy's changes into the page, replacing only the elements that differ
+  // (a card whose step clock moved, the slot that changed colour), so the browser lays
+  // out little, and a focused control outside them keeps its focus.
+  function patch(cur, fresh, depth) {
+    var a = Array.prototype.slice.call(cur.children);
+    var b = Array.prototype.slice.call(fresh.children);
+    if (depth > 3 || a.length !== b.length || a.length === 0) {
+      cur.replaceWith(fresh);
+      return;
+    }
+    for (var i = 0; i < b.length; i++) {
+      if (a[i].isEqualNode(b[i])) continue;
+      if (a[i].tagName === b[i].tagName && a[i].id === b[i].id &&
+          a[i].attributes.length === b[i].attributes.length &&
+          a[i].className === b[i].className && a[i].children.length) {
+        patch(a[i], b[i], depth + 1);
+      } else {
+        a[i].replaceWith(b[i]);
+      }
+    }
+  }
+
   function swap(html) {
     var tpl = document.createElement("template");
     tpl.innerHTML = html;
+    var focused = document.activeElement && document.activeElement.id;
     ["banner", "live"].forEach(function (id) {
       var fresh = tpl.content.getElementById(id), cur = document.getElementById(id);
-      if (!fresh || !cur || fresh.innerHTML === cur.innerHTML) return;
-      var focused = document.activeElement && document.activeElement.id;
-      cur.replaceWith(fresh);
-      if (focused) {
-        var again = document.getElementById(focused);
-        if (again) again.focus();
-      }
+      if (fresh && cur && !cur.isEqualNode(fresh)) patch(cur, fresh, 0);
     });
+    if (focused && document.activeElement && document.activeElement.id !== focused) {
+      var again = document.getElementById(focused);
+      if (again) again.focus();
+    }
   }
 
   function refresh() {
     timer = null;
     if (busy) { again = true; return; }
     busy = true;
+    last = Date.now();
     fetch(location.pathname + location.search, {
       headers: {"X-Viaform-Fragment": "1"}, credentials: "same-origin", cache: "no-store"
     }).then(function (r) {
@@ -49,8 +74,12 @@
     });
   }
 
-  function schedule() {
-    if (!timer) timer = setTimeout(refresh, 150);
+  // an alarm goes to the banner at once; other events wait for the once-a-second turn
+  function schedule(event) {
+    var urgent = event && (event.type === "alarm" || event.type === "alarm_ack");
+    var wait = urgent ? SETTLE_MS : Math.max(SETTLE_MS, last + EVERY_MS - Date.now());
+    if (timer && urgent) { clearTimeout(timer); timer = null; }
+    if (!timer) timer = setTimeout(refresh, wait);
   }
 
   function connect() {

@@ -1,0 +1,103 @@
+"""What the screen keeps of the line's life beside the contract's views: two daemon faces.
+
+* ``StepClock`` hears every line event (the daemon's pump): when the step now running
+  on each tool began, and ``generation``, the count of events, which dates the cached
+  fragments (shell.py).
+* ``ReadingsTicker``: a tool's gauges (PV, O2, pressure, RF …) change with no line
+  event. Every ``TICK_S`` it reads each tool's last status from memory
+  (``LineControl.tool_readings``: what the engine's own polls saw; nothing is asked of
+  a tool) and, for the tools whose readings changed, publishes a ``readings`` event on
+  the event stream. The pages listen for it; the API's default kinds leave it out, so
+  no other client sees it unless it asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import structlog
+
+from sequencer.faces.http.contract import LineControl, LineError, LineEvent
+from sequencer.faces.http.core import DaemonCore
+
+log = structlog.get_logger("viaform.screen")
+TICK_S = 2.0
+READINGS = "readings"
+
+
+@dataclass
+class StepClock:
+    """When the step now running on each tool began (unix time), from the line's events
+    (a cure batch's 25 starts count from the first); and ``generation``, the count of
+    events seen, which dates the cached fragments."""
+
+    started: dict[str, float] = field(default_factory=dict)
+    running: dict[str, set[str]] = field(default_factory=dict)
+    generation: int = 0
+
+    async def start(self, line: LineControl) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def observe(self, event: LineEvent) -> None:
+        self.generation += 1
+        if event.tool is None or event.kind not in ("step_start", "step_end"):
+            return
+        wafers = self.running.setdefault(event.tool, set())
+        if event.kind == "step_start":
+            if not wafers:
+                self.started[event.tool] = event.t
+            wafers.add(event.wafer_id or "")
+        else:
+            wafers.discard(event.wafer_id or "")
+            if not wafers:
+                self.started.pop(event.tool, None)
+
+
+class ReadingsTicker:
+    def __init__(self, core: DaemonCore, steps: StepClock) -> None:
+        self.core, self.steps = core, steps
+        self.last: dict[str, dict[str, float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, line: LineControl) -> None:
+        self.tick()
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def observe(self, event: LineEvent) -> None:
+        return None
+
+    def tick(self) -> list[str]:
+        """Read every tool's readings; publish those that changed. The tools published."""
+        changed = []
+        for tool in self.core.line.tools():
+            try:
+                now = self.core.line.tool_readings(tool)
+            except LineError:
+                continue
+            if now != self.last.get(tool):
+                self.last[tool] = now
+                changed.append(tool)
+                self.core.hub.publish(LineEvent(kind=READINGS, t=self.core.clock(),
+                                                tool=tool, data=dict(now)))
+        if changed:
+            self.steps.generation += 1
+        return changed
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                self.tick()
+            except Exception:  # the screen never takes the daemon down
+                log.exception("readings tick failed")

@@ -1,0 +1,124 @@
+"""The screen's rules without a browser: sessions, CSRF, where a session cookie counts, the
+state tables' coverage, the form helpers. (The browser tests drive the same rules through
+real pages; these pin the edges a browser test would not reach.)"""
+
+from __future__ import annotations
+
+import pytest
+from starlette.datastructures import Headers
+from starlette.testclient import TestClient
+
+from sequencer.faces.http.app import create_app
+from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE, Principal, Role, parse_env
+from sequencer.faces.http.gate import Refused, authenticate
+from sequencer.faces.http.sessions import (
+    COOKIE,
+    IDLE_S,
+    MAX_SESSIONS,
+    SessionStore,
+    check_csrf,
+    cookie_value,
+)
+from sequencer.faces.screen import present
+from sequencer.faces.screen.access import safe_next
+from sequencer.faces.screen.settings import typed
+from sequencer.states.job import STATES as JOB_STATES
+from sequencer.states.substrate import STATES as WAFER_STATES
+from sequencer.store.audit import AuditLog
+from tests.daemon_fake.fake_line import FakeLine
+
+TOKENS = {"operator": "op-token-0123456789abcdef", "technician": "tech-token-0123456789abc"}
+AUTH = parse_env(",".join(f"{r[:4]}:{r}:{t}" for r, t in TOKENS.items()))
+ORIGIN = "http://testserver"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_session_lives_while_used_and_ends_after_a_shift_idle_or_when_dropped() -> None:
+    clock = Clock()
+    store = SessionStore(clock)
+    s = store.new(Principal("ann", Role.OPERATOR))
+    clock.t = IDLE_S - 1
+    assert store.get(s.id) is s  # used: its idle time starts again
+    clock.t += IDLE_S - 1
+    assert store.get(s.id) is s
+    clock.t += IDLE_S + 1
+    assert store.get(s.id) is None
+    t = store.new(Principal("bob", Role.TECHNICIAN))
+    store.drop(t.id)
+    assert store.get(t.id) is None and store.get(None) is None and store.get("") is None
+
+
+def test_the_oldest_session_goes_first_beyond_the_limit() -> None:
+    store = SessionStore()
+    first = store.new(Principal("a", Role.OPERATOR))
+    for _ in range(MAX_SESSIONS):
+        store.new(Principal("b", Role.OPERATOR))
+    assert store.get(first.id) is None and len(store) == MAX_SESSIONS
+
+
+def test_csrf_and_cookie_parsing() -> None:
+    s = SessionStore().new(Principal("a", Role.OPERATOR))
+    assert check_csrf(s, s.csrf) and not check_csrf(s, None) and not check_csrf(s, "x")
+    assert cookie_value(f"a=1; {COOKIE}=abc; b=2") == "abc"
+    assert cookie_value("a=1") is None and cookie_value(None) is None
+
+
+def test_a_session_stands_for_its_token_only_without_an_authorization_header() -> None:
+    op = Principal("ann", Role.OPERATOR)
+    assert authenticate(AUTH, Headers({}), Role.OPERATOR, "/lots", None, op) == op
+    with pytest.raises(Refused) as low:
+        authenticate(AUTH, Headers({}), Role.TECHNICIAN, "/x", None, op)
+    assert low.value.code == 403
+    with pytest.raises(Refused) as wrong:  # a wrong bearer token is not saved by a cookie
+        authenticate(AUTH, Headers({"authorization": "Bearer nope"}), Role.OPERATOR, "/x",
+                     None, op)
+    assert wrong.value.code == 401
+
+
+def _logged_in(client: TestClient, role: str) -> None:
+    client.get("/ui/login")
+    r = client.post("/ui/login", data={"csrf": client.cookies.get("viaform_login") or "",
+                                       "token": TOKENS[role], "next": "/"},
+                    headers={"Origin": ORIGIN}, follow_redirects=False)
+    assert r.status_code == 303 and client.cookies.get(COOKIE)
+
+
+def test_the_cookie_reads_the_api_but_never_changes_it() -> None:
+    app = create_app(FakeLine(), AUTH, AuditLog(":memory:"))
+    client = TestClient(app)  # no lifespan: the gate and the routes, not the line
+    _logged_in(client, "technician")
+    assert client.get("/lots").status_code == 200  # a reading route: the session counts
+    r = client.post("/tools/exposure/take", headers={"Origin": ORIGIN, CLIENT_HEADER:
+                                                     CLIENT_VALUE})
+    assert r.status_code == 401, "a state-changing API route wants the bearer token"
+    r = client.post("/ui/tools/exposure/take", data={"csrf": "guessed"},
+                    headers={"Origin": ORIGIN})
+    assert r.status_code == 403 and "CSRF" in r.text
+
+
+def test_a_login_form_not_given_to_this_browser_is_refused() -> None:
+    client = TestClient(create_app(FakeLine(), AUTH, AuditLog(":memory:")))
+    r = client.post("/ui/login", data={"csrf": "made-up", "token": TOKENS["operator"]},
+                    headers={"Origin": ORIGIN})
+    assert r.status_code == 403 and client.cookies.get(COOKIE) is None
+
+
+def test_every_state_has_a_look_in_words_and_a_letter() -> None:
+    for table, states in ((present.WAFER_LOOK, WAFER_STATES), (present.JOB_LOOK, JOB_STATES)):
+        assert set(table) == set(states)
+        assert all(look.words and look.code and look.css for look in table.values())
+
+
+def test_back_goes_only_to_a_local_path_and_typed_values() -> None:
+    assert safe_next("/ui/tools/oven") == "/ui/tools/oven"
+    for bad in (None, "", "//evil.example/x", "http://evil.example/", "/\\\\evil", "x"):
+        assert safe_next(bad) == "/"
+    assert typed("12") == 12 and typed("1.5") == 1.5 and typed(" on ") is True
+    assert typed("RET-A") == "RET-A" and typed("nan") == "nan"
