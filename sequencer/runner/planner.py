@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from sequencer.process.recipes import Flow, Lot
 from sequencer.runner import policy
@@ -54,6 +55,16 @@ class Plan:
     steps: list[StepRow]
     utilisation: dict[str, float]
     decisions: list[Decision]
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as JSON (``viaform plan --json``, the daemon's ``/plan``): times in
+        tool seconds from its start."""
+        return {"makespan_s": round(self.makespan_s, 1),
+                "lots": {k: round(v, 1) for k, v in self.lot_end.items()},
+                "utilisation": {k: round(v, 4) for k, v in self.utilisation.items()},
+                "steps": [{"wafer_id": r.wafer_id, "lot_id": r.lot_id, "step": r.step,
+                           "tool": r.tool, "start_s": round(r.start, 1),
+                           "end_s": round(r.end, 1)} for r in self.steps]}
 
 
 def expose_s(flow: Flow) -> tuple[float, float]:
@@ -144,20 +155,28 @@ def plan(lots: Iterable[Lot], kinds: dict[str, str], config: SequencerConfig | N
     wafers = [_W(x.wafer_id, lot.lot_id, lot.flow) for lot in lots for x in lot.wafers]
     line = _Line(dict(kinds), cfg, wafers, now=t0)
     _run(line)
+    return _result(line, kinds, t0)
+
+
+def _result(line: _Line, kinds: dict[str, str], t0: float) -> Plan:
     span = max((r.end for r in line.rows), default=t0) - t0
     lot_end: dict[str, float] = {}
     for r in line.rows:
-        lot_end[r.lot_id] = max(lot_end.get(r.lot_id, t0), r.end - t0)
+        lot_end[r.lot_id] = max(lot_end.get(r.lot_id, 0.0), r.end - t0)
     return Plan(t0, span, lot_end, [replace(r, start=r.start - t0, end=r.end - t0)
                                     for r in line.rows],
                 {t: (line.busy_s.get(t, 0.0) / span if span else 0.0) for t in kinds},
                 [replace(d, t=d.t - t0) for d in line.decisions])
 
 
-def _run(line: _Line) -> None:
-    """Event to event until no step is left or can start."""
+def _run(line: _Line, first: Iterable[tuple[float, str, str, tuple[_W, ...]]] = ()) -> None:
+    """Event to event until no step is left or can start; ``first``: the ends of the steps
+    under way when the plan starts, (t, what, tool, wafers)."""
     events: list[tuple[float, int, str, str, tuple[_W, ...]]] = []  # (t, seq, what, tool, ws)
     seq = 0
+    for t, what, tool, ws in first:
+        seq += 1
+        heapq.heappush(events, (t, seq, what, tool, ws))
     index = {w.wafer_id: w for w in line.wafers}
     wake: float | None = None
     while True:
@@ -253,3 +272,63 @@ def _finish(line: _Line, what: str, tool: str, ws: tuple[_W, ...]) -> None:
         elif step == "etch":
             w.etched = True
     del line.busy[tool]
+
+
+@dataclass(frozen=True)
+class Running:
+    """A step under way when the plan starts: its tool, step, wafers and start (tool s)."""
+
+    tool: str
+    step: str
+    wafer_ids: tuple[str, ...]
+    since: float
+
+
+@dataclass(frozen=True)
+class WaferNow:
+    """A wafer as the line holds it now (``sequencer.states.substrate.WaferData``'s part
+    the plan needs); ``final``: done, held or scrapped: out of the plan."""
+
+    wafer_id: str
+    lot_id: str
+    flow: Flow
+    developed: bool = False
+    cured: bool = False
+    etched: bool = False
+    develop_end: float | None = None
+    cure_end: float | None = None
+    final: bool = False
+
+
+def plan_from(wafers: Iterable[WaferNow], running: Iterable[Running], kinds: dict[str, str],
+              config: SequencerConfig, now: float) -> Plan:
+    """The plan from the line's current state at tool time ``now``: a step under way ends
+    when its model says, counted from its start; the rest as :func:`plan`. Times in the
+    plan are from ``now``."""
+    ws = [_W(w.wafer_id, w.lot_id, w.flow, w.developed, w.cured, w.etched or w.final,
+             develop_end=w.develop_end, cure_end=w.cure_end) for w in wafers]
+    line = _Line(dict(kinds), config, ws, now=now)
+    index = {w.wafer_id: w for w in ws}
+    first: list[tuple[float, str, str, tuple[_W, ...]]] = []
+    for r in running:
+        mine = tuple(index[i] for i in r.wafer_ids if i in index)
+        if not mine or r.tool not in kinds:
+            continue
+        if r.step == "expose":
+            dur, dev = expose_s(mine[0].flow)
+            if not mine[0].developed:
+                first.append((max(now, r.since + dev), "developed", r.tool, mine))
+        elif r.step == "cure":
+            dur = expected_cure_s(mine[0].flow.cure, config)
+            line.cure_expected[r.tool] = dur
+        else:
+            dur = etch_s(mine[0].flow)
+        end = max(now, r.since + dur)
+        line.busy[r.tool], line.since[r.tool] = end, r.since
+        line.busy_s[r.tool] = end - now
+        for w in mine:
+            w.step, w.tool = r.step, r.tool
+            line.rows.append(StepRow(w.wafer_id, w.lot_id, r.step, r.tool, now, end))
+        first.append((end, "end", r.tool, mine))
+    _run(line, first)
+    return _result(line, kinds, now)
