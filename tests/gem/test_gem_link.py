@@ -86,7 +86,7 @@ def test_a_host_dropped_mid_lot_gets_the_spooled_events_and_nothing_is_lost(
                 wait_for(lambda: not httpx.get(f"{d.url}/gem").json()["communicating"], 10.0,
                          "the drop to be seen", interval_s=0.02)
                 counts.append(threads(d.proc.pid))
-            assert max(counts[2:]) <= counts[1] + 1, counts  # no thread leaks per reconnect
+            assert max(counts[2:]) <= counts[1] + 2, counts  # a leak per reconnect would be +4
 
 
 def _hsms_ok(raw: RawHsms) -> None:
