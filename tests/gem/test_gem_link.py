@@ -73,8 +73,10 @@ def test_a_host_dropped_mid_lot_gets_the_spooled_events_and_nothing_is_lost(
                          "the spool to empty", interval_s=0.05)
                 after = host_transitions(second)
                 assert second.request(6, 23, 0) == 2  # nothing left to send
-            got = before + after[1:] if before and after and before[-1] == after[0] else (
-                before + after)  # a message in flight at the drop may come twice (E30)
+            # what was in flight at the drop may come twice (spooling is at least once)
+            overlap = max(k for k in range(min(len(before), len(after)) + 1)
+                          if before[len(before) - k:] == after[:k])
+            got = before + after[overlap:]
             assert got == journal_transitions(db, {"DL1", *wafers})
             assert_world_sound(world_snapshot(sims), wafers)
             counts = []
@@ -84,7 +86,7 @@ def test_a_host_dropped_mid_lot_gets_the_spooled_events_and_nothing_is_lost(
                 wait_for(lambda: not httpx.get(f"{d.url}/gem").json()["communicating"], 10.0,
                          "the drop to be seen", interval_s=0.02)
                 counts.append(threads(d.proc.pid))
-            assert max(counts[2:]) <= counts[1] + 1, counts  # no thread leaks per reconnect
+            assert max(counts[2:]) <= counts[1] + 2, counts  # a leak per reconnect would be +4
 
 
 def _hsms_ok(raw: RawHsms) -> None:

@@ -2,7 +2,7 @@
 
 Each sub-command group lives in its own module and is registered here:
 ``sim`` (simulators), ``tool`` (technicians' manual commands), ``recipe``,
-``run``/``demo`` (the sequencer), ``daemon`` and its clients ``lot``, ``wafer``,
+``run``/``demo`` (the sequencer), ``daemon`` and its clients ``lot``, ``wafer``, ``gem``,
 ``alarms``, ``audit``.
 
 :func:`main` is the console script: an exception that escapes a command is one

@@ -145,17 +145,16 @@ class E30Handlers:
 
     # ---- S2: remote commands (validated before the answer) ------------------------------
     def _on_s02f41(self, handler: Any, message: Any) -> Any:
-        function = self.decode(message)
-        params = [(str(p["CPNAME"]), p["CPVAL"]) for p in function.PARAMS.get()]
-        answer: Answer = self.commands.run(str(function.RCMD.get()), params)
-        return self.stream_function(2, 42)({"HCACK": answer.hcack, "PARAMS": [
-            {"CPNAME": n, "CPACK": c} for n, c in answer.params]})
+        return self._remote(message, "CPVAL", 42)
 
     def _on_s02f49(self, handler: Any, message: Any) -> Any:
+        return self._remote(message, "CEPVAL", 50)  # enhanced: a value may be a list
+
+    def _remote(self, message: Any, value: str, reply: int) -> Any:
         function = self.decode(message)
-        params = [(str(p["CPNAME"]), p["CEPVAL"]) for p in function.PARAMS.get()]
+        params = [(str(p["CPNAME"]), p[value]) for p in function.PARAMS.get()]
         answer: Answer = self.commands.run(str(function.RCMD.get()), params)
-        return self.stream_function(2, 50)({"HCACK": answer.hcack, "PARAMS": [
+        return self.stream_function(2, reply)({"HCACK": answer.hcack, "PARAMS": [
             {"CPNAME": n, "CPACK": c} for n, c in answer.params]})
 
     # ---- S2F43 / S6F23: the spool -------------------------------------------------------
