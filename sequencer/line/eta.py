@@ -14,18 +14,19 @@ from typing import Any
 
 import structlog
 
-from sequencer.runner.planner import Plan, Running, WaferNow, plan_from
+from sequencer.runner.planner import Plan, PlanWafer, Running, plan_from
 
 log = structlog.get_logger("viaform.eta")
 
 DEBOUNCE_WALL_S = 1.0
 
 
-def snapshot(sched: Any) -> tuple[list[WaferNow], list[Running], float]:
+def snapshot(sched: Any) -> tuple[list[PlanWafer], list[Running], float]:
     """The scheduler's wafers and running steps, as the planner takes them (engine loop)."""
     flows = sched.flows
-    wafers = [WaferNow(w.wafer_id, w.lot_id, flows[w.lot_id], w.data.developed, w.data.cured,
-                       w.data.etched, w.data.develop_end, w.data.cure_end, w.final)
+    wafers = [PlanWafer(w.wafer_id, w.lot_id, flows[w.lot_id], w.data.developed,
+                        w.data.cured, w.data.etched, develop_end=w.data.develop_end,
+                        cure_end=w.data.cure_end, held=w.final)
               for w in list(sched.wafers) if w.lot_id in flows]
     started = {d.tool: d.t for d in sched.decisions}  # each tool's last claim
     now = sched.clock.now()
@@ -66,6 +67,6 @@ class LotEtas:
             log.exception("planning the ETAs failed")
             return
         scale = sched.clock.time_scale
-        live = {w.lot_id for w in wafers if not w.final}
+        live = {w.lot_id for w in wafers if not w.held}
         self.etas = {lot: (now + end) / scale for lot, end in p.lot_end.items() if lot in live}
         self.last = p

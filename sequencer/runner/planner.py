@@ -85,8 +85,8 @@ def etch_s(flow: Flow) -> float:
 
 
 @dataclass
-class _W:
-    """A wafer as the planner tracks it."""
+class PlanWafer:
+    """A wafer as the planner tracks it (``held``: out of the plan: held, or final)."""
 
     wafer_id: str
     lot_id: str
@@ -111,7 +111,7 @@ class _W:
 class _Line:
     kinds: dict[str, str]
     config: SequencerConfig
-    wafers: list[_W]
+    wafers: list[PlanWafer]
     now: float = 0.0
     busy: dict[str, float] = field(default_factory=dict)  # tool → when its step ends
     since: dict[str, float] = field(default_factory=dict)  # tool → when its step began
@@ -148,11 +148,14 @@ class _Line:
             exposure_open=bool(exposing) or any(not w.developed for w in self.wafers))
 
 
+Batch = tuple[PlanWafer, ...]  # the wafers of one step
+
+
 def plan(lots: Iterable[Lot], kinds: dict[str, str], config: SequencerConfig | None = None,
          *, t0: float = 0.0) -> Plan:
     """The plan of ``lots`` on a line of ``kinds`` (tool → kind), from an empty line."""
     cfg = config or SequencerConfig()
-    wafers = [_W(x.wafer_id, lot.lot_id, lot.flow) for lot in lots for x in lot.wafers]
+    wafers = [PlanWafer(x.wafer_id, lot.lot_id, lot.flow) for lot in lots for x in lot.wafers]
     line = _Line(dict(kinds), cfg, wafers, now=t0)
     _run(line)
     return _result(line, kinds, t0)
@@ -169,10 +172,10 @@ def _result(line: _Line, kinds: dict[str, str], t0: float) -> Plan:
                 [replace(d, t=d.t - t0) for d in line.decisions])
 
 
-def _run(line: _Line, first: Iterable[tuple[float, str, str, tuple[_W, ...]]] = ()) -> None:
+def _run(line: _Line, first: Iterable[tuple[float, str, str, tuple[PlanWafer, ...]]] = ()) -> None:
     """Event to event until no step is left or can start; ``first``: the ends of the steps
     under way when the plan starts, (t, what, tool, wafers)."""
-    events: list[tuple[float, int, str, str, tuple[_W, ...]]] = []  # (t, seq, what, tool, ws)
+    events: list[tuple[float, int, str, str, Batch]] = []  # (t, seq, what, tool, wafers)
     seq = 0
     for t, what, tool, ws in first:
         seq += 1
@@ -212,7 +215,7 @@ def _run(line: _Line, first: Iterable[tuple[float, str, str, tuple[_W, ...]]] = 
 
 
 def _decide(line: _Line, s: policy.LineState, tool: str, kind: str,
-            index: dict[str, _W]) -> tuple[float, float | None, tuple[_W, ...]] | float | None:
+            index: dict[str, PlanWafer]) -> tuple[float, float | None, Batch] | float | None:
     """What the free ``tool`` starts now: (duration, develop offset, wafers), a time to
     look again (float), or None (nothing to do)."""
     if kind == "exposure":
@@ -247,7 +250,7 @@ def _decide(line: _Line, s: policy.LineState, tool: str, kind: str,
     return dur, None, (w,)
 
 
-def _start(line: _Line, tool: str, step: str, ws: tuple[_W, ...], dur: float) -> None:
+def _start(line: _Line, tool: str, step: str, ws: tuple[PlanWafer, ...], dur: float) -> None:
     line.busy[tool] = line.now + dur
     line.since[tool] = line.now
     line.busy_s[tool] = line.busy_s.get(tool, 0.0) + dur
@@ -257,7 +260,7 @@ def _start(line: _Line, tool: str, step: str, ws: tuple[_W, ...], dur: float) ->
         line.rows.append(StepRow(w.wafer_id, w.lot_id, step, tool, line.now, line.now + dur))
 
 
-def _finish(line: _Line, what: str, tool: str, ws: tuple[_W, ...]) -> None:
+def _finish(line: _Line, what: str, tool: str, ws: tuple[PlanWafer, ...]) -> None:
     if what == "developed":
         for w in ws:
             w.developed, w.develop_end = True, line.now
@@ -284,32 +287,16 @@ class Running:
     since: float
 
 
-@dataclass(frozen=True)
-class WaferNow:
-    """A wafer as the line holds it now (``sequencer.states.substrate.WaferData``'s part
-    the plan needs); ``final``: done, held or scrapped: out of the plan."""
-
-    wafer_id: str
-    lot_id: str
-    flow: Flow
-    developed: bool = False
-    cured: bool = False
-    etched: bool = False
-    develop_end: float | None = None
-    cure_end: float | None = None
-    final: bool = False
-
-
-def plan_from(wafers: Iterable[WaferNow], running: Iterable[Running], kinds: dict[str, str],
+def plan_from(wafers: Iterable[PlanWafer], running: Iterable[Running], kinds: dict[str, str],
               config: SequencerConfig, now: float) -> Plan:
     """The plan from the line's current state at tool time ``now``: a step under way ends
     when its model says, counted from its start; the rest as :func:`plan`. Times in the
-    plan are from ``now``."""
-    ws = [_W(w.wafer_id, w.lot_id, w.flow, w.developed, w.cured, w.etched or w.final,
-             develop_end=w.develop_end, cure_end=w.cure_end) for w in wafers]
+    plan are from ``now``. ``wafers`` are fresh copies (the plan changes them); a final
+    one (done, held, scrapped) has ``held`` set."""
+    ws = list(wafers)
     line = _Line(dict(kinds), config, ws, now=now)
     index = {w.wafer_id: w for w in ws}
-    first: list[tuple[float, str, str, tuple[_W, ...]]] = []
+    first: list[tuple[float, str, str, tuple[PlanWafer, ...]]] = []
     for r in running:
         mine = tuple(index[i] for i in r.wafer_ids if i in index)
         if not mine or r.tool not in kinds:

@@ -22,7 +22,7 @@ from simulators.runner import SimThread
 
 from .flowkit import InProcessRun, assert_world_sound, world_snapshot, write_lot, write_recipe
 
-SCALE = 1000.0
+SCALE = 400.0
 TOLERANCE = 0.05  # see the end of the test
 LINES = {"1-1-1": {"exposure": "exposure", "oven": "oven", "etcher": "etcher"},
          "1-1-2": {"exposure": "exposure", "oven": "oven", "etcher": "etcher",
@@ -55,7 +55,7 @@ def _sequence(decisions: list[Decision]) -> dict[str, list[tuple[str, ...]]]:
     return out
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 @pytest.mark.parametrize("shape", sorted(LINES))
 def test_the_planner_and_the_runner_make_the_same_decisions(tmp_path: Path,
                                                             shape: str) -> None:
@@ -65,7 +65,7 @@ def test_the_planner_and_the_runner_make_the_same_decisions(tmp_path: Path,
         db = tmp_path / "journal.db"
         cfg = tools_config_for(sims.endpoints, SCALE, journal=str(db))
         predicted = plan(lots, cfg.kinds, SequencerConfig.from_tools(cfg))
-        report = InProcessRun(sims, lotfiles, db).report(100)
+        report = InProcessRun(sims, lotfiles, db).report(160)
         world = world_snapshot(sims)
     wafers = [w for lot in lots for w in lot.wafer_ids]
     assert all(r.state == "PROCESSED" for r in report.rows), report.rows
