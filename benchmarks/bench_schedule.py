@@ -41,12 +41,14 @@ RECIPES = Path(__file__).resolve().parent.parent / "configs" / "recipes"
 
 
 # ------------------------------------------------------------ the simulators' process
-def _serve_sims(conn: Connection, time_scale: float, seed: int) -> None:
-    """Child process: run the simulators, send their endpoints, stop on any message."""
+def _serve_sims(conn: Connection, time_scale: float, seed: int,
+                line: dict[str, str] | None = None) -> None:
+    """Child process: run the simulators (one per tool of ``line``, default the classic
+    three), send their endpoints, stop on any message."""
     from simulators.runner import SimStack
 
     async def main() -> None:
-        stack = SimStack(time_scale, seed=seed)
+        stack = SimStack(time_scale, seed=seed, line=line)
         conn.send(await stack.start())
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         await stack.stop()
@@ -57,10 +59,12 @@ def _serve_sims(conn: Connection, time_scale: float, seed: int) -> None:
 class SimProcess:
     """The bundled simulators in their own process (a context manager)."""
 
-    def __init__(self, time_scale: float, seed: int = 7) -> None:
+    def __init__(self, time_scale: float, seed: int = 7,
+                 line: dict[str, str] | None = None) -> None:
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve_sims, args=(child, time_scale, seed), daemon=True)
+        self.proc = ctx.Process(target=_serve_sims, args=(child, time_scale, seed, line),
+                                daemon=True)
 
     def __enter__(self) -> dict[str, dict[str, Any]]:
         self.proc.start()

@@ -26,6 +26,7 @@ import structlog
 from drivers.errors import ToolError
 from sequencer.line.assemble import build_toolset
 from sequencer.line.config import ToolsConfig
+from sequencer.line.eta import LotEtas
 from sequencer.line.handling import SimHandling
 from sequencer.line.operator_moves import OperatorHandling
 from sequencer.line.sim_control import SimControlClient
@@ -62,6 +63,7 @@ class Engine:
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="viaform-engine", daemon=True)
         self._submit_lock: asyncio.Lock | None = None
+        self.etas = LotEtas()  # each unfinished lot's predicted end (the planner's)
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self, timeout_s: float = 30.0) -> None:
@@ -111,7 +113,7 @@ class Engine:
             sched = ServingScheduler(lots, build_toolset(self.cfg), self.handling, journal,
                                      self.clock, config, self._emit)
             sched._load()
-            self.sched = sched
+            self.sched = self.etas.sched = sched
             self._ready.set()
             pollers = [asyncio.create_task(self._poll(t)) for t in sched.ctx.tools]
             try:
@@ -151,6 +153,7 @@ class Engine:
         return lots
 
     def _emit(self, event: Event) -> None:
+        self.etas.request()
         if self.on_event is not None:
             self.on_event(event)
 

@@ -1,10 +1,9 @@
-"""When the batch oven starts a batch, and when the exposure cell may develop another wafer.
+"""The runner's side of the scheduling policy: the line's state for ``policy``, and what
+its answers mean here (the exposure gate's wait, the oven's batch, wafers held late).
 
-The oven is the line's bottleneck. A batch starts when ``batch_size`` developed
-wafers of one cure recipe wait, or when waiting for the next wafer would break the
-oldest one's develop→cure queue time, or when no more can arrive; the exposure
-cell does not develop a wafer the oven could not start curing within its queue
-time. A mixin of :class:`sequencer.runner.scheduler.Scheduler`, whose state it reads.
+The rules themselves are ``sequencer.runner.policy`` (pure functions, one copy, also
+run by the planner). This mixin of :class:`sequencer.runner.scheduler.Scheduler` reads
+the scheduler's wafers and tools into a :class:`policy.LineState` and acts on the answer.
 """
 
 from __future__ import annotations
@@ -14,16 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from sequencer.runner import policy
 from sequencer.runner.steps.cure import develop_cure_breach, expected_cure_s
 from sequencer.states.substrate import Substrate
 
 log = structlog.get_logger("viaform.scheduler")
 
-UNLOAD_ETA_S = 60.0  # a developed wafer still being unloaded is this close (tool s)
-
 
 class BatchPolicy:
-    """The oven's fill decision and the exposure gate (see the module docstring)."""
+    """The policy's state and the oven's and exposure gate's answers (module docstring)."""
 
     # state kept by the Scheduler
     wafers: list[Substrate]
@@ -35,12 +33,13 @@ class BatchPolicy:
     ctx: Any
     clock: Any
     if TYPE_CHECKING:  # and the Scheduler's methods
-        @property
-        def exposure_done(self) -> bool: ...
+        def _exposure_open(self) -> bool: ...
 
         def _may_run(self, w: Substrate) -> bool: ...
 
         def _taken(self, w: Substrate) -> bool: ...
+
+        def _tool_of(self, w: Substrate) -> str: ...
 
         def _hold(self, wafers: Iterable[Substrate], reason: str) -> None: ...
 
@@ -52,75 +51,59 @@ class BatchPolicy:
     def _oven_poll_s(self) -> float:
         return max((self.ctx.tools[t].poll_s for t in self.ctx.of_kind("oven")), default=0.0)
 
-    def _next_cure_start(self) -> float:
-        """When a wafer whose exposure starts now could start its cure (estimate): on the
-        first oven free (that is not down), after a batch that must go first."""
+    def _family(self, w: Substrate) -> str:
+        return str(self.flows[w.lot_id].cure.name)
+
+    def _line_state(self) -> policy.LineState:
+        """The line now, as the policy reads it."""
         cfg, now = self.ctx.config, self.clock.now()
-        dev = now + self._cycle()
-        free = sorted(sum(self.oven_busy[t]) if t in self.oven_busy else now
-                      for t in self.ctx.of_kind("oven") if t not in self.down) or [now]
-        pool = self._waiting_for_cure()
-        if pool:
-            oldest = min(w.data.develop_end or now for w in pool)
-            forced = oldest + cfg.q_develop_cure_s - cfg.margin_s - self._oven_poll_s()
-            # that batch goes before this wafer is developed (half a cycle of hysteresis,
-            # so the oven's own decision, made later, cannot flip the other way)
-            if dev + self._cycle() / 2 >= forced:
-                free[0] = max(free[0], forced) + expected_cure_s(
-                    self.flows[pool[0].lot_id].cure, cfg)
-        return max(min(free), dev)
+        families = {}
+        for flow in {id(f): f for f in self.flows.values()}.values():
+            families[flow.cure.name] = policy.Family(flow.cure.name, int(flow.cure.batch_size),
+                                                     expected_cure_s(flow.cure, cfg))
+        wafers = tuple(policy.Wafer(  # a final wafer is left out: the policy ignores it
+            w.wafer_id, self._family(w), w.data.developed, w.data.cured, w.data.etched,
+            w.data.step, self._tool_of(w) if w.data.step else "", w.data.develop_end,
+            w.data.cure_end, True, self._may_run(w), self._taken(w))
+            for w in self.wafers if not w.final)
+        ovens = tuple(sum(self.oven_busy[t]) if t in self.oven_busy else now
+                      for t in self.ctx.of_kind("oven") if t not in self.down)
+        return policy.LineState(
+            now=now, wafers=wafers, families=families, cycle_s=self._cycle(),
+            q_develop_cure_s=cfg.q_develop_cure_s, margin_s=cfg.margin_s,
+            oven_poll_s=self._oven_poll_s(), oven_free=ovens,
+            exposures_since=tuple(self.expose_t0.values()),
+            exposure_open=self._exposure_open())
+
+    def _by_id(self, ids: Iterable[str]) -> list[Substrate]:
+        index = {w.wafer_id: w for w in self.wafers}
+        return [index[i] for i in ids]
 
     async def _gate(self) -> None:
         """Do not develop a wafer that could not start its cure in time: wait while the
-        oven is expected to be busy past (its develop end + the develop→cure limit)."""
-        cfg = self.ctx.config
+        ovens are expected to be busy past (its develop end + the develop→cure limit)."""
         while True:
-            latest = self.clock.now() + self._cycle() + cfg.q_develop_cure_s - cfg.margin_s
-            early = self._next_cure_start() - latest
-            if early <= 0:
+            wait = policy.exposure_wait(self._line_state())
+            if wait <= 0:
                 return
-            log.info("exposure waits: the oven would break the queue time", wait_s=round(early))
-            await self._idle(self.clock.to_wall(min(early, 600.0)))
+            log.info("exposure waits: the oven would break the queue time", wait_s=round(wait))
+            await self._idle(self.clock.to_wall(wait))
 
     def _waiting_for_cure(self) -> list[Substrate]:
-        return [w for w in self.wafers if not w.final and w.data.developed
-                and not w.data.cured and w.data.step == "" and self._may_run(w)
-                and not self._taken(w)]
-
-    def _can_still_come(self, cure_name: str) -> int:
-        if self.exposure_done:
-            return 0
-        return sum(1 for w in self.wafers if not w.final
-                   and (not w.data.developed or w.data.step == "expose")
-                   and self.flows[w.lot_id].cure.name == cure_name and self._may_run(w))
+        return self._by_id(w.wafer_id for w in policy.waiting_for_cure(self._line_state()))
 
     def _pick_batch(self, oven: str) -> tuple[list[Substrate], Any] | None:
         """The batch the free ``oven`` starts now, or None to wait. Holds wafers past their
-        queue time. Families (cure recipes) never share a batch; the family whose oldest
-        wafer waited longest (the least develop→cure slack) goes first."""
-        cfg = self.ctx.config
-        for w in self._waiting_for_cure():
-            if why := develop_cure_breach(self.ctx, w):
-                self._hold([w], why)
-        groups: dict[str, list[Substrate]] = {}
-        for w in sorted(self._waiting_for_cure(), key=lambda x: x.data.develop_end or 0):
-            groups.setdefault(self.flows[w.lot_id].cure.name, []).append(w)
-        cycle = self._cycle()
-        for name, ws in groups.items():
-            recipe = self.flows[ws[0].lot_id].cure
-            size = int(recipe.batch_size)
-            coming = self._can_still_come(name)
-            if len(ws) >= size or coming == 0:
-                return ws[:size], recipe
-            in_flight = any(w.data.developed and w.data.step == "expose" and not w.final
-                            for w in self.wafers)  # developed, being unloaded
-            now = self.clock.now()
-            # the next wafer's arrival: the first exposure in progress to end
-            fill_eta = now + UNLOAD_ETA_S if in_flight else max(now, min(
-                self.expose_t0.values(), default=now) + cycle)
-            deadline = (ws[0].data.develop_end or 0) + cfg.q_develop_cure_s
-            if fill_eta + cfg.margin_s + self.ctx.tools[oven].poll_s >= deadline:
-                log.info("partial batch: queue-time pressure", recipe=name, wafers=len(ws),
-                         deadline_in_s=round(deadline - self.clock.now()))
-                return ws, recipe
-        return None
+        queue time (with the reason)."""
+        decision = policy.pick_batch(self._line_state(), self.ctx.tools[oven].poll_s)
+        for w in self._by_id(decision.late):
+            self._hold([w], develop_cure_breach(self.ctx, w) or
+                       "held for disposition: develop→cure queue time")
+        batch = decision.batch
+        if batch is None:
+            return None
+        ws = self._by_id(batch.wafer_ids)
+        if batch.partial_for is not None:
+            log.info("partial batch: queue-time pressure", recipe=batch.family, wafers=len(ws),
+                     deadline_in_s=round(batch.partial_for - self.clock.now()))
+        return ws, self.flows[ws[0].lot_id].cure

@@ -32,6 +32,9 @@ class RunReport:
     makespan_wall_s: float
     batches: list[tuple[int | None, list[str]]] = field(default_factory=list)
     recovery: list[str] = field(default_factory=list)
+    #: every step claimed (``policy.Decision``: tool s from the run's start, tool, step,
+    #: wafers), in order: what the planner predicts, to compare
+    decisions: list[Any] = field(default_factory=list)
 
 
 def build_report(wafers: Iterable[Any], jobs: Mapping[str, Any], tools: Mapping[str, Any],

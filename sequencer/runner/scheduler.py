@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -31,6 +32,7 @@ from sequencer.runner.alarms import Alarms, Event, EventSink
 from sequencer.runner.batching import BatchPolicy
 from sequencer.runner.clock import SeqClock
 from sequencer.runner.guarding import StepGuard, Stopping
+from sequencer.runner.policy import Decision
 from sequencer.runner.protocols import MaterialHandling, ToolSet
 from sequencer.runner.recovery import reconcile_at_start
 from sequencer.runner.run_report import RunReport, build_report
@@ -50,6 +52,7 @@ from sequencer.store.journal import Journal
 log = structlog.get_logger("viaform.scheduler")
 
 NOT_STARTED = ("QUEUED", "SETTING_UP", "WAITING_FOR_START")
+STEP_KIND = {"expose": "exposure", "cure": "oven", "etch": "etcher"}  # step → its tools' kind
 __all__ = ["CURRENT_TOOL", "IDLE_WALL_S", "NOT_STARTED", "Busy", "Scheduler", "Stopping",
            "run_lots"]
 
@@ -85,6 +88,7 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
         self.oven_busy: dict[str, tuple[float, float]] = {}  # oven → (since, expected s)
         self.recovery: list[str] = []
         self.busy: dict[str, Busy] = {}  # tool → the job step running on it
+        self.decisions: list[Decision] = []  # every step claimed, in order (the planner's too)
         self.paused: set[str] = set()  # lots paused by request (not by a comms loss)
         self.stopping = False
         self.holds = ToolHolds(self.ctx)
@@ -110,13 +114,20 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
             return None
         return "; ".join(self.down[t] for t in names)
 
-    def _on(self, w: Substrate, tool: str) -> bool:
-        """Is ``w``'s step in progress on ``tool``? (A journal from before tools of a kind
+    def _tool_of(self, w: Substrate) -> str:
+        """The tool ``w``'s step in progress is on. (A journal from before tools of a kind
         could be several names no tool: its step resumes on the first tool of the kind.)"""
-        if w.data.tool:
-            return w.data.tool == tool
-        kind = self.ctx.kind(tool)
-        return self.ctx.of_kind(kind)[:1] == [tool]
+        if w.data.tool or not w.data.step:
+            return w.data.tool
+        return (self.ctx.of_kind(STEP_KIND.get(w.data.step, "")) or [""])[0]
+
+    def _on(self, w: Substrate, tool: str) -> bool:
+        """Is ``w``'s step in progress on ``tool``?"""
+        return bool(w.data.step) and self._tool_of(w) == tool
+
+    def _exposure_open(self) -> bool:
+        """May more wafers still be developed? (Serve mode: not while every cell is taken.)"""
+        return not self.exposure_done
 
     def _taken(self, w: Substrate) -> bool:
         """A step of ``w`` is running, or claimed, on some tool."""
@@ -244,6 +255,8 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
         if any(w.final or self._taken(w) for w in ws):  # another tool of the kind was faster
             return False
         self.busy[tool] = Busy(step, ws)
+        self.decisions.append(Decision(self.clock.now(), tool, step,
+                                       tuple(w.wafer_id for w in ws)))
         return True
 
     def _release(self, tool: str) -> None:
@@ -282,8 +295,10 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
         return self._report(t0, wall0, notes)
 
     def _report(self, t0: float, wall0: float, notes: list[str]) -> RunReport:
-        return build_report(self.wafers, self.jobs, self.ctx.tools, self.batches, notes,
-                            span_s=self.clock.now() - t0, wall_s=self.clock.wall() - wall0)
+        report = build_report(self.wafers, self.jobs, self.ctx.tools, self.batches, notes,
+                              span_s=self.clock.now() - t0, wall_s=self.clock.wall() - wall0)
+        report.decisions = [replace(d, t=d.t - t0) for d in self.decisions]
+        return report
 
 
 async def run_lots(lots: Iterable[Any], tools: ToolSet, handling: MaterialHandling,

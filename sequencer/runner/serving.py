@@ -174,11 +174,11 @@ class ServingScheduler(Disposition, Scheduler):
         for lot_id in dict.fromkeys(w.lot_id for w in step.wafers):
             self._settle(lot_id)
 
-    def _can_still_come(self, cure_name: str) -> int:
-        """None while every exposure cell is taken for engineering."""
+    def _exposure_open(self) -> bool:
+        """Not while every exposure cell is taken for engineering."""
         if all(t in self.taken for t in self.ctx.of_kind("exposure")):
-            return 0
-        return super()._can_still_come(cure_name)
+            return False
+        return super()._exposure_open()
 
     def _on_tool_down(self, tool: str, exc: ToolDown, wafers: Iterable[Substrate]) -> bool:
         live = [w for w in wafers if not w.final]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from sequencer.runner import policy
 from sequencer.runner.alarms import Event
 from sequencer.runner.guarding import Stopping
 from sequencer.runner.steps import StepContext, ToolDown, ToolHeld
@@ -97,6 +98,8 @@ class KindWorkers:
 
         def _waiting_for_cure(self) -> list[Substrate]: ...
 
+        def _line_state(self) -> policy.LineState: ...
+
         def _emit(self, event: Event) -> None: ...
 
     async def _exposure_worker(self, name: str) -> None:
@@ -138,16 +141,11 @@ class KindWorkers:
 
     def _next_exposure(self, name: str) -> Substrate | None:
         """The wafer whose exposure resumes on ``name``, else the next one to expose."""
-        for w in self.wafers:
-            if not w.final and w.data.step == "expose" and self._on(w, name) \
-                    and self._may_run(w):
-                return w
-        for w in self.wafers:
-            if w.final or w.data.developed or w.data.step or self._taken(w):
-                continue
-            if self._may_run(w):
-                return w
-        return None
+        return self._wafer(policy.next_exposure(self._line_state(), name))
+
+    def _wafer(self, wafer_id: str | None) -> Substrate | None:
+        return None if wafer_id is None else next(w for w in self.wafers
+                                                  if w.wafer_id == wafer_id)
 
     async def _oven_worker(self, name: str) -> None:
         CURRENT_TOOL.set(name)
@@ -209,11 +207,7 @@ class KindWorkers:
     def _next_etch(self, name: str | None = None) -> Substrate | None:
         """The wafer whose etch resumes on ``name``, else the next cured one (first out of
         the oven first); ``name`` None: any etcher's."""
-        ready = [w for w in self.wafers if self._may_run(w) and (
-            w.data.step == "etch" and (name is None or self._on(w, name))
-            or w.data.cured and not w.data.etched and not w.data.step and not self._taken(w))]
-        return min(ready, key=lambda x: (x.data.step != "etch", x.data.cure_end or 0),
-                   default=None)
+        return self._wafer(policy.next_etch(self._line_state(), name))
 
     async def _etch_worker(self, name: str) -> None:
         CURRENT_TOOL.set(name)

@@ -32,6 +32,7 @@ from sequencer.faces.http.contract import (
     LotView,
     ManualReply,
     NotFound,
+    PlanView,
     ToolBusy,
     ToolRejected,
     ToolUnreachable,
@@ -277,6 +278,9 @@ class FakeLine(FakeState):
 
     def recipes_dir(self) -> Path:
         return default_recipes_dir()
+
+    def plan(self) -> PlanView:
+        return PlanView()  # the fake has no planner: the empty plan, as before a first one
 
     def health(self) -> HealthView:
         with self._lock:

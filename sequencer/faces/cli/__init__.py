@@ -24,6 +24,7 @@ import sequencer.faces.cli.audit as audit
 import sequencer.faces.cli.daemon as daemon
 import sequencer.faces.cli.gem as gem
 import sequencer.faces.cli.lot as lot
+import sequencer.faces.cli.plan as plan
 import sequencer.faces.cli.recipe as recipe
 import sequencer.faces.cli.run as run
 import sequencer.faces.cli.sim as sim
@@ -46,6 +47,7 @@ app.add_typer(wafer.app, name="wafer")
 app.add_typer(lot.app, name="lot")
 app.add_typer(gem.app, name="gem")
 run.register(app)
+plan.register(app)
 daemon.register(app)
 alarms.register(app)
 audit.register(app)

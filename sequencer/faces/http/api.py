@@ -36,6 +36,7 @@ from sequencer.faces.http.contract import (
     LotSubmitted,
     LotView,
     ManualReply,
+    PlanView,
     ToolView,
     WaferView,
 )
@@ -99,6 +100,11 @@ def api_router(core: DaemonCore, metrics: LineMetrics) -> APIRouter:
     @api.get("/lots", tags=["lots"])
     async def list_lots(_: Operator) -> list[LotView]:
         return line.lots()
+
+    @api.get("/plan", tags=["lots"])
+    async def get_plan(_: Operator) -> PlanView:
+        """The planner's plan from the line's current state (``viaform plan --daemon``)."""
+        return line.plan()
 
     @api.get("/lots/{lot_id}", tags=["lots"])
     async def get_lot(lot_id: str, _: Operator) -> LotView:

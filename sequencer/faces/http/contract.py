@@ -176,6 +176,27 @@ class HealthView(BaseModel):
     lots_active: int
 
 
+class PlanStep(BaseModel):
+    wafer_id: str
+    lot_id: str
+    step: str = Field(description="expose, cure or etch")
+    tool: str
+    start_s: float = Field(description="tool seconds from the plan's start")
+    end_s: float
+
+
+class PlanView(BaseModel):
+    """The planner's plan of the line from its current state (``sequencer.runner.planner``),
+    remade on each state change (debounced); empty before the first."""
+
+    planned_at: float | None = Field(default=None, description="unix time of the plan's start")
+    makespan_s: float = Field(default=0.0, description="tool seconds to the last step's end")
+    lots: dict[str, float] = Field(default_factory=dict,
+                                   description="lot -> tool seconds to its last step's end")
+    utilisation: dict[str, float] = Field(default_factory=dict)
+    steps: list[PlanStep] = Field(default_factory=list)
+
+
 class LineEvent(BaseModel):
     """A state change or alarm, as the engine emits it (``sequencer.runner.alarms.Event`` fits).
 
@@ -270,6 +291,10 @@ class LineControl(Protocol):
     def events(self) -> AsyncIterator[LineEvent]: ...
 
     def health(self) -> HealthView: ...
+
+    def plan(self) -> PlanView:
+        """The planner's last plan of the line from its current state (lots in progress
+        included); each lot's ``eta`` in ``lots()`` comes from it."""
 
     def recipes_dir(self) -> Path:
         """The folder the line finds flows and recipes in by name (a lot's flow when it is

@@ -28,6 +28,7 @@ from sequencer.faces.http.contract import (
     LotView,
     ManualReply,
     NotFound,
+    PlanView,
     ToolBusy,
     ToolView,
     WaferHistoryEntry,
@@ -180,7 +181,8 @@ class EngineLine:
         lot = next(x for x in list(sched.lots) if x.lot_id == lot_id)
         wafers = [self._summary(w) for w in list(sched.wafers) if w.lot_id == lot_id]
         return LotView(lot_id=lot_id, flow=lot.flow.name, state=sched.jobs[lot_id].state,
-                       submitted_at=self._created.get(lot_id, 0.0), wafers=wafers)
+                       submitted_at=self._created.get(lot_id, 0.0), wafers=wafers,
+                       eta=self.engine.etas.etas.get(lot_id))
 
     @staticmethod
     def _summary(w: Substrate) -> WaferSummary:
@@ -393,6 +395,12 @@ class EngineLine:
     def recipes_dir(self) -> Path:
         given = self.engine.recipes_dir
         return Path(given) if given is not None else default_recipes_dir()
+
+    def plan(self) -> PlanView:
+        last = self.engine.etas.last
+        if last is None:
+            return PlanView()
+        return PlanView(planned_at=last.t0 / self.engine.clock.time_scale, **last.to_json())
 
     def health(self) -> HealthView:
         sched = self.engine.sched
