@@ -65,7 +65,8 @@ class BatchPolicy:
         cfg = self.ctx.config
         families = {}
         for flow in {id(f): f for f in self.flows.values()}.values():
-            families[flow.cure.name] = policy.Family(flow.cure.name, int(flow.cure.batch_size),
+            families[flow.cure.name] = policy.Family(flow.cure.name,
+                                                     cfg.batch_size(flow.cure.batch_size),
                                                      expected_cure_s(flow.cure, cfg))
         wafers = tuple(policy.Wafer(  # a final wafer is left out: the policy ignores it
             w.wafer_id, self._family(w), w.data.developed, w.data.cured, w.data.etched,

@@ -128,7 +128,8 @@ class _Line:
             cure = w.flow.cure
             if cure.name not in self.families:
                 self.families[cure.name] = policy.Family(
-                    cure.name, int(cure.batch_size), expected_cure_s(cure, self.config))
+                    cure.name, self.config.batch_size(cure.batch_size),
+                    expected_cure_s(cure, self.config))
 
     def state(self) -> policy.LineState:
         """The line now; a wafer done (or held) is left out: the policy ignores it."""

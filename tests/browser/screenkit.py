@@ -10,7 +10,6 @@ needs; there is no fall-back: a missing browser fails the test, loudly.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -122,10 +121,5 @@ def daemon_on_sims(tmp_path: Path, sims: SimThread, auth: AuthConfig = AUTH,
 
 
 def wait_until(pred: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"not within {timeout_s} s: {what}")
+    """flowkit's ``wait_for`` at a pace that leaves the browser and the daemon the CPU."""
+    return wait_for(pred, timeout_s, what, interval_s=0.02)

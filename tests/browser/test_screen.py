@@ -151,9 +151,17 @@ def test_line_page_shows_the_tools_and_the_lot_live_and_each_page_draws(
         slot = page.locator("#lot-L1 [data-wafer=A01]")
         assert "✓" in slot.inner_text() and "st-ok" in (slot.get_attribute("class") or "")
         assert "3 / 3 wafers done" in page.locator("#lot-L1 .bar").inner_text()
-        assert "ETA —" in page.locator("#lot-L1 .eta").inner_text()
+        eta = d.lot("L1")["eta"]  # the planner's, once it gives one
+        wait_until(lambda: page.locator("#lot-L1 .eta").inner_text() == "ETA " + (
+            "—" if eta is None else time.strftime("%H:%M:%S", time.localtime(eta))), 5.0,
+                   f"the lot's ETA ({eta}) on the page")
         shot(page, "line-done")
 
+        for _ in range(60):  # keyboard reachable: Tab, in page order, gets to the slot
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.dataset.wafer") == "A01":
+                break
+        assert page.evaluate("document.activeElement.dataset.wafer") == "A01"
         slot.click()  # a slot opens its wafer
         page.wait_for_url(d.url + "/ui/wafers/A01")
         truth = d.api().get("/wafers/A01").json()

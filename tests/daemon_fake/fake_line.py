@@ -55,7 +55,7 @@ class FakeLine(FakeState):
     def __init__(self) -> None:
         super().__init__()
         self._constants = {"q_develop_cure_s": 24 * 3600.0, "q_cure_etch_s": 72 * 3600.0,
-                           **{f"poll_s.{t}": 0.5 for t in TOOLS}}
+                           "max_batch": 25.0, **{f"poll_s.{t}": 0.5 for t in TOOLS}}
 
     # --- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,9 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             assert host.request(2, 13, [ecid]) == before
             assert host.request(2, 15, [{"ECID": ecid, "ECV": 7200.0}]) == 0
             assert host.request(2, 13, [ecid]) == [7200.0]
+            # MaxBatchSize caps the cure recipe's 25: GL1's three wafers cure in two batches
+            assert host.request(2, 15, [{"ECID": V["MaxBatchSize"], "ECV": 26}]) == 3
+            assert host.request(2, 15, [{"ECID": V["MaxBatchSize"], "ECV": 2}]) == 0
             audit = httpx.get(f"{d.url}/audit", params={"tool": "gem"}).json()
             assert any(a["command"] == "set EC" and a["args"]["value"] == 7200.0 for a in audit)
             assert any(a["command"] == "set EC refused" for a in audit)
@@ -129,8 +133,12 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
                 assert values[1] == pytest.approx(data["depth_um"])
                 assert values[4] == pytest.approx(data["etch_time_s"])
                 assert values[6] is True and data["open"] is True
-            assert_world_sound(world_snapshot(sims), WAFERS)
+            world = world_snapshot(sims)
+            assert_world_sound(world, WAFERS)
             assert all(scpi(sims, "exposure", f"JOB:COUN? {w}") == "1" for w in WAFERS)
+            batches = [world["wafers"][w]["cure_batches"] for w in WAFERS]  # the oven's own
+            assert all(len(b) == 1 for b in batches), batches
+            assert sorted(Counter(b[0] for b in batches).values()) == [1, 2], batches
             # a latched tool alarm: viaform holds the cell at the next lot, the host hears S5F1
             sims.call(sims.faults["exposure"].inject, "lamp_fail")
             wait_for(lambda: tool_state(sims, "exposure") == "ALARM", 10, "the lamp alarm")

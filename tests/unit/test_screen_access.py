@@ -9,7 +9,14 @@ from starlette.datastructures import Headers
 from starlette.testclient import TestClient
 
 from sequencer.faces.http.app import create_app
-from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE, Principal, Role, parse_env
+from sequencer.faces.http.auth import (
+    CLIENT_HEADER,
+    CLIENT_VALUE,
+    AuthConfig,
+    Principal,
+    Role,
+    parse_env,
+)
 from sequencer.faces.http.gate import Refused, authenticate
 from sequencer.faces.http.sessions import (
     COOKIE,
@@ -122,3 +129,30 @@ def test_back_goes_only_to_a_local_path_and_typed_values() -> None:
         assert safe_next(bad) == "/"
     assert typed("12") == 12 and typed("1.5") == 1.5 and typed(" on ") is True
     assert typed("RET-A") == "RET-A" and typed("nan") == "nan"
+
+
+class _Gem:
+    """A stand-in for the GEM face's status (its E30 control state), nothing else."""
+
+    def __init__(self) -> None:
+        self.state = "ONLINE_REMOTE"
+
+    async def start(self, line: object) -> None: ...
+
+    def observe(self, event: object) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def status(self) -> dict[str, object]:
+        return {"control_state": self.state}
+
+
+def test_the_header_shows_the_e30_control_state_of_a_gem_face() -> None:
+    gem = _Gem()
+    client = TestClient(create_app(FakeLine(), AuthConfig(), AuditLog(":memory:"), faces=[gem]))
+    assert "E30: ONLINE REMOTE" in client.get("/").text
+    gem.state = "EQUIPMENT_OFFLINE"
+    fragment = client.get("/", headers={"X-Viaform-Fragment": "1"}).text
+    assert '<span id="e30">' in fragment and "E30: EQUIPMENT OFFLINE" in fragment
+    plain = TestClient(create_app(FakeLine(), AuthConfig(), AuditLog(":memory:")))
+    assert "E30:" not in plain.get("/").text

@@ -143,6 +143,8 @@ ECS: tuple[Variable, ...] = (
     Variable(104, "OverWriteSpool", EC, "BOOLEAN", "", 0, 1, 0),
     Variable(111, "QueueTimeDevelopToCureS", EC, "F8", "s", 60, 7 * 86400, 24 * 3600),
     Variable(112, "QueueTimeCureToEtchS", EC, "F8", "s", 60, 14 * 86400, 72 * 3600),
+    # caps the cure recipe's batch size (the oven's cassette holds 25)
+    Variable(113, "MaxBatchSize", EC, "U1", "wafers", 1, 25, 25),
 )
 POLL_EC_BASE = 150  # PollPeriodS.<tool>: 150 + the tool's index (up to 50 tools)
 

@@ -100,7 +100,7 @@ def tool_value(line: LineControl, e10: Callable[[str], str], ref: ToolSV) -> obj
 # --- equipment constants ------------------------------------------------------------------
 #: EC name → the line constant it sets (``poll_s.<tool>`` ECs are built per tool)
 LINE_CONSTANTS = {"QueueTimeDevelopToCureS": "q_develop_cure_s",
-                  "QueueTimeCureToEtchS": "q_cure_etch_s"}
+                  "QueueTimeCureToEtchS": "q_cure_etch_s", "MaxBatchSize": "max_batch"}
 EAC_OK, EAC_UNKNOWN, EAC_BUSY, EAC_RANGE = 0, 1, 2, 3
 
 

@@ -98,7 +98,7 @@ def create_app(line: LineControl, auth: AuthConfig, audit: AuditLog, *,
 
     app = FastAPI(title="viaform daemon", version="1", lifespan=lifespan,
                   description=__doc__)
-    screen = mount_screen(app, core)  # the operator's pages, /ui/… and /
+    screen = mount_screen(app, core, faces)  # the operator's pages, /ui/… and /
     faces = [*faces, *screen.faces]  # the pump's closures see this list
     api = api_router(core, metrics)
     kit = RouteKit(require=lambda role: require(core, role), role_of=core.role_of,

@@ -134,13 +134,7 @@ class E10Tracker:
 
 def _int(value: object) -> int:
     """An event's alarm id as an int; -1 for anything else (a bad event never raises)."""
-    if isinstance(value, bool):
-        return -1
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return -1
-    return -1
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isdigit() else -1

@@ -357,7 +357,7 @@ class EngineLine:
     def constants(self) -> dict[str, float]:
         cfg = self._sched().ctx.config
         out = {"q_develop_cure_s": float(cfg.q_develop_cure_s),
-               "q_cure_etch_s": float(cfg.q_cure_etch_s)}
+               "q_cure_etch_s": float(cfg.q_cure_etch_s), "max_batch": float(cfg.max_batch)}
         out.update({f"poll_s.{t}": float(v) for t, v in cfg.poll_s.items()})
         return out
 
@@ -369,6 +369,8 @@ class EngineLine:
             cfg = self._sched().ctx.config
             if name.startswith("poll_s."):
                 cfg.poll_s[name.removeprefix("poll_s.")] = float(value)
+            elif name == "max_batch":
+                cfg.max_batch = int(value)
             else:
                 setattr(cfg, name, float(value))
         await self.engine.call(apply)

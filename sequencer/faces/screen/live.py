@@ -23,7 +23,7 @@ from sequencer.faces.http.contract import LineControl, LineError, LineEvent
 from sequencer.faces.http.core import DaemonCore
 
 log = structlog.get_logger("viaform.screen")
-TICK_S = 2.0
+TICK_S = 5.0
 READINGS = "readings"
 
 
@@ -77,14 +77,18 @@ class ReadingsTicker:
     def observe(self, event: LineEvent) -> None:
         return None
 
+    def readings(self, tool: str) -> dict[str, float]:
+        """The tool's readings now (from memory; empty if the line has none for it)."""
+        try:
+            return self.core.line.tool_readings(tool)
+        except LineError:
+            return {}
+
     def tick(self) -> list[str]:
         """Read every tool's readings; publish those that changed. The tools published."""
         changed = []
         for tool in self.core.line.tools():
-            try:
-                now = self.core.line.tool_readings(tool)
-            except LineError:
-                continue
+            now = self.readings(tool)
             if now != self.last.get(tool):
                 self.last[tool] = now
                 changed.append(tool)

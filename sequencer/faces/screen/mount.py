@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,10 +16,11 @@ from sequencer.faces.screen.shell import Screen
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def mount_screen(app: FastAPI, core: DaemonCore) -> Screen:
+def mount_screen(app: FastAPI, core: DaemonCore, faces: Sequence[object] = ()) -> Screen:
     """Add the screen to ``app``; the returned ``Screen`` has the sessions (for the gate)
-    and the step clock (a face for the event pump)."""
-    screen = Screen(core)
+    and its own faces for the event pump (``screen.faces``). ``faces``: the daemon's other
+    faces (the GEM face's E30 control state goes in the header)."""
+    screen = Screen(core, faces)
     app.include_router(pages_router(screen))
     app.include_router(actions_router(screen))
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="screen-static")

@@ -13,7 +13,8 @@ when the event stream says something changed (``static/screen.js``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -34,9 +35,18 @@ FragmentKey = tuple[str, str, bool]
 MAX_FRAGMENTS = 256
 
 
+@runtime_checkable
+class ControlStateSource(Protocol):
+    """A face that knows the SEMI E30 control state (the GEM face): ``status()`` has
+    ``control_state`` (ONLINE_REMOTE, ONLINE_LOCAL, EQUIPMENT_OFFLINE, …)."""
+
+    def status(self) -> Mapping[str, Any]: ...
+
+
 class Screen:
-    def __init__(self, core: DaemonCore) -> None:
+    def __init__(self, core: DaemonCore, faces: Sequence[object] = ()) -> None:
         self.core = core
+        self.control = next((f for f in faces if isinstance(f, ControlStateSource)), None)
         self.sessions = SessionStore()
         self.plots = Plots(core.journal)
         self.steps = StepClock()
@@ -76,7 +86,18 @@ class Screen:
                 "held": [t for t in tools if t.held], "tools": tools, "now": now,
                 "csrf": v.session.csrf, "flash": v.session.flash[:],
                 "step_since": dict(self.steps.started),
-                "readings": {t.tool: self.ticker.last.get(t.tool, {}) for t in tools}}
+                "readings": {t.tool: self.ticker.readings(t.tool) for t in tools},
+                "control_state": self.control_state()}
+
+    def control_state(self) -> str | None:
+        """The E30 control state in words for the header; None without a GEM face."""
+        if self.control is None:
+            return None
+        try:
+            state = self.control.status().get("control_state")
+        except Exception:  # not started, or stopping: the header says so, the page renders
+            return "unknown"
+        return str(state).replace("_", " ") if state else "unknown"
 
     def render(self, request: Request, v: Viewer, name: str, status: int = 200,
                **ctx: Any) -> Response:
@@ -88,7 +109,9 @@ class Screen:
             banner = self.env.get_template("_banner.html").render(context)
             live = "".join(template.blocks["live"](template.new_context(context))) \
                 if "live" in template.blocks else ""
-            html = f'<div id="banner">{banner}</div><div id="live">{live}</div>'
+            e30 = self.env.get_template("_e30.html").render(context)
+            html = (f'<span id="e30">{e30}</span><div id="banner">{banner}</div>'
+                    f'<div id="live">{live}</div>')
             if status == 200:
                 if len(self._fragments) >= MAX_FRAGMENTS:
                     self._fragments.clear()

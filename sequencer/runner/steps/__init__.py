@@ -119,6 +119,9 @@ class SequencerConfig:
     oven_tau_s: float = 900.0  # chamber time constant (PROCESS.md, est.)
     ambient_c: float = 25.0
     band_c: float = 3.0  # "at temperature" = within ±3 °C of the final target
+    #: the most wafers a batch takes, whatever its cure recipe says (the oven's cassette
+    #: holds 25): lowered live (GEM EC MaxBatchSize) to cure smaller batches
+    max_batch: int = 25
 
     #: wall seconds every wait allows on top of its tool-time limit: at high time
     #: scales a few ms of host jitter are minutes of tool time, and must never be
@@ -127,6 +130,10 @@ class SequencerConfig:
 
     def limit(self, expected_s: float) -> float:
         return expected_s * self.limit_factor + self.margin_s
+
+    def batch_size(self, recipe_batch_size: int) -> int:
+        """A batch's size: the cure recipe's, capped by ``max_batch``."""
+        return max(1, min(int(recipe_batch_size), int(self.max_batch)))
 
     @classmethod
     def from_tools(cls, tools: Any, **overrides: Any) -> SequencerConfig:

@@ -1,7 +1,7 @@
 // viaform operator's screen: live updates from the daemon's /events stream (no polling).
 // On an event, the page's live parts (#banner, #live) are fetched again as a fragment
 // (header X-Viaform-Fragment) and swapped in: at most one fetch in flight, at most one
-// a second (a lot's events come in bursts; the screen is for people, not a log), except
+// every 2 s (a lot's events come in bursts; the screen is for people, not a log), except
 // that an alarm is fetched at once. The stream
 // reconnects by itself after a daemon restart; the page then refreshes once.
 (function () {
@@ -10,7 +10,7 @@
   var link = document.getElementById("link");
   var source = null, timer = null, busy = false, again = false, down = false;
   var retryMs = 1000, last = 0;
-  var SETTLE_MS = 150, EVERY_MS = 1000;
+  var SETTLE_MS = 150, EVERY_MS = 2000;
 
   function show(text, ok) {
     if (!link) return;
@@ -44,7 +44,7 @@
     var tpl = document.createElement("template");
     tpl.innerHTML = html;
     var focused = document.activeElement && document.activeElement.id;
-    ["banner", "live"].forEach(function (id) {
+    ["e30", "banner", "live"].forEach(function (id) {
       var fresh = tpl.content.getElementById(id), cur = document.getElementById(id);
       if (fresh && cur && !cur.isEqualNode(fresh)) patch(cur, fresh, 0);
     });
@@ -82,6 +82,16 @@
     if (!timer) timer = setTimeout(refresh, wait);
   }
 
+  // every event, also as a DOM event "viaform-event" on the document (its detail is the
+  // event's data), for whatever else on the page wants it (bench_screen times delivery)
+  function onEvent(event) {
+    schedule(event);
+    try {
+      document.dispatchEvent(new CustomEvent("viaform-event",
+        {detail: {kind: event.type, data: JSON.parse(event.data)}}));
+    } catch (e) { /* not JSON: nothing to tell */ }
+  }
+
   function connect() {
     var url = "/events?kinds=" + encodeURIComponent(kinds.join(","));
     source = new EventSource(url, {withCredentials: true});
@@ -90,7 +100,7 @@
       retryMs = 1000;
       if (down) { down = false; schedule(); }
     });
-    kinds.forEach(function (k) { source.addEventListener(k, schedule); });
+    kinds.forEach(function (k) { source.addEventListener(k, onEvent); });
     source.addEventListener("overflow", schedule);
     source.onerror = function () {
       show("reconnecting…", false);
