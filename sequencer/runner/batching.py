@@ -32,8 +32,6 @@ class BatchPolicy:
     down: dict[str, str]
     ctx: Any
     clock: Any
-    #: (ctx.version, wafers, families) of the last policy views built
-    _views_cache: tuple[int, tuple[policy.Wafer, ...], dict[str, policy.Family]] | None = None
     if TYPE_CHECKING:  # and the Scheduler's methods
         def _exposure_open(self) -> bool: ...
 
@@ -56,13 +54,9 @@ class BatchPolicy:
     def _family(self, w: Substrate) -> str:
         return str(self.flows[w.lot_id].cure.name)
 
-    def _views(self) -> tuple[tuple[policy.Wafer, ...], dict[str, policy.Family]]:
-        """The wafers and families as the policy reads them, rebuilt only when a wafer,
-        a job or a claim changed since the last time (``ctx.version``)."""
-        cached = self._views_cache
-        if cached is not None and cached[0] == self.ctx.version:
-            return cached[1], cached[2]
-        cfg = self.ctx.config
+    def _line_state(self) -> policy.LineState:
+        """The line now, as the policy reads it."""
+        cfg, now = self.ctx.config, self.clock.now()
         families = {}
         for flow in {id(f): f for f in self.flows.values()}.values():
             families[flow.cure.name] = policy.Family(flow.cure.name,
@@ -73,13 +67,6 @@ class BatchPolicy:
             w.data.step, self._tool_of(w) if w.data.step else "", w.data.develop_end,
             w.data.cure_end, True, self._may_run(w), self._taken(w))
             for w in self.wafers if not w.final)
-        self._views_cache = (self.ctx.version, wafers, families)
-        return wafers, families
-
-    def _line_state(self) -> policy.LineState:
-        """The line now, as the policy reads it."""
-        cfg, now = self.ctx.config, self.clock.now()
-        wafers, families = self._views()
         ovens = tuple(sum(self.oven_busy[t]) if t in self.oven_busy else now
                       for t in self.ctx.of_kind("oven") if t not in self.down)
         return policy.LineState(

@@ -164,7 +164,6 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
                 log.exception("event callback failed")
 
     def _wafer_changed(self, w: Substrate, src: str, dst: str, reason: str) -> None:
-        self.ctx.version += 1
         self.ctx.journal.wafer_transition(w.wafer_id, src, dst, reason, w.data_dict())
         log.info("wafer state", lot_id=w.lot_id, wafer_id=w.wafer_id, src=src, dst=dst,
                  reason=reason)
@@ -176,7 +175,6 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
             self._finish(job)
 
     def _job_changed(self, job: ProcessJob, src: str, dst: str) -> None:
-        self.ctx.version += 1  # a paused or aborting lot's wafers may not start a step
         self.ctx.journal.set_lot_state(job.lot_id, src, dst)
         log.info("job state", lot_id=job.lot_id, src=src, dst=dst)
         self._emit(Event("job", self.clock.now(), lot_id=job.lot_id,
@@ -218,7 +216,6 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
             w = Substrate(wid, lot.lot_id, slot, listener=self._wafer_changed)
             w.restore(state, data)
             self.wafers.append(w)
-        self.ctx.version += 1
 
     # ---- workers ------------------------------------------------------------------
     def _hold(self, wafers: Iterable[Substrate], reason: str) -> None:
@@ -258,14 +255,12 @@ class Scheduler(StepGuard, BatchPolicy, KindWorkers):
         if any(w.final or self._taken(w) for w in ws):  # another tool of the kind was faster
             return False
         self.busy[tool] = Busy(step, ws)
-        self.ctx.version += 1
         self.decisions.append(Decision(self.clock.now(), tool, step,
                                        tuple(w.wafer_id for w in ws)))
         return True
 
     def _release(self, tool: str) -> None:
         step = self.busy.pop(tool, None)
-        self.ctx.version += 1
         self.changed.set()
         if step is not None:
             self._after_step(tool, step)

@@ -182,7 +182,6 @@ class KindWorkers:
                 groups.setdefault(w.data.cure_batch, []).append(w)
         for ws in groups.values():
             self.busy[name] = Busy("cure", tuple(ws))
-            self.ctx.version += 1
             await self._cure(name, ws, self.flows[ws[0].lot_id].cure)
 
     async def _cure(self, name: str, ws: list[Substrate], recipe: Any) -> None:

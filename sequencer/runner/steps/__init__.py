@@ -301,9 +301,6 @@ class StepContext:
     emit: EventSink
     tools: dict[str, ToolHandle[Any]] = field(default_factory=dict)
     make_program: Any = None
-    #: bumped at every change of a wafer's journaled data (and by the scheduler at every
-    #: state change and claim): the scheduler's policy state is rebuilt only when it moved
-    version: int = 0
 
     # a tool's handle by name, typed by its kind's Protocol (``tools`` holds them all)
     def exposure(self, name: str = "exposure") -> ToolHandle[ExposureProto]:
@@ -325,7 +322,6 @@ class StepContext:
         return h.kind if h is not None else tool
 
     def save(self, w: Substrate) -> None:
-        self.version += 1
         self.journal.save_wafer(w.wafer_id, w.state, w.data_dict())
 
     def mark(self, wafers: Iterable[Substrate], phase: str) -> None:
