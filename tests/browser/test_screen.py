@@ -81,6 +81,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 def login(page: Page, d: Daemon, role: str) -> None:
     page.goto(d.url + "/")
     assert "/ui/login" in page.url, "a daemon with tokens must ask for the token"
+    shot(page, "login")
     page.fill("#token", TOKENS[role])
     page.click("#login")
     page.wait_for_url(d.url + "/")
