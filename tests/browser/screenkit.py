@@ -20,11 +20,14 @@ import httpx
 from playwright.sync_api import Browser, Playwright
 from sse_starlette.sse import AppStatus
 
+from sequencer.faces.gem.config import bind_listen
+from sequencer.faces.gem.face import GemFace
 from sequencer.faces.http.app import create_app
 from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE, AuthConfig, parse_env
 from sequencer.faces.http.engine_line import EngineLine
 from sequencer.faces.http.server import bind_socket, make_server
 from sequencer.line.simhost import tools_config_for
+from sequencer.line.tools_schema import Gem
 from sequencer.store.audit import AuditLog
 from simulators.runner import SimThread
 from tests.hil.flowkit import wait_for
@@ -105,16 +108,21 @@ def serving(app: Any, port: int) -> Iterator[str]:
 
 @contextmanager
 def daemon_on_sims(tmp_path: Path, sims: SimThread, auth: AuthConfig = AUTH,
-                   port: int = 0) -> Iterator[Daemon]:
-    """The daemon on ``sims``, journal ``tmp_path/journal.db`` (kept across restarts)."""
+                   port: int = 0, gem: bool = False) -> Iterator[Daemon]:
+    """The daemon on ``sims``, journal ``tmp_path/journal.db`` (kept across restarts);
+    ``gem``: with the real SECS/GEM face (HSMS on a free port, ONLINE REMOTE)."""
     recipes = quick_flow(tmp_path)
     db = tmp_path / "journal.db"
     cfg = tools_config_for(sims.endpoints, sims.clock.time_scale, journal=str(db))
     line = EngineLine(cfg, db, recipes_dir=recipes, status_poll_wall_s=0.05)
     audit = AuditLog(db)
+    faces: list[Any] = []
+    if gem:
+        settings = Gem(enabled=True, port=0, initial_control_state="ONLINE_REMOTE")
+        faces.append(GemFace(settings, bind_listen(settings), db, audit, recipes))
     try:
-        with serving(create_app(line, auth, audit, recipes_dir=recipes, journal=db),
-                     port) as url:
+        with serving(create_app(line, auth, audit, recipes_dir=recipes, journal=db,
+                                faces=faces), port) as url:
             yield Daemon(url, int(url.rsplit(":", 1)[1]), sims, db, line, recipes)
     finally:
         audit.close()

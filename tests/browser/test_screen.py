@@ -81,6 +81,7 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
 def login(page: Page, d: Daemon, role: str) -> None:
     page.goto(d.url + "/")
     assert "/ui/login" in page.url, "a daemon with tokens must ask for the token"
+    shot(page, "login")
     page.fill("#token", TOKENS[role])
     page.click("#login")
     page.wait_for_url(d.url + "/")
@@ -417,3 +418,31 @@ def test_an_open_daemon_needs_no_login_and_the_page_comes_back_after_a_restart(
         page.wait_for_selector("#lot-LR2 [data-state=PROCESSED]", timeout=20000)
         assert page.evaluate("window.__marker") == "no reload"
         assert page.locator("#lot-LR1").count() == 1, "the first lot, from the journal"
+
+
+def test_a_technician_switches_the_gem_control_state_from_the_header(
+        sims: SimThread, tmp_path: Path, context: BrowserContext) -> None:
+    """The real GEM face: its E30 state in the header, switched by a technician on the
+    page (what the face itself then reports, and the audit), never by an operator."""
+    console = Console()
+    with daemon_on_sims(tmp_path, sims, gem=True) as d:
+        page = console.watch(context.new_page())
+        login(page, d, "operator")
+        assert "E30: ONLINE REMOTE" in page.locator("#e30").inner_text()
+        assert page.locator("#e30-local").count() == 0, "an operator gets no switch"
+        page.click("form[action='/ui/logout'] button")
+        page.wait_for_url("**/ui/login**")
+        login(page, d, "technician")
+        page.click("#e30-local")
+        wait_until(lambda: "ONLINE LOCAL" in page.locator("#e30").inner_text(), 10.0,
+                   "the header showing ONLINE LOCAL")
+        with d.api() as c:
+            assert c.get("/gem").json()["control_state"] == "ONLINE_LOCAL"  # the face's own
+            audit = [(e["tool"], e["command"], e["outcome"], e["who"])
+                     for e in c.get("/audit", params={"tool": "gem"}).json()]
+        assert ("gem", "local", "ok", "tech") in audit
+        shot(page, "e30-local")
+        page.click("#e30-remote")
+        wait_until(lambda: "ONLINE REMOTE" in page.locator("#e30").inner_text(), 10.0,
+                   "the header back to ONLINE REMOTE")
+    assert console.errors == [], console.errors

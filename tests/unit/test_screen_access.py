@@ -156,3 +156,50 @@ def test_the_header_shows_the_e30_control_state_of_a_gem_face() -> None:
     assert '<span id="e30">' in fragment and "E30: EQUIPMENT OFFLINE" in fragment
     plain = TestClient(create_app(FakeLine(), AuthConfig(), AuditLog(":memory:")))
     assert "E30:" not in plain.get("/").text
+
+
+class _SwitchedGem(_Gem):
+    """The GEM face's status and its audited switch (the real one: tests/browser)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.switched: list[tuple[str, str, str]] = []
+
+    async def switch(self, action: str, who: str, role: str) -> str:
+        if action == "online" and self.state.startswith("ONLINE"):
+            raise ValueError("already online")
+        self.switched.append((action, who, role))
+        self.state = {"local": "ONLINE_LOCAL", "remote": "ONLINE_REMOTE",
+                      "offline": "EQUIPMENT_OFFLINE", "online": "ONLINE_REMOTE"}[action]
+        return self.state
+
+
+def _csrf_of(page: str) -> str:
+    marker = 'name="csrf" value="'
+    return page.split(marker, 1)[1].split('"', 1)[0]
+
+
+def test_a_technician_switches_the_e30_control_state_from_the_header() -> None:
+    gem = _SwitchedGem()
+    client = TestClient(create_app(FakeLine(), AUTH, AuditLog(":memory:"), faces=[gem]))
+    _logged_in(client, "operator")
+    page = client.get("/").text
+    assert "E30: ONLINE REMOTE" in page and 'action="/ui/gem/local"' not in page
+    r = client.post("/ui/gem/local", data={"csrf": _csrf_of(page)},
+                    headers={"Origin": ORIGIN})
+    assert r.status_code == 403 and gem.switched == []  # an operator may not switch
+    _logged_in(client, "technician")
+    page = client.get("/").text
+    assert 'action="/ui/gem/local"' in page
+    r = client.post("/ui/gem/local", data={"csrf": "guessed"}, headers={"Origin": ORIGIN})
+    assert r.status_code == 403 and gem.switched == []  # no CSRF token, no switch
+    r = client.post("/ui/gem/local", data={"csrf": _csrf_of(page)},
+                    headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and gem.switched == []  # another origin, no switch
+    r = client.post("/ui/gem/local", data={"csrf": _csrf_of(page), "next": "/"},
+                    headers={"Origin": ORIGIN}, follow_redirects=True)
+    assert gem.switched == [("local", "tech", "technician")]
+    assert "E30: ONLINE LOCAL" in r.text
+    r = client.post("/ui/gem/online", data={"csrf": _csrf_of(r.text), "next": "/"},
+                    headers={"Origin": ORIGIN}, follow_redirects=True)
+    assert "already online" in r.text and len(gem.switched) == 1  # refused, said why

@@ -210,6 +210,20 @@ class GemFace:
         worker thread: going online asks the host S1F1 and waits for it (up to T3)."""
         return await asyncio.to_thread(self._handler().operator, action)
 
+    async def switch(self, action: str, who: str, role: str) -> str:
+        """The operator's E30 switch (``viaform gem …``, ``POST /gem/{action}``, the
+        screen's header): audited (tool ``gem``) with the state before, refusals too;
+        the new control state, or ``ValueError`` saying why it does not apply now."""
+        before = self.status()["control_state"]
+        entry = self.audit_log.begin(who, role, "gem", action, {"from": before})
+        try:
+            state = await self.operate(action)
+        except ValueError as exc:
+            self.audit_log.finish(entry, "refused", str(exc))
+            raise
+        self.audit_log.finish(entry, "ok", state)
+        return state
+
     def status(self) -> dict[str, Any]:
         h, box = self._handler(), self._box()
         conn = h.protocol._connection  # our PassiveServer (hsms_server.py)

@@ -78,15 +78,10 @@ def gem_routes(face: "GemFace", kit: RouteKit) -> APIRouter:
     async def gem_control(action: Literal["online", "offline", "local", "remote"],
                           who: Technician) -> GemStatus:
         """The operator's E30 switches; audited (tool ``gem``)."""
-        before = face.status()["control_state"]
-        entry = face.audit_log.begin(who.name, kit.role_of(who), "gem", action,
-                                     {"from": before})
         try:
-            state = await face.operate(action)
+            await face.switch(action, who.name, kit.role_of(who))
         except ValueError as exc:
-            face.audit_log.finish(entry, "refused", str(exc))
             raise Conflict(str(exc)) from None
-        face.audit_log.finish(entry, "ok", state)
         return GemStatus(**face.status())
 
     return router

@@ -39,6 +39,8 @@ from sequencer.faces.screen.settings import typed
 from sequencer.faces.screen.shell import Screen
 
 log = structlog.get_logger("viaform.screen")
+#: the operator's E30 switches, as ``viaform gem …`` names them
+E30_SWITCHES = ("online", "offline", "local", "remote")
 Act = Callable[[Viewer, dict[str, str]], Awaitable[str]]
 
 
@@ -111,6 +113,22 @@ def actions_router(screen: Screen) -> APIRouter:
             return f"{tool} {name} set to {value!r}" + (f": {reply.reply}"
                                                         if reply.reply else "")
         return await change(request, Role.TECHNICIAN, act, f"/ui/tools/{tool}")
+
+    @ui.post("/ui/gem/{action}")
+    async def gem_switch(request: Request, action: str) -> Response:
+        async def act(v: Viewer, _: dict[str, str]) -> str:
+            if screen.switch is None:
+                raise LineError("no SECS/GEM interface runs in this daemon (gem.enabled)")
+            if action not in E30_SWITCHES:
+                raise LineError(f"unknown E30 switch {action!r} (one of "
+                                f"{', '.join(E30_SWITCHES)})")
+            try:
+                state = await screen.switch.switch(action, v.principal.name,
+                                                   core.role_of(v.principal))
+            except ValueError as exc:
+                raise LineError(str(exc)) from None
+            return f"E30 control state: {state.replace('_', ' ')}"
+        return await change(request, Role.TECHNICIAN, act, "/")
 
     @ui.post("/ui/login")
     async def login(request: Request) -> Response:

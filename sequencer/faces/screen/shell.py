@@ -43,10 +43,19 @@ class ControlStateSource(Protocol):
     def status(self) -> Mapping[str, Any]: ...
 
 
+@runtime_checkable
+class ControlSwitch(Protocol):
+    """A face whose E30 control state the operator switches (the GEM face): audited,
+    ``ValueError`` when the switch does not apply now."""
+
+    async def switch(self, action: str, who: str, role: str) -> str: ...
+
+
 class Screen:
     def __init__(self, core: DaemonCore, faces: Sequence[object] = ()) -> None:
         self.core = core
         self.control = next((f for f in faces if isinstance(f, ControlStateSource)), None)
+        self.switch = self.control if isinstance(self.control, ControlSwitch) else None
         self.sessions = SessionStore()
         self.plots = Plots(core.journal)
         self.steps = StepClock()
@@ -87,7 +96,8 @@ class Screen:
                 "csrf": v.session.csrf, "flash": v.session.flash[:],
                 "step_since": dict(self.steps.started),
                 "readings": {t.tool: self.ticker.readings(t.tool) for t in tools},
-                "control_state": self.control_state()}
+                "control_state": self.control_state(),
+                "can_switch": self.switch is not None and v.may(Role.TECHNICIAN, core.auth)}
 
     def control_state(self) -> str | None:
         """The E30 control state in words for the header; None without a GEM face."""
