@@ -359,6 +359,10 @@ def test_a_technician_takes_gives_and_sets_and_a_change_is_refused_while_a_step_
                    "the oven card showing the chamber above 100 °C while it cures")
         assert oven_reading(sims)["chamber_c"] >= 80.0, "the simulated chamber is hot too"
         assert page.locator("#tool-oven [data-reading=o2_ppm]").count() == 1
+        # the cure's own estimate, counted down in wall time (1.7 h of tool time at 1000×)
+        left = page.locator("#tool-oven [data-field=time-left]")
+        wait_until(lambda: left.count(), 20.0, "the oven card's time left")
+        assert left.inner_text().endswith(" s") and int(left.inner_text().split()[0]) <= 10
         shot(page, "line-curing")
         page.goto(d.url + "/ui/tools/oven")
         message = set_on_page(page, "unload_temp", "140")

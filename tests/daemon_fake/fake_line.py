@@ -279,6 +279,9 @@ class FakeLine(FakeState):
     def recipes_dir(self) -> Path:
         return default_recipes_dir()
 
+    def time_scale(self) -> float:
+        return 1.0
+
     def plan(self) -> PlanView:
         return PlanView()  # the fake has no planner: the empty plan, as before a first one
 

@@ -203,3 +203,25 @@ def test_a_technician_switches_the_e30_control_state_from_the_header() -> None:
     r = client.post("/ui/gem/online", data={"csrf": _csrf_of(r.text), "next": "/"},
                     headers={"Origin": ORIGIN}, follow_redirects=True)
     assert "already online" in r.text and len(gem.switched) == 1  # refused, said why
+
+
+def test_a_cards_time_left_is_the_steps_own_estimate_counted_down_in_wall_time() -> None:
+    import asyncio
+
+    from sequencer.faces.http.contract import LineEvent
+    from sequencer.faces.screen.live import StepClock
+
+    class Line:
+        def time_scale(self) -> float:
+            return 100.0  # tool seconds per wall second
+
+    steps = StepClock()
+    asyncio.run(steps.start(Line()))  # type: ignore[arg-type]
+    steps.observe(LineEvent(kind="step_start", t=10.0, tool="oven", wafer_id="W1"))
+    assert steps.time_left("oven", 10.0) is None  # no estimate yet: the card says —
+    steps.observe(LineEvent(kind="reading", t=11.0, tool="oven",
+                            data={"elapsed_s": 100.0, "expected_s": 3100.0}))
+    assert steps.time_left("oven", 11.0) == 30.0  # 3000 tool s at 100×
+    assert steps.time_left("oven", 26.0) == 15.0 and steps.time_left("oven", 99.0) == 0.0
+    steps.observe(LineEvent(kind="step_end", t=40.0, tool="oven", wafer_id="W1"))
+    assert steps.time_left("oven", 40.0) is None

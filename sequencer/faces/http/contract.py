@@ -300,6 +300,10 @@ class LineControl(Protocol):
         """The folder the line finds flows and recipes in by name (a lot's flow when it is
         submitted, and again when a restart resumes it): the GEM face's process programs."""
 
+    def time_scale(self) -> float:
+        """Tool seconds per wall second (1 with real tools): events carry unix time, a
+        step's own figures (``reading`` events' ``elapsed_s``/``expected_s``) tool seconds."""
+
     # --- what the GEM face reads and changes (sequencer/faces/gem) ---------------------
     def constants(self) -> dict[str, float]:
         """The scheduling constants a host may change live (its equipment constants):

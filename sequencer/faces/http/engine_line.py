@@ -394,6 +394,9 @@ class EngineLine:
                 out[name] = float(value)
         return out
 
+    def time_scale(self) -> float:
+        return float(self.scale)
+
     def recipes_dir(self) -> Path:
         given = self.engine.recipes_dir
         return Path(given) if given is not None else default_recipes_dir()

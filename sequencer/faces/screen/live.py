@@ -36,15 +36,31 @@ class StepClock:
     started: dict[str, float] = field(default_factory=dict)
     running: dict[str, set[str]] = field(default_factory=dict)
     generation: int = 0
+    #: tool → (unix time of the step's last reading, tool seconds it said were left)
+    left: dict[str, tuple[float, float]] = field(default_factory=dict)
+    scale: float = 1.0
 
     async def start(self, line: LineControl) -> None:
-        return None
+        self.scale = line.time_scale()
+
+    def time_left(self, tool: str, now: float) -> float | None:
+        """Wall seconds the running step on ``tool`` still needs, by its own last estimate
+        (a ``reading`` event's expected − elapsed), counted down since; None without one."""
+        if tool not in self.started or tool not in self.left:
+            return None
+        at, tool_s = self.left[tool]
+        return max(0.0, tool_s / self.scale - (now - at))
 
     async def stop(self) -> None:
         return None
 
     def observe(self, event: LineEvent) -> None:
         self.generation += 1
+        if event.kind == "reading" and event.tool is not None:
+            expected, elapsed = event.data.get("expected_s"), event.data.get("elapsed_s")
+            if isinstance(expected, int | float) and isinstance(elapsed, int | float):
+                self.left[event.tool] = (event.t, max(0.0, float(expected) - float(elapsed)))
+            return
         if event.tool is None or event.kind not in ("step_start", "step_end"):
             return
         wafers = self.running.setdefault(event.tool, set())
@@ -56,6 +72,7 @@ class StepClock:
             wafers.discard(event.wafer_id or "")
             if not wafers:
                 self.started.pop(event.tool, None)
+                self.left.pop(event.tool, None)
 
 
 class ReadingsTicker:
