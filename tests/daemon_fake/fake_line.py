@@ -23,8 +23,8 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sequencer.faces.http.commands import COMMANDS, changes_tool
 from sequencer.faces.http.contract import (
-    COMMANDS,
     AlarmView,
     Conflict,
     HealthView,
@@ -41,7 +41,6 @@ from sequencer.faces.http.contract import (
     WaferResults,
     WaferSummary,
     WaferView,
-    changes_tool,
 )
 from sequencer.process.recipe_check import default_recipes_dir
 from sequencer.process.recipes import Lot

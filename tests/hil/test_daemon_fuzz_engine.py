@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from drivers.etcher import PlasmaEtcher
 from drivers.exposure import ExposureTool
 from sequencer.faces.http.app import create_app
-from sequencer.faces.http.contract import COMMANDS, EVERY_TOOL
+from sequencer.faces.http.commands import COMMANDS, EVERY_TOOL
 from sequencer.faces.http.engine_line import EngineLine
 from sequencer.line.config import TOOLS
 from sequencer.line.simhost import tools_config_for

@@ -8,7 +8,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-from sequencer.faces.http.contract import COMMANDS, HealthView
+from sequencer.faces.http.commands import COMMANDS
+from sequencer.faces.http.contract import (
+    HealthView,
+)
 from sequencer.faces.http.errors import ErrorBody
 from sequencer.process.lots import ID_RE, MAX_SLOTS
 

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import structlog
 
 from sequencer.faces.http.auth import AuthConfig, Principal, Role
+from sequencer.faces.http.commands import changes_tool, check_command
 from sequencer.faces.http.contract import (
     AlarmView,
     LineControl,
@@ -33,8 +34,6 @@ from sequencer.faces.http.contract import (
     ToolRejected,
     ToolView,
     WaferView,
-    changes_tool,
-    check_command,
 )
 from sequencer.faces.http.e10 import E10Tracker
 from sequencer.faces.http.errors import HttpError, Problem

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sequencer.faces.http.commands import changes_tool
 from sequencer.faces.http.contract import (
     AlarmView,
     Conflict,
@@ -35,7 +36,6 @@ from sequencer.faces.http.contract import (
     WaferResults,
     WaferSummary,
     WaferView,
-    changes_tool,
 )
 from sequencer.faces.http.manual import run_manual
 from sequencer.line.config import ToolsConfig

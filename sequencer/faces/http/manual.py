@@ -13,8 +13,8 @@ from typing import Any
 
 from drivers.errors import CommsError, ToolError, ValidationError
 from drivers.errors import ToolRejected as DriverRejected
+from sequencer.faces.http.commands import COMMANDS
 from sequencer.faces.http.contract import (
-    COMMANDS,
     Conflict,
     LineError,
     ToolRejected,
