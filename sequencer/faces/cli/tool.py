@@ -47,6 +47,7 @@ from structlog.typing import EventDict
 
 from drivers.errors import CommsError, ToolError, ToolRejected, ValidationError
 from sequencer.faces.cli.client import Client, DaemonOpt, call, connect
+from sequencer.faces.cli.tool_daemon import daemon_command, daemon_simple
 from sequencer.faces.cli.tool_render import compact_names, fmt, print_table
 from sequencer.line.config import SCPI_KINDS, TOOLS, ConfigError, load_tools
 from sequencer.line.ownership import ClaimError, LineOwned, manual_claim
@@ -60,9 +61,6 @@ DRIVERS: dict[str, tuple[str, str]] = {
 }
 ACTIONS = ("status", "idn", "errors", "alarms", "clear-alarms", "reset", "set", "get", "raw",
            "take", "give", "e10")
-#: CLI action → the daemon's manual command (docs/daemon.md)
-DAEMON_COMMANDS = {"idn": "idn", "errors": "errors", "alarms": "alarms",
-                   "clear-alarms": "clear_alarms", "reset": "reset"}
 
 #: the simple actions that change the tool (``errors`` drains its queue); with set and raw
 CHANGES = ("errors", "clear-alarms", "reset")
@@ -262,21 +260,6 @@ def via_daemon(config: Path | None, *, required: bool = False) -> Client | None:
     return connect(_daemon["flag"], config, required=required)
 
 
-def daemon_command(client: Client, tool: str, command: str, **args: Any) -> Any:
-    """One manual command through the daemon; its reply."""
-    reply = call(client, "POST", f"/tools/{tool}/commands", {"command": command, "args": args})
-    return reply["reply"]
-
-
-def _print_daemon_status(client: Client, tool: str) -> None:
-    view = call(client, "GET", f"/tools/{tool}")
-    e10 = view.pop("e10", None) or {}
-    view["e10"] = e10.get("state")
-    print_table(f"{tool} in the daemon", view)
-    if view.get("connected"):
-        print_table(f"{tool} status", daemon_command(client, tool, "status"))
-
-
 # ------------------------------------------------------------------ commands
 def _kind_of(tool: str, config: Path | None) -> str:
     try:
@@ -295,7 +278,7 @@ def _register(tool: str) -> typer.Typer:
         def _cmd(config: ConfigOpt = None) -> None:
             client = via_daemon(config)
             if client is not None:
-                _daemon_simple(client, tool, action)
+                daemon_simple(client, tool, action)
                 return
             driver = build(tool, config)
             with _held(tool, config, action), session(tool, driver) as d:
@@ -404,24 +387,6 @@ def _who() -> str:
 def _held(tool: str, config: Path | None, action: str) -> Any:
     """:func:`owned` for an action that changes the tool, else nothing."""
     return owned(tool, config, action) if action in CHANGES else nullcontext()
-
-
-def _daemon_simple(client: Client, tool: str, action: str) -> None:
-    if action == "status":
-        _print_daemon_status(client, tool)
-        return
-    reply = daemon_command(client, tool, DAEMON_COMMANDS[action])
-    if action == "idn":
-        print_table(f"{tool} identity", reply)
-    elif action == "errors":
-        typer.echo("\n".join(reply) if reply else f"{tool}: no errors")
-    elif action == "alarms":
-        typer.echo(f"{tool} alarms: {fmt(tuple(reply))}")
-    elif action == "clear-alarms":
-        typer.echo(f"{tool}: alarms cleared; active now: "
-                   f"{fmt(tuple(daemon_command(client, tool, 'alarms')))}")
-    else:
-        typer.echo(f"{tool}: reset done")
 
 
 def _print_errors(tool: str, errors: list[tuple[int, str]]) -> None:
