@@ -22,6 +22,7 @@ from secsgem.secs.variables import Array, String
 from typer.testing import CliRunner
 
 from sequencer.faces.cli import app
+from sequencer.faces.gem.variables import parse_clock
 from simulators.runner import SimThread
 from tests.hil.flowkit import assert_world_sound, scpi, tool_state, wait_for, world_snapshot
 from tests.hil.test_daemon_engine import quick_flow
@@ -116,6 +117,15 @@ def test_a_host_runs_a_lot_and_sees_every_event_in_order(tmp_path: Path) -> None
             assert shown.exit_code == 0 and "NO-SUCH-FLOW" in shown.output, shown.output
             ok = host.request(2, 41, start_params("GL1", "FLOW-Q", ",".join(WAFERS)))
             assert ok == {"HCACK": 4, "PARAMS": []}
+            # the planner's ETA, as the host reads it: the same instant as /lots says
+            def eta_sv() -> float | None:
+                text = host.request(1, 3, [V["LotETAs"]])[0]
+                pairs = dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+                return parse_clock(pairs["GL1"]) if "GL1" in pairs else None
+            eta = wait_for(eta_sv, 15.0, "GL1's ETA in the LotETAs SV", 0.1)
+            api_eta = next(lt["eta"] for lt in httpx.get(f"{d.url}/lots").json()
+                           if lt["lot_id"] == "GL1")
+            assert api_eta is not None and abs(eta - api_eta) < 60.0  # a re-plan may move it
             again = host.request(2, 41, start_params("GL1", "FLOW-Q", "X1"))
             assert again["HCACK"] == 3 and again["PARAMS"][0]["CPNAME"] == "LOTID"
             done = T.event_by_name["Job.finish.PROCESSING.PROCESS_COMPLETE"].ceid

@@ -33,6 +33,7 @@ from sequencer.faces.gem.variables import (
     tool_value,
 )
 from sequencer.faces.http.contract import LineControl
+from sequencer.states.job import FINAL as JOB_FINAL
 
 if TYPE_CHECKING:
     from sequencer.faces.gem.equipment import GemEquipment
@@ -66,6 +67,9 @@ class E30Model:
             "SpoolStartTime": lambda: self._stamp(self._box().state.start),
             "MDLN": lambda: self.mdln, "SOFTREV": lambda: self.softrev,
             "LotsActive": lambda: self.line.health().lots_active,
+            "LotETAs": lambda: ",".join(f"{lot.lot_id}={self._stamp(lot.eta)}"
+                                        for lot in self.line.lots()
+                                        if lot.eta is not None and lot.state not in JOB_FINAL),
         }
 
     def attach(self, handler: GemEquipment, outbox: Outbox) -> None:

@@ -48,6 +48,9 @@ E30_SVS: tuple[Variable, ...] = (
     Variable(11, "MDLN", SV, "A"),
     Variable(12, "SOFTREV", SV, "A"),
     Variable(13, "LotsActive", SV, "U4"),
+    # the planner's ETAs: "LOTID=TIME,…" for each unfinished lot it has one for (TIME in
+    # the TimeFormat EC's form)
+    Variable(14, "LotETAs", SV, "A"),
 )
 
 TOOL_SV_BASE, TOOL_SV_STRIDE, MAX_TOOLS = 1000, 20, 100
