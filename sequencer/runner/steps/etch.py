@@ -26,7 +26,7 @@ from sequencer.runner.steps import (
 from sequencer.runner.steps.checks import check_job_records, check_readback
 from sequencer.runner.steps.live import EtchWatch
 from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, run_wafer_step
-from sequencer.runner.steps.start import send_start, unload_and_out
+from sequencer.runner.steps.start import load_wafer, send_start, unload_and_out
 from sequencer.states.substrate import Substrate
 
 PHASES = ("", "recipe", "in", "load", "loaded", "start_etch", "etched", "unload", "unloaded",
@@ -120,12 +120,7 @@ async def _run(ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate,
     if due(w, "in", PHASES):
         await ctx.move([w], h.name)
         ctx.mark([w], "in")
-    if due(w, "load", PHASES):
-        await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
-    if due(w, "loaded", PHASES):
-        await h.wait(h.driver.state, {"READY"}, TIMING["load_s"], "load + pump-down",
-                     fail={"ALARM", "IDLE"})
-        ctx.mark([w], "loaded")
+    await load_wafer(ctx, h, w, PHASES, TIMING["load_s"], "load + pump-down")
     if due(w, "start_etch", PHASES):
         if why := queue_time_breach(ctx, w):
             raise StepFailed("hold", why)

@@ -21,7 +21,7 @@ from sequencer.runner.steps import (
 from sequencer.runner.steps.checks import check_job_records, check_readback
 from sequencer.runner.steps.live import LiveReadings
 from sequencer.runner.steps.safety import SAFE_PARAMS, ensure_idle, run_wafer_step
-from sequencer.runner.steps.start import send_start, unload_and_out
+from sequencer.runner.steps.start import load_wafer, send_start, unload_and_out
 from sequencer.states.substrate import Substrate
 
 PHASES = ("", "in", "setup", "load", "loaded", "start_exposure", "exposed", "start_develop",
@@ -66,12 +66,7 @@ async def _run(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
         await h.q(h.driver.set, "reticle", r.reticle)
         w.data.dose = float(r.dose_mj_cm2)
         ctx.mark([w], "setup")
-    if due(w, "load", PHASES):
-        await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
-    if due(w, "loaded", PHASES):
-        await h.wait(h.driver.state, {"READY"}, TIMING["load_s"], "load",
-                     fail={"ALARM", "IDLE"})
-        ctx.mark([w], "loaded")
+    await load_wafer(ctx, h, w, PHASES, TIMING["load_s"], "load")
     if due(w, "start_exposure", PHASES):
         await check_job_records(ctx, h, w)
         await check_readback(h, {"dose": float(r.dose_mj_cm2), "focus": float(r.focus_um),

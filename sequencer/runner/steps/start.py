@@ -8,6 +8,7 @@ way: recovery → steps.start / steps.reconcile → steps.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from drivers.errors import CommsError, ToolError
@@ -84,6 +85,17 @@ async def _refusal_checked(h: ToolHandle[Any], intent: Intent) -> Verdict | None
         return await reconcile(h, intent)
     except (ToolError, ToolDown):
         return None
+
+
+async def load_wafer(ctx: StepContext, h: ToolHandle[Any], w: Substrate,
+                     phases: tuple[str, ...], load_s: float, what: str) -> None:
+    """The LOAD both SCPI steps share: LOAD (journaled, never blind), then READY within
+    ``load_s`` (ALARM or IDLE instead fails the step); each phase marked."""
+    if due(w, "load", phases):
+        await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
+    if due(w, "loaded", phases):
+        await h.wait(h.driver.state, {"READY"}, load_s, what, fail={"ALARM", "IDLE"})
+        ctx.mark([w], "loaded")
 
 
 async def unload_and_out(ctx: StepContext, h: ToolHandle[Any], w: Substrate,
