@@ -65,9 +65,9 @@ class Daemon:
         return httpx.Client(base_url=self.url, timeout=10.0, headers={
             "Authorization": f"Bearer {TOKENS[role]}", CLIENT_HEADER: CLIENT_VALUE})
 
-    def submit(self, lot_id: str, wafers: list[str]) -> None:
+    def submit(self, lot_id: str, wafers: list[str], flow: str = "FLOW-Q") -> None:
         with self.api("operator") as c:
-            r = c.post("/lots", json=lot_body(lot_id, wafers))
+            r = c.post("/lots", json=lot_body(lot_id, wafers, flow))
             assert r.status_code == 201, r.text
 
     def lot(self, lot_id: str) -> dict[str, Any]:

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page
 
 from sequencer.faces.http.auth import AuthConfig
 from sequencer.faces.plots.traces import wafer_traces
+from sequencer.faces.screen.present import duration_text
 from sequencer.store.history import History
 from simulators.runner import SimThread
 from tests.browser.screenkit import (
@@ -34,7 +36,7 @@ from tests.browser.screenkit import (
     daemon_on_sims,
     wait_until,
 )
-from tests.hil.flowkit import oven_reading, scpi, tool_state
+from tests.hil.flowkit import oven_reading, scpi, tool_state, write_recipe
 
 FINAL_LOT = {"PROCESS_COMPLETE", "ABORTED", "STOPPED"}
 SVG = "{http://www.w3.org/2000/svg}"
@@ -122,6 +124,29 @@ def journal_series(db: Path, wafer_id: str) -> dict[str, dict[str, int]]:
                       **({"soak": len(tr.cure.soaks)} if tr.cure.soaks else {})}}
 
 
+def etcher_endpoint(sims: SimThread, page: Page) -> tuple[str, float | None]:
+    """The last etch's wafer and OES endpoint (RF s; None: none) as the etcher simulator
+    says (``JOB:LAST?``, ``ETCH:STATus?``), once the page's etcher card shows the same."""
+    job, status = scpi(sims, "etcher", "JOB:LAST?"), scpi(sims, "etcher", "ETCH:STAT?")
+    wafer, endpoint = job.split(",")[1], float(status.split(",")[2])
+    shown = f"{wafer}: " + (f"detected at {duration_text(endpoint)} of RF" if endpoint >= 0
+                            else "none found (the main etch ran its set time)")
+    card = page.locator("#tool-etcher [data-field=endpoint]")
+    wait_until(lambda: card.inner_text() == shown, 5.0, f"the etcher card's {shown!r}")
+    return wafer, endpoint if endpoint >= 0 else None
+
+
+def endpoint_flow(recipes: Path) -> str:
+    """``FLOW-E``: FLOW-Q with its etch stopped at the OES endpoint (ETCH-OPEN-01, endpoint
+    on); its name."""
+    etch = yaml.safe_load((recipes / "ETCH-OPEN-01.yaml").read_text())["etch"]
+    write_recipe(recipes.parent, "etch", {**etch, "name": "ETCH-OPEN-EP", "endpoint": True})
+    flow = yaml.safe_load((recipes / "FLOW-Q.yaml").read_text())["flow"]
+    flow["steps"][-1]["recipe"] = "ETCH-OPEN-EP"
+    write_recipe(recipes.parent, "flow", {**flow, "name": "FLOW-E"})
+    return "FLOW-E"
+
+
 def test_line_page_shows_the_tools_and_the_lot_live_and_each_page_draws(
         sims: SimThread, tmp_path: Path, context: BrowserContext) -> None:
     console = Console()
@@ -152,6 +177,9 @@ def test_line_page_shows_the_tools_and_the_lot_live_and_each_page_draws(
         slot = page.locator("#lot-L1 [data-wafer=A01]")
         assert "✓" in slot.inner_text() and "st-ok" in (slot.get_attribute("class") or "")
         assert "3 / 3 wafers done" in page.locator("#lot-L1 .bar").inner_text()
+        # the etcher card: the last etch's OES endpoint (none: a timed etch), as the tool
+        # itself reports it
+        assert etcher_endpoint(sims, page) == ("A03", None)
         eta = d.lot("L1")["eta"]  # the planner's, once it gives one
         wait_until(lambda: page.locator("#lot-L1 .eta").inner_text() == "ETA " + (
             "—" if eta is None else time.strftime("%H:%M:%S", time.localtime(eta))), 5.0,
@@ -350,7 +378,7 @@ def test_a_technician_takes_gives_and_sets_and_a_change_is_refused_while_a_step_
     with daemon_on_sims(tmp_path, sims) as d:
         page = console.watch(context.new_page())
         login(page, d, "technician")
-        d.submit("LT", ["C01"])
+        d.submit("LT", ["C01"], endpoint_flow(d.recipes))
         wait_until(lambda: d.tool("oven")["busy"] and not d.tool("exposure")["busy"], 30.0,
                    "C01 curing, the exposure cell idle")
         page.goto(d.url + "/")  # the oven card's PV follows the oven, live (every 2 s)
@@ -396,6 +424,10 @@ def test_a_technician_takes_gives_and_sets_and_a_change_is_refused_while_a_step_
                          ("exposure", "set", "error", "tech"),
                          ("exposure", "take", "ok", "tech"), ("exposure", "give", "ok", "tech")]
         d.wait_lot("LT", FINAL_LOT, 60.0)
+        page.goto(d.url + "/")  # the etch stopped at the OES endpoint: the card says when
+        wafer, endpoint = etcher_endpoint(sims, page)
+        assert wafer == "C01" and endpoint is not None
+        shot(page, "line-endpoint")
     assert console.errors == [], console.errors
 
 

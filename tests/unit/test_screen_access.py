@@ -225,3 +225,35 @@ def test_a_cards_time_left_is_the_steps_own_estimate_counted_down_in_wall_time()
     assert steps.time_left("oven", 26.0) == 15.0 and steps.time_left("oven", 99.0) == 0.0
     steps.observe(LineEvent(kind="step_end", t=40.0, tool="oven", wafer_id="W1"))
     assert steps.time_left("oven", 40.0) is None
+
+
+def test_the_etcher_cards_endpoint_follows_the_etch_steps_readings() -> None:
+    from sequencer.faces.http.contract import LineEvent
+    from sequencer.faces.screen.live import StepClock
+
+    def reading(state: str, endpoint_s: float | None, co: float = 900.0,
+                o: float = 450.0) -> LineEvent:
+        return LineEvent(kind="reading", t=5.0, tool="etcher", wafer_id="W1", data={
+            "elapsed_s": 1.0, "expected_s": 100.0, "state": state, "endpoint_s": endpoint_s,
+            "oes_co": co, "oes_o": o})
+
+    steps = StepClock()
+    assert present.endpoint_text(steps.last_reading.get("etcher")) == "—"  # no etch yet
+    steps.observe(LineEvent(kind="step_start", t=1.0, tool="etcher", wafer_id="W1"))
+    steps.observe(reading("STABILIZING", None))
+    assert present.endpoint_text(steps.last_reading["etcher"]) == "W1: waiting for RF"
+    steps.observe(reading("ETCHING", None))
+    assert present.endpoint_text(steps.last_reading["etcher"]) == \
+        "W1: watching, none yet · OES CO/O 2.00"
+    steps.observe(reading("OVERETCH", 75.0, co=100.0, o=400.0))
+    assert present.endpoint_text(steps.last_reading["etcher"]) == \
+        "W1: detected at 1 min 15 s of RF · OES CO/O 0.25"
+    steps.observe(reading("COMPLETE", None))
+    steps.observe(LineEvent(kind="step_end", t=9.0, tool="etcher", wafer_id="W1"))
+    assert present.endpoint_text(steps.last_reading["etcher"]) == \
+        "W1: none found (the main etch ran its set time)"  # kept once the step ended
+    steps.observe(LineEvent(kind="step_start", t=10.0, tool="etcher", wafer_id="W2"))
+    assert "etcher" not in steps.last_reading  # the next etch starts afresh
+    steps.observe(reading("ALARM", None))
+    assert present.endpoint_text(steps.last_reading["etcher"]) == \
+        "W1: none (the etch stopped in ALARM)"

@@ -1,8 +1,9 @@
 """What the screen keeps of the line's life beside the contract's views: two daemon faces.
 
 * ``StepClock`` hears every line event (the daemon's pump): when the step now running
-  on each tool began, and ``generation``, the count of events, which dates the cached
-  fragments (shell.py).
+  on each tool began, the last ``reading`` event of each tool's latest step (the etch's
+  endpoint is in it, not in the status snapshot the engine keeps), and ``generation``,
+  the count of events, which dates the cached fragments (shell.py).
 * ``ReadingsTicker``: a tool's gauges (PV, O2, pressure, RF …) change with no line
   event. Every ``TICK_S`` it reads each tool's last status from memory
   (``LineControl.tool_readings``: what the engine's own polls saw; nothing is asked of
@@ -38,6 +39,9 @@ class StepClock:
     generation: int = 0
     #: tool → (unix time of the step's last reading, tool seconds it said were left)
     left: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: tool → the last ``reading`` event of its latest step, kept after the step ends
+    #: (the card shows the last etch's endpoint) until the tool's next step starts
+    last_reading: dict[str, LineEvent] = field(default_factory=dict)
     scale: float = 1.0
 
     async def start(self, line: LineControl) -> None:
@@ -60,6 +64,7 @@ class StepClock:
             expected, elapsed = event.data.get("expected_s"), event.data.get("elapsed_s")
             if isinstance(expected, int | float) and isinstance(elapsed, int | float):
                 self.left[event.tool] = (event.t, max(0.0, float(expected) - float(elapsed)))
+            self.last_reading[event.tool] = event
             return
         if event.tool is None or event.kind not in ("step_start", "step_end"):
             return
@@ -67,6 +72,7 @@ class StepClock:
         if event.kind == "step_start":
             if not wafers:
                 self.started[event.tool] = event.t
+                self.last_reading.pop(event.tool, None)
             wafers.add(event.wafer_id or "")
         else:
             wafers.discard(event.wafer_id or "")

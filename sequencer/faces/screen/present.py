@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sequencer.faces.http.contract import LotView, ToolView, WaferSummary, WaferView
+from sequencer.faces.http.contract import LineEvent, LotView, ToolView, WaferSummary, WaferView
 from sequencer.faces.report import COLUMNS, wafer_cells
 from sequencer.process.lots import MAX_SLOTS
 from sequencer.runner.run_report import WaferRow
@@ -85,6 +85,35 @@ READINGS: dict[str, tuple[tuple[str, str, str, str], ...]] = {
                ("oes_co", "OES CO", ".0f", "counts")),
 }
 NO_SEGMENT = 0xFFFF  # the oven's "no active segment"
+#: the etcher's states before RF is on (the endpoint monitor has nothing to see yet)
+_BEFORE_RF = frozenset({"IDLE", "LOADING", "READY", "PUMPING", "STABILIZING"})
+_AFTER_MAIN = frozenset({"OVERETCH", "VENTING", "COMPLETE"})
+
+
+def endpoint_text(event: LineEvent | None) -> str:
+    """The etcher card's endpoint, from the etch step's last ``reading`` event (the tool's
+    ``ETCH:STATus?``: RF seconds to the OES endpoint, or none yet), with the OES CO/O
+    ratio the monitor watches while RF is on; the last etch's, with its wafer, once it
+    ended; "—" before any etch."""
+    if event is None:
+        return "—"
+    data = event.data
+    state, at = str(data.get("state") or ""), data.get("endpoint_s")
+    co, o = data.get("oes_co"), data.get("oes_o")
+    if isinstance(at, int | float):
+        text = f"detected at {duration_text(float(at))} of RF"
+    elif state in _BEFORE_RF:
+        text = "waiting for RF"
+    elif state == "ETCHING":
+        text = "watching, none yet"
+    elif state in _AFTER_MAIN:
+        text = "none found (the main etch ran its set time)"
+    else:
+        text = f"none (the etch stopped in {state or 'an unknown state'})"
+    if state in ("ETCHING", "OVERETCH") and isinstance(co, int | float) \
+            and isinstance(o, int | float) and o > 0:
+        text += f" · OES CO/O {co / o:.2f}"
+    return f"{event.wafer_id}: {text}" if event.wafer_id else text
 
 
 def reading(value: float | None, fmt: str, unit: str) -> str:

@@ -96,6 +96,7 @@ class Screen:
                 "csrf": v.session.csrf, "flash": v.session.flash[:],
                 "step_since": dict(self.steps.started),
                 "step_left": {t.tool: self.steps.time_left(t.tool, now) for t in tools},
+                "last_reading": dict(self.steps.last_reading),
                 "readings": {t.tool: self.ticker.readings(t.tool) for t in tools},
                 "control_state": self.control_state(),
                 "can_switch": self.switch is not None and v.may(Role.TECHNICIAN, core.auth)}
