@@ -28,6 +28,7 @@ class BatchPolicy:
     flows: dict[str, Any]
     cycle: list[float]
     oven_busy: dict[str, tuple[float, float]]
+    busy: dict[str, Any]  # tool → workers.Busy
     expose_t0: dict[str, float]
     down: dict[str, str]
     ctx: Any
@@ -62,10 +63,11 @@ class BatchPolicy:
             families[flow.cure.name] = policy.Family(flow.cure.name,
                                                      cfg.batch_size(flow.cure.batch_size),
                                                      expected_cure_s(flow.cure, cfg))
+        taken = {id(x) for b in self.busy.values() for x in b.wafers}  # ``_taken``, once
         wafers = tuple(policy.Wafer(  # a final wafer is left out: the policy ignores it
             w.wafer_id, self._family(w), w.data.developed, w.data.cured, w.data.etched,
             w.data.step, self._tool_of(w) if w.data.step else "", w.data.develop_end,
-            w.data.cure_end, True, self._may_run(w), self._taken(w))
+            w.data.cure_end, True, self._may_run(w), id(w) in taken)
             for w in self.wafers if not w.final)
         ovens = tuple(sum(self.oven_busy[t]) if t in self.oven_busy else now
                       for t in self.ctx.of_kind("oven") if t not in self.down)
@@ -93,16 +95,17 @@ class BatchPolicy:
     def _waiting_for_cure(self) -> list[Substrate]:
         return self._by_id(w.wafer_id for w in policy.waiting_for_cure(self._line_state()))
 
-    def _pick_batch(self, oven: str) -> tuple[list[Substrate], Any] | None:
-        """The batch the free ``oven`` starts now, or None to wait. Holds wafers past their
-        queue time (with the reason)."""
+    def _pick_batch(self, oven: str) -> tuple[list[Substrate], Any] | float | None:
+        """The batch the free ``oven`` starts now; else the tool time to look again if
+        nothing happens first (a partial batch falls due), or None: only an event can
+        change the answer. Holds wafers past their queue time (with the reason)."""
         decision = policy.pick_batch(self._line_state(), self.ctx.tools[oven].poll_s)
         for w in self._by_id(decision.late):
             self._hold([w], develop_cure_breach(self.ctx, w) or
                        "held for disposition: develop→cure queue time")
         batch = decision.batch
         if batch is None:
-            return None
+            return decision.wake_at
         ws = self._by_id(batch.wafer_ids)
         if batch.partial_for is not None:
             log.info("partial batch: queue-time pressure", recipe=batch.family, wafers=len(ws),

@@ -235,8 +235,8 @@ def _decide(line: _Line, s: policy.LineState, tool: str, kind: str,
         decision = policy.pick_batch(s, poll)
         for wid in decision.late:  # held, never cured: out of the plan
             index[wid].held = True
-        if decision.batch is None:
-            return line.now + poll if policy.waiting_for_cure(s) else None
+        if decision.batch is None:  # as the runner's oven worker: at the due time
+            return decision.wake_at
         ws = tuple(index[i] for i in decision.batch.wafer_ids)
         cure = expected_cure_s(ws[0].flow.cure, line.config)
         line.cure_expected[tool] = cure

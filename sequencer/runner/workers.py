@@ -30,6 +30,9 @@ from sequencer.runner.steps.expose import expose_wafer
 from sequencer.states.substrate import Substrate
 
 IDLE_WALL_S = 0.5  # serve mode: longest wait for new work without a wake-up (wall s)
+#: an idle oven looks again at least this often (tool s) when only an event can give it
+#: work: every change that can (a wafer developed, a hold released) wakes it at once
+IDLE_TOOL_S = 600.0
 #: the tool whose worker (or poller) runs the current task: where a stop may interrupt
 CURRENT_TOOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("viaform_tool",
                                                                          default=None)
@@ -94,7 +97,7 @@ class KindWorkers:
         async def _guarded(self, tool: str, wafers: list[Substrate], run: Callable[[], Any],
                            default: Any) -> Any: ...
 
-        def _pick_batch(self, oven: str) -> tuple[list[Substrate], Any] | None: ...
+        def _pick_batch(self, oven: str) -> tuple[list[Substrate], Any] | float | None: ...
 
         def _waiting_for_cure(self) -> list[Substrate]: ...
 
@@ -155,8 +158,10 @@ class KindWorkers:
                 if not self.serve_mode and not self._waiting_for_cure() and self.exposure_done:
                     return
                 picked = self._pick_batch(name)
-                if picked is None:
-                    await self._idle(self.clock.to_wall(self.ctx.tools[name].poll_s))
+                if picked is None or isinstance(picked, float):  # an event, or the due time
+                    wake = IDLE_TOOL_S if picked is None else picked - self.clock.now()
+                    await self._idle(self.clock.to_wall(
+                        max(self.ctx.tools[name].poll_s, min(wake, IDLE_TOOL_S))))
                     continue
                 if await self._claim(name, picked[0], "cure"):
                     await self._cure(name, *picked)
@@ -211,7 +216,9 @@ class KindWorkers:
 
     async def _etch_worker(self, name: str) -> None:
         CURRENT_TOOL.set(name)
-        poll = self.clock.to_wall(self.ctx.tools[name].poll_s)
+        # new etch work comes with an event (a batch ends, a hold is released): the wait
+        # for it is bounded only as a safety net
+        idle = max(self.clock.to_wall(self.ctx.tools[name].poll_s), IDLE_WALL_S)
         try:
             try:
                 await self._resume_safe(name)
@@ -219,7 +226,7 @@ class KindWorkers:
                 if not self._on_tool_down(name, exc, []):
                     self.down[name] = exc.reason
             while (w := await self._work(partial(self._next_etch, name),
-                                         lambda: self.oven_done, max(poll, 0.01))) is not None:
+                                         lambda: self.oven_done, idle)) is not None:
                 if name in self.down:
                     if not (why := self._kind_down("etcher")):
                         return  # the other etchers take the work

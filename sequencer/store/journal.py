@@ -330,12 +330,18 @@ class Journal:
         return self._intent(self._x("SELECT * FROM commands WHERE id=?",
                                     (intent_id,)).fetchone())
 
-    def commands(self, tool: str | None = None) -> list[Intent]:
-        sql = "SELECT * FROM commands ORDER BY id"
-        args: tuple[str, ...] = ()
-        if tool:
-            sql, args = "SELECT * FROM commands WHERE tool=? ORDER BY id", (tool,)
-        return [self._intent(r) for r in self._x(sql, args).fetchall()]
+    def commands(self, tool: str | None = None, command: str | None = None,
+                 wafer_id: str | None = None) -> list[Intent]:
+        """Commands in order, of ``tool``, named ``command``, naming ``wafer_id`` (each
+        filter in SQL, so a check before each start reads a few rows, not the journal)."""
+        quoted = None if wafer_id is None else json.dumps(wafer_id)  # as in wafer_ids
+        filters = (("tool=?", tool), ("command=?", command), ("instr(wafer_ids, ?)", quoted))
+        where = [sql for sql, value in filters if value is not None]
+        args = [value for _, value in filters if value is not None]
+        rows = self._x("SELECT * FROM commands" + (" WHERE " + " AND ".join(where) if where
+                                                   else "") + " ORDER BY id", tuple(args))
+        out = [self._intent(r) for r in rows.fetchall()]
+        return out if wafer_id is None else [c for c in out if wafer_id in c.wafer_ids]
 
     @staticmethod
     def _intent(r: tuple[Any, ...]) -> Intent:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from sequencer.runner import policy
 from sequencer.runner.policy import Family, LineState, Wafer
 
@@ -29,7 +27,7 @@ def test_families_never_share_a_batch_and_the_least_slack_goes_first() -> None:
     d = policy.pick_batch(state(ws, exposure_open=False), 5.0)
     assert d.batch is not None and d.batch.family == "CURE-A"  # A1 has waited longest
     assert d.batch.wafer_ids == ("A1", "A2") and not d.late
-    rest = [replace(w, taken=True) if w.family == "CURE-A" else w for w in ws]
+    rest = [w._replace(taken=True) if w.family == "CURE-A" else w for w in ws]
     d2 = policy.pick_batch(state(rest, exposure_open=False), 5.0)
     assert d2.batch is not None and d2.batch.wafer_ids == ("B1", "B2")
 
@@ -72,3 +70,15 @@ def test_each_tool_resumes_its_own_step_else_takes_the_next() -> None:
     s2 = state(cured)
     assert policy.next_etch(s2, "etcher-2") == "C3"
     assert policy.next_etch(s2, "etcher") == "C2"  # first out of the oven first
+
+
+def test_a_waiting_oven_is_told_when_a_partial_batch_falls_due() -> None:
+    """No batch yet: the answer says when it changes with no other event (the oldest
+    wafer's deadline less the margin, the poll and the next wafer's arrival)."""
+    early = [developed("A1", "CURE-A", 9.9 * H), Wafer("A2", "CURE-A")]
+    s = state(early)
+    d = policy.pick_batch(s, 5.0)
+    assert d.batch is None and d.wake_at is not None
+    due = policy.pick_batch(state(early, now=d.wake_at), 5.0)
+    assert due.batch is not None and due.batch.partial_for is not None
+    assert policy.pick_batch(state(early, now=d.wake_at - 60.0), 5.0).batch is None

@@ -37,6 +37,7 @@ from sequencer.runner.protocols import (
     ToolDriver,
     state_name,
 )
+from sequencer.runner.steps.polling import next_poll_s
 from sequencer.runner.toolworker import ToolWorker
 from sequencer.states.substrate import Substrate
 from sequencer.store.journal import Journal
@@ -251,6 +252,7 @@ class ToolHandle(Generic[D]):
         reading. ``read`` names the state of a reading (default: ``state_name``)."""
         done, fail = set(done), set(fail)
         clock, cfg = self.ctx.clock, self.ctx.config
+        began = clock.now()
         deadline = (clock.now() + cfg.limit(expected_s)
                     + cfg.min_wall_margin_s * clock.time_scale)
         while True:
@@ -267,7 +269,7 @@ class ToolHandle(Generic[D]):
             if polled_at > deadline:
                 raise WaitTimeout(f"{self.name}: {what}: still {st} after "
                                   f"{cfg.limit(expected_s):.0f} s")
-            await self.ctx.clock.sleep(self.poll_s)
+            await clock.sleep(next_poll_s(self.poll_s, clock.now() - began, expected_s))
 
     def close(self) -> None:
         self.worker.close()

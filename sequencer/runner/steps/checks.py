@@ -32,9 +32,8 @@ def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any,
     """Starts of ``wafer_id`` on ``tool`` (of ``kind``, default: named by its kind) that
     this journal made since boot ``boot``."""
     command = MODELS[kind or tool][2]
-    return sum(1 for c in ctx.journal.commands(tool)
-               if c.command == command and wafer_id in c.wafer_ids
-               and c.outcome in ("OK", "STARTED") and c.before.get("boot") == boot)
+    return sum(1 for c in ctx.journal.commands(tool, command, wafer_id)
+               if c.outcome in ("OK", "STARTED") and c.before.get("boot") == boot)
 
 
 async def check_job_records(ctx: StepContext, h: ToolHandle[ScpiJobTool], w: Substrate) -> None:

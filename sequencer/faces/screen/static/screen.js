@@ -63,11 +63,16 @@
       headers: {"X-Viaform-Fragment": "1"}, credentials: "same-origin", cache: "no-store"
     }).then(function (r) {
       if (r.status === 401) { location.reload(); return null; }
-      return r.ok || r.status === 404 ? r.text() : null;
+      if (!r.ok && r.status !== 404) throw new Error("fragment: HTTP " + r.status);
+      return r.text();
     }).then(function (html) {
       if (html) swap(html);
     }).catch(function () {
-      down = true;  // the daemon is away; the stream's reconnect brings us back
+      // not refreshed: while the stream is up (a busy daemon, a dropped connection) try
+      // again at the next turn; if the daemon is away, the stream's reconnect brings us
+      // back (its hello refreshes)
+      if (source && source.readyState === EventSource.OPEN) again = true;
+      else down = true;
     }).then(function () {
       busy = false;
       if (again) { again = false; schedule(); }

@@ -1,0 +1,39 @@
+"""When a wait polls its tool next: polling follows the step's expected end.
+
+A wait (``ToolHandle.wait``) knows when its step should end: the manual's duration, the
+same figure its time limit and the planner are built from. So it polls
+
+- **sparsely** while the end is far: every ``SPARSE_POLLS`` poll periods, never past
+  the start of the end window. An alarm mid-step is still seen within that long
+  (at the simulators' time scale 2000 with ``poll_s`` 20 tool s: 80 tool s, 40 ms wall;
+  at time scale 1 with the default 0.5 s: 2 s); the tools make themselves safe on an
+  alarm on their own, the sequencer's poll only has to notice it;
+- **densely** across the end window, from ``EARLY`` before to ``LATE`` after the
+  expected end (the tools' durations spread about ±10 % around the manual's figures),
+  every ``DENSE_FRACTION`` of a period (at least ``DENSE_MIN_S``), so an end is seen
+  within a dense period of when it comes, not up to a period late;
+- every period again for a step later than its window (slow, or stuck until its limit).
+
+So a step is seen ending sooner and costs fewer polls than one every period. The oven's
+cure does not poll through here: each of its polls is a point of the batch's
+temperature profile (``steps.cure``), so it keeps its period.
+"""
+
+from __future__ import annotations
+
+SPARSE_POLLS = 4.0  # poll periods between polls while the end is far
+DENSE_FRACTION = 0.25  # of a poll period, across the end window
+DENSE_MIN_S = 0.5  # tool s: no denser than this
+EARLY, LATE = 0.15, 0.15  # the end window, as fractions of the expected duration
+
+
+def next_poll_s(poll_s: float, elapsed_s: float, expected_s: float) -> float:
+    """Tool seconds from now to the next poll of a step ``elapsed_s`` into its expected
+    ``expected_s`` (see the module docstring)."""
+    dense = max(DENSE_MIN_S, poll_s * DENSE_FRACTION)
+    window = expected_s * (1.0 - EARLY)
+    if elapsed_s < window - dense:
+        return max(dense, min(SPARSE_POLLS * poll_s, window - elapsed_s))
+    if elapsed_s <= expected_s * (1.0 + LATE) + poll_s:
+        return dense
+    return poll_s

@@ -1,0 +1,43 @@
+"""Polling follows a step's expected end: sparse while the end is far (never past the end
+window), dense across the window, every period for a step later than its window."""
+
+from __future__ import annotations
+
+import pytest
+
+from sequencer.runner.steps.polling import (
+    DENSE_FRACTION,
+    EARLY,
+    LATE,
+    SPARSE_POLLS,
+    next_poll_s,
+)
+
+POLL, EXPECTED = 20.0, 300.0
+DENSE = POLL * DENSE_FRACTION
+WINDOW = EXPECTED * (1 - EARLY)
+
+
+@pytest.mark.parametrize(("elapsed", "wait"), [
+    (0.0, SPARSE_POLLS * POLL),  # far from the end: sparsely
+    (WINDOW - 30.0, 30.0),  # the sparse poll that would pass the window's start stops there
+    (WINDOW, DENSE),  # in the window: densely
+    (EXPECTED, DENSE),
+    (EXPECTED * (1 + LATE) + POLL - 0.1, DENSE),
+    (EXPECTED * (1 + LATE) + POLL + 0.1, POLL),  # later than the window: every period
+])
+def test_the_next_poll_follows_the_expected_end(elapsed: float, wait: float) -> None:
+    assert next_poll_s(POLL, elapsed, EXPECTED) == pytest.approx(wait)
+
+
+def test_no_poll_waits_past_the_end_window_or_longer_than_the_sparse_period() -> None:
+    for tenth in range(0, 6000):
+        elapsed = tenth / 10
+        wait = next_poll_s(POLL, elapsed, EXPECTED)
+        assert DENSE <= wait <= SPARSE_POLLS * POLL
+        if elapsed < WINDOW - DENSE:
+            assert elapsed + wait <= WINDOW + 1e-9
+
+
+def test_a_step_shorter_than_a_dense_period_is_polled_densely() -> None:
+    assert next_poll_s(POLL, 0.0, 2.0) == pytest.approx(DENSE)
