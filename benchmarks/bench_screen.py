@@ -8,13 +8,22 @@ Playwright) driven from this one.
    end first, then ``GET /`` 50 times after one that compiles the templates; the
    daemon's own ``Server-Timing`` header gives the time from the request to the
    rendered page). Target: p99 ≤ 50 ms.
-2. The same 4-wafer lot, interleaved three ways (rounds of: no browser — the quiet run;
-   10 idle pages; 10 live sessions), medians compared. Target: live / quiet ≤ 1.02.
-   The 10 sessions stand for 10 panels, each a browser on its own machine; here they
-   share the daemon's 2 cores (Chromium at the lowest CPU priority, ``nice 19``). The
-   idle pages (the same browser and pages with their scripts off: no stream, no
-   requests) are printed beside it, to tell what the sessions ask of the daemon from
-   what a browser on the same machine costs by being there.
+2. The same 4-wafer lot, interleaved (rounds of: no browser — the quiet run; 10 idle
+   pages; 10 live sessions), medians compared. Target: live / quiet ≤ 1.02.
+   **Where things run.** The 10 sessions stand for 10 panels, each a browser on its own
+   machine, asking the daemon for what they show over the network. The bench has one
+   machine (2 cores here), so it keeps them apart as the panels would be: the line
+   (the simulators and the daemon, every thread of them) on one CPU, the clients
+   (Chromium at ``nice 19``, Playwright's driver, this process and its lean reader) on
+   the other(s), for every round, the quiet one included, so that the ratio measures
+   what the sessions ask of the daemon (streams, fragments), not a browser rendering on
+   the daemon's core (Chromium's layout and JavaScript is each panel's own machine's
+   work). The idle pages (the same browser and pages with their scripts off: no
+   stream, no requests) are printed beside it: what is left of the browser's presence.
+   For information, each round also runs the quiet lot and the live sessions with
+   everything on every CPU (the browser beside the line, as a browser on the tool PC
+   itself would be): that ratio is the browser's rendering competing with the line,
+   which no change to the daemon can remove.
    Side by side, a lean reader of ``/events`` (a socket on a thread of this process; one
    more subscriber beside the pages) notes how late each event arrives: its receipt time
    − the event's own time ``t``, on the same machine clock. Target: p99 ≤ 100 ms with the
@@ -26,6 +35,7 @@ Playwright) driven from this one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -55,6 +65,7 @@ RENDER_TARGET_MS = 50.0
 MAKESPAN_TARGET = 1.02
 SSE_TARGET_MS = 100.0
 FINAL = ("PROCESS_COMPLETE", "ABORTED", "STOPPED")
+QUIET, IDLE, LIVE = "quiet", "idle", "live"
 #: in each page: each event's delay (ms) as the page's own stream hands it over
 #: (screen.js's "viaform-event"), in window.__late
 LISTEN = """() => {
@@ -137,13 +148,21 @@ class Runs:
     spans: list[float] = field(default_factory=list)
     late: list[float] = field(default_factory=list)
     in_pages: list[float] = field(default_factory=list)
+    #: the daemon's CPU seconds (every thread, user + system) during each lot
+    cpu: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
         return statistics.median(self.spans)
 
 
-def _one(browser: Browser | None, url: str, http: httpx.Client, lot_id: str, live: bool,
+def _cpu_s(pid: int) -> float:
+    """CPU seconds a process has used so far, all its threads (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _one(browser: Browser | None, line: Line, http: httpx.Client, lot_id: str, live: bool,
          runs: Runs) -> None:
     """The lot; with ``browser``, ``SESSIONS`` pages on ``/`` first: live (their scripts
     on: the stream, the fragments) or idle (scripts off: the same browser processes and
@@ -151,6 +170,7 @@ def _one(browser: Browser | None, url: str, http: httpx.Client, lot_id: str, liv
     contexts = [] if browser is None else [
         browser.new_context(viewport={"width": 1280, "height": 800}, java_script_enabled=live)
         for _ in range(SESSIONS)]
+    url = line.url
     try:
         pages = [c.new_page() for c in contexts]
         for page in pages:
@@ -158,7 +178,9 @@ def _one(browser: Browser | None, url: str, http: httpx.Client, lot_id: str, liv
             if live:
                 page.evaluate(LISTEN)
         tap = StreamTap(url)
+        cpu0 = _cpu_s(line.daemon.pid)
         runs.spans.append(_run_lots(http, {lot_id: WAFERS}))
+        runs.cpu.append(_cpu_s(line.daemon.pid) - cpu0)
         for page in pages if live else ():  # the last refreshes land
             page.wait_for_selector(f"#lot-{lot_id} .badge.st-ok", timeout=10000)
         runs.late += tap.close()
@@ -169,6 +191,53 @@ def _one(browser: Browser | None, url: str, http: httpx.Client, lot_id: str, liv
             c.close()
 
 
+def _tasks(pid: int) -> list[int]:
+    """Every thread of ``pid`` and of its descendant processes (``/proc``), each a task
+    whose CPU affinity is its own (Linux)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            tids = [int(t) for t in os.listdir(f"/proc/{p}/task")]
+        except FileNotFoundError:
+            continue  # ended meanwhile
+        out += tids
+        for tid in tids:
+            try:
+                todo += [int(c) for c in Path(f"/proc/{p}/task/{tid}/children").read_text()
+                         .split()]
+            except FileNotFoundError:
+                pass
+    return out
+
+
+def pin(pids: list[int], cpus: set[int]) -> None:
+    """Put every thread of these processes and their descendants on ``cpus``; the threads
+    and processes they start later inherit it. Twice: a thread started during the first
+    pass is caught by the second."""
+    for _ in range(2):
+        for tid in (t for pid in pids for t in _tasks(pid)):
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except (ProcessLookupError, PermissionError):
+                pass  # ended meanwhile
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    """Where the line (simulators + daemon) and the clients (this process, its Playwright
+    driver, Chromium, the lean reader) run: apart, as a panel on its own machine, or both
+    on every CPU, as the browser would on the tool PC itself."""
+
+    name: str
+    line: set[int]
+    clients: set[int]
+
+    def apply(self, line: Line) -> None:
+        pin([os.getpid()], self.clients)  # the line's processes are children: then them
+        pin([line.sims.pid, line.daemon.pid], self.line)
+
+
 def _niced_chromium(tmp: Path) -> str:
     """A launcher for the system Chromium at the lowest CPU priority."""
     launcher = tmp / "chromium-niced"
@@ -177,44 +246,98 @@ def _niced_chromium(tmp: Path) -> str:
     return str(launcher)
 
 
-def main() -> bool:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-screen-"))
+def _arrangements() -> tuple[Arrangement, Arrangement]:
+    """Apart (the line on the first CPU this process may use, the clients on the others:
+    the target's), and together (everything on every CPU: info)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    together = Arrangement("together", set(cpus), set(cpus))
+    if len(cpus) < 2:
+        print("one CPU only: the line and the browser cannot be kept apart; both "
+              "arrangements are the same")
+        return together, together
+    return Arrangement("apart", {cpus[0]}, set(cpus[1:])), together
+
+
+@dataclass
+class Measured:
+    big: float = 0.0
+    render: list[float] = field(default_factory=list)
+    #: (arrangement, kind of run) → its runs
+    runs: dict[tuple[str, str], Runs] = field(default_factory=dict)
+
+    def of(self, arrangement: Arrangement, kind: str) -> Runs:
+        return self.runs.setdefault((arrangement.name, kind), Runs())
+
+
+def _measure(tmp: Path) -> Measured:
+    apart, together = _arrangements()
+    out = Measured()
     line = Line(tmp)
     try:
+        apart.apply(line)
         with httpx.Client(base_url=line.url, timeout=30.0, headers=CLI) as http, \
                 sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=_niced_chromium(tmp),
                                          args=CHROMIUM_ARGS)
-            big = _run_lots(http, {f"BIG{i}": BIG_WAFERS for i in range(BIG_LOTS)})
-            render = _render_ms(http)
+            out.big = _run_lots(http, {f"BIG{i}": BIG_WAFERS for i in range(BIG_LOTS)})
+            out.render = _render_ms(http)
             _run_lots(http, {"WARM": WAFERS})
-            quiet, idle, live = Runs(), Runs(), Runs()
-            for i in range(ROUNDS):
-                _one(None, line.url, http, f"Q{i}", False, quiet)
-                _one(browser, line.url, http, f"I{i}", False, idle)
-                _one(browser, line.url, http, f"L{i}", True, live)
+            for i in range(ROUNDS):  # interleaved, so that a slow spell hits every kind
+                apart.apply(line)
+                _one(None, line, http, f"Q{i}", False, out.of(apart, QUIET))
+                _one(browser, line, http, f"I{i}", False, out.of(apart, IDLE))
+                _one(browser, line, http, f"L{i}", True, out.of(apart, LIVE))
+                if together is not apart:
+                    together.apply(line)
+                    _one(None, line, http, f"TQ{i}", False, out.of(together, QUIET))
+                    _one(browser, line, http, f"TL{i}", True, out.of(together, LIVE))
             browser.close()
     finally:
         line.close()
+    return out
+
+
+def _spans(name: str, runs: Runs) -> None:
+    print(f"makespan of {WAFERS} wafers, {name:<28} "
+          f"{', '.join(f'{x:.2f}' for x in runs.spans)} s (median {runs.median:.2f} s); "
+          f"daemon CPU {statistics.median(runs.cpu):.2f} s")
+
+
+def _late(name: str, xs: list[float]) -> str:
+    return (f"{name}: p50 {_pct(xs, 50):.1f} ms, p99 {_pct(xs, 99):.1f} ms, max "
+            f"{max(xs, default=float('nan')):.1f} ms ({len(xs)} events)")
+
+
+def main() -> bool:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-screen-"))
+    try:
+        m = _measure(tmp)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    p50, p99 = _pct(render, 50), _pct(render, 99)
+    apart, together = _arrangements()
+    quiet, idle, live = (m.of(apart, k) for k in (QUIET, IDLE, LIVE))
+    p50, p99 = _pct(m.render, 50), _pct(m.render, 99)
     ratio, late99 = live.median / quiet.median, _pct(live.late, 99)
-    print(f"{BIG_LOTS} lots x {BIG_WAFERS} wafers in the journal ({big:.1f} s at time scale "
-          f"{SCALE:g}); GET / server time p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
-          f"max {max(render):.1f} ms ({RENDERS} renders)")
+    print(f"{BIG_LOTS} lots x {BIG_WAFERS} wafers in the journal ({m.big:.1f} s at time "
+          f"scale {SCALE:g}); GET / server time p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+          f"max {max(m.render):.1f} ms ({RENDERS} renders)")
+    print(f"line (simulators + daemon) on CPU {sorted(apart.line)}, the browser and this "
+          f"process on CPU {sorted(apart.clients)}:")
     for name, runs in (("no browser", quiet), (f"{SESSIONS} idle pages", idle),
                        (f"{SESSIONS} live sessions", live)):
-        print(f"makespan of {WAFERS} wafers, {name:<17} "
-              f"{', '.join(f'{x:.2f}' for x in runs.spans)} s (median {runs.median:.2f} s)")
+        _spans(name, runs)
     print(f"  (info) idle pages / no browser = {idle.median / quiet.median:.3f}, live "
           f"sessions / idle pages = {live.median / idle.median:.3f}")
-    print(f"SSE delivery, lean reader beside {SESSIONS} live sessions: p50 "
-          f"{_pct(live.late, 50):.1f} ms, p99 {late99:.1f} ms, max "
-          f"{max(live.late, default=float('nan')):.1f} ms ({len(live.late)} events)")
-    print(f"  the same reader, no browser (info): p50 {_pct(quiet.late, 50):.1f} ms, p99 "
-          f"{_pct(quiet.late, 99):.1f} ms ({len(quiet.late)} events)")
-    print(f"  as the pages' JavaScript sees it (info): p50 {_pct(live.in_pages, 50):.1f} ms, "
-          f"p99 {_pct(live.in_pages, 99):.1f} ms ({len(live.in_pages)} events)")
+    print(_late(f"SSE delivery, lean reader beside {SESSIONS} live sessions", live.late))
+    print("  " + _late("the same reader, no browser (info)", quiet.late))
+    print("  " + _late("as the pages' JavaScript sees it (info)", live.in_pages))
+    if together is not apart:
+        t_quiet, t_live = m.of(together, QUIET), m.of(together, LIVE)
+        print("(info) all on every CPU, the browser beside the line:")
+        _spans("no browser, together", t_quiet)
+        _spans(f"{SESSIONS} live sessions, together", t_live)
+        print(f"  (info) live / quiet, together = {t_live.median / t_quiet.median:.3f}; "
+              + _late("SSE delivery", t_live.late))
     checks = [("/ server time p99", p99, RENDER_TARGET_MS, "ms"),
               ("makespan with 10 live sessions / quiet", ratio, MAKESPAN_TARGET, ""),
               ("SSE delivery p99", late99, SSE_TARGET_MS, "ms")]
