@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any, Self
 
 from drivers.errors import ValidationError
-from drivers.scpi import JobStatus, ScpiInstrument, locked
+from drivers.scpi import JobRecords, JobStatus, ScpiInstrument, locked
 from drivers.scpi_values import (
     Kind,
     Setting,
@@ -181,7 +181,8 @@ class PlasmaEtcher(ScpiInstrument):
     def apply_recipe(self, o2: float, cf4: float, pressure: float, rf_power: float,
                      etch_time: int, overetch: int, endpoint: bool, target: float) -> None:
         """Validate every value first (nothing is sent if one is wrong), then write them
-        all, gases in the order that never trips the CF4 ≤ 25 % check."""
+        all on one line (``set_many``), gases in the order that never trips the CF4 ≤ 25 %
+        check (the tool checks it at each write of the line, in order)."""
         wanted = {"o2": o2, "cf4": cf4, "pressure": pressure, "rf_power": rf_power,
                   "etch_time": etch_time, "overetch": overetch, "endpoint": endpoint,
                   "target": target}
@@ -191,9 +192,8 @@ class PlasmaEtcher(ScpiInstrument):
                                   tool=self.name)
         _, cf4_now = self._gas_setpoints()
         gases = ["cf4", "o2"] if checked["cf4"] <= cf4_now else ["o2", "cf4"]
-        for name in [*gases, "pressure", "rf_power", "etch_time", "overetch", "endpoint",
-                     "target"]:
-            self._command(self.settings[name].write_line(checked[name]))
+        order = [*gases, "pressure", "rf_power", "etch_time", "overetch", "endpoint", "target"]
+        self._write_all({name: checked[name] for name in order})  # one line, in this order
 
     # ------------------------------------------------------------- process (never retried)
     @locked
@@ -211,6 +211,11 @@ class PlasmaEtcher(ScpiInstrument):
         return self._query("JOB:LAST?", EtchJob.parse)
 
     @locked
+    def records(self, wafer_id: str | None = None) -> JobRecords[EtchJob]:
+        """Boot id, last job and (``wafer_id``) its job count, from one line."""
+        return self._records(wafer_id, EtchJob.parse)
+
+    @locked
     def result(self) -> EtchResult:
         removed, all_open = self._snapshot([("RES:REM?", parse_real), ("RES:OPEN?", parse_bool)])
         return EtchResult(removed, all_open)
@@ -218,6 +223,13 @@ class PlasmaEtcher(ScpiInstrument):
     @locked
     def readings(self) -> EtcherReadings:
         return _readings(self._snapshot(list(zip(_READINGS, _READINGS_PARSERS, strict=True))))
+
+    @locked
+    def etch_watch(self) -> tuple[EtchStatusLine, EtcherReadings]:
+        """``ETCH:STATus?`` and the readings from one line (one instant): an etch's poll."""
+        fields: list[tuple[str, Any]] = [("ETCH:STAT?", EtchStatusLine.parse)]
+        values = self._snapshot(fields + list(zip(_READINGS, _READINGS_PARSERS, strict=True)))
+        return values[0], _readings(values[1:])
 
     @locked
     def oes_trace(self) -> list[float]:

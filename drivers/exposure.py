@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Self
 
-from drivers.scpi import JobStatus, ScpiInstrument, locked
+from drivers.scpi import JobRecords, JobStatus, ScpiInstrument, locked
 from drivers.scpi_values import (
     Kind,
     ReplyError,
@@ -142,6 +142,11 @@ class ExposureTool(ScpiInstrument):
     @locked
     def last_job(self) -> ExposureJob:
         return self._query("JOB:LAST?", ExposureJob.parse)
+
+    @locked
+    def records(self, wafer_id: str | None = None) -> JobRecords[ExposureJob]:
+        """Boot id, last job and (``wafer_id``) its job count, from one line."""
+        return self._records(wafer_id, ExposureJob.parse)
 
     @locked
     def result(self) -> ExposureResult:

@@ -32,9 +32,10 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, ClassVar, Concatenate, NoReturn, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, Concatenate, Generic, NoReturn, ParamSpec, Self, TypeVar
 
 import structlog
 
@@ -67,6 +68,20 @@ class JobStatus(StrEnum):
     RUNNING = "RUNNING"
     DONE = "DONE"
     ABORTED = "ABORTED"
+
+
+J = TypeVar("J")
+
+
+@dataclass(frozen=True)
+class JobRecords(Generic[J]):
+    """A tool's job records from one line of joined queries (one instant):
+    ``SYSTem:BOOT?``, ``JOB:LAST?`` and, when a wafer is named, ``JOB:COUNt? <wafer>``
+    (else ``count`` is None). What a start is checked and journaled against."""
+
+    boot: int
+    last: J
+    count: int | None
 
 
 #: Error codes that mean "an interlock is open" (LX-365 +201, PE-200 +301).
@@ -266,11 +281,33 @@ class ScpiInstrument:
         return self._query(setting.query_line, setting.parse)
 
     @locked
+    def get_many(self, names: Sequence[str]) -> dict[str, Any]:
+        """Several settings from one line of joined queries (one instant), by name."""
+        settings = [self._setting(name) for name in names]
+        values = self._snapshot([(s.query_line, s.parse) for s in settings])
+        return dict(zip(names, values, strict=True))
+
+    @locked
     def set(self, name: str, value: object) -> None:
         """Validate, refuse before sending if out of range, write, check the error queue."""
         checked = self._validated(name, value)
         self._check_combination({name: checked})
         self._command(self._setting(name).write_line(checked))
+
+    @locked
+    def set_many(self, values: Mapping[str, object]) -> None:
+        """Validate every value (nothing is sent if one is wrong), then write them all on
+        one line, in order, with one error check: one round trip. The tool stops the line
+        at a refused write (the ones before it stay written; the read-back before a start
+        catches any); the error raised names the whole line."""
+        checked = {name: self._validated(name, value) for name, value in values.items()}
+        self._check_combination(checked)
+        self._write_all(checked)
+
+    def _write_all(self, checked: Mapping[str, Any]) -> None:
+        """Checked values (name → value), written in order on one command line."""
+        self._command(";:".join(self._setting(name).write_line(value)
+                                for name, value in checked.items()))
 
     # ----------------------------------------------------------- common to both tools
     @locked
@@ -299,6 +336,14 @@ class ScpiInstrument:
         return self._query("SYST:STAT?", functools.partial(parse_enum, self.state_enum))
 
     @locked
+    def condition(self) -> tuple[Any, tuple[str, ...]]:
+        """The state and the active alarms from one line (one instant)."""
+        state, alarms = self._snapshot([("SYST:STAT?", functools.partial(parse_enum,
+                                                                         self.state_enum)),
+                                        ("ALAR?", parse_names)])
+        return state, alarms
+
+    @locked
     def wafer_id(self) -> str | None:
         return self._query("WAF:ID?", parse_optional_name)
 
@@ -309,6 +354,15 @@ class ScpiInstrument:
     @locked
     def job_count(self, wafer_id: str) -> int:
         return self._query(f"JOB:COUN? {check_wafer_id(wafer_id)}", parse_int)
+
+    def _records(self, wafer_id: str | None, last: Callable[[str], J]) -> JobRecords[J]:
+        """:class:`JobRecords` in one round trip; ``last`` parses the tool's JOB:LAST?."""
+        fields: list[tuple[str, Callable[[str], Any]]] = [("SYST:BOOT?", parse_int),
+                                                          ("JOB:LAST?", last)]
+        if wafer_id is not None:
+            fields.append((f"JOB:COUN? {check_wafer_id(wafer_id)}", parse_int))
+        values = self._snapshot(fields)
+        return JobRecords(values[0], values[1], values[2] if wafer_id is not None else None)
 
     @locked
     def load(self, wafer_id: str) -> None:

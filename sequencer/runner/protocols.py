@@ -11,6 +11,7 @@ type checker holds every call, its arguments and its result, to the Protocol her
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -55,7 +56,13 @@ class ScpiJobTool(ToolDriver, Protocol):
 
     def get(self, name: str) -> Any: ...
 
+    def get_many(self, names: Sequence[str]) -> dict[str, Any]: ...
+
     def last_job(self) -> Any: ...
+
+    def records(self, wafer_id: str | None = None) -> Any: ...  # drivers.scpi.JobRecords
+
+    def condition(self) -> tuple[Any, tuple[str, ...]]: ...  # (state, alarms), one line
 
     def job_count(self, wafer_id: str) -> int: ...
 
@@ -66,6 +73,8 @@ class ExposureProto(ScpiJobTool, Protocol):
     def remote(self) -> None: ...
 
     def set(self, name: ExposureSetting, value: float | int | str) -> None: ...
+
+    def set_many(self, values: Mapping[ExposureSetting, float | int | str]) -> None: ...
 
     def start_exposure(self) -> None: ...
 
@@ -81,6 +90,8 @@ class EtcherProto(ScpiJobTool, Protocol):
     def start_etch(self) -> None: ...
 
     def etch_status(self) -> Any: ...  # EtchStatusLine(state, elapsed_s, endpoint_s)
+
+    def etch_watch(self) -> tuple[Any, Any]: ...  # (etch_status(), readings()), one line
 
     def result(self) -> Any: ...  # EtchResult(removed_um, all_open)
 

@@ -178,6 +178,9 @@ class _ScpiFake(_Faulty):
         if self._state == "ALARM" and self.wafer is None:
             self._go("IDLE")
 
+    def condition(self) -> tuple[str, tuple[str, ...]]:
+        return self.state(), self.alarms()
+
     def boot_id(self) -> int:
         self._enter("boot_id")
         return self.boot
@@ -185,6 +188,17 @@ class _ScpiFake(_Faulty):
     def job_count(self, wafer_id: str) -> int:
         self._enter("job_count")
         return self.counts.get(wafer_id, 0)
+
+    def records(self, wafer_id: str | None = None) -> Any:
+        """As the drivers' JobRecords: boot id, last job, the wafer's count (one call)."""
+        self._enter("records")
+        last = self.last_job()  # type: ignore[attr-defined]  # each tool's own
+        count = None if wafer_id is None else self.counts.get(wafer_id, 0)
+        return SimpleNamespace(boot=self.boot, last=last, count=count)
+
+    def get_many(self, names: list[str]) -> dict[str, Any]:
+        self._enter("get_many")
+        return {name: self.get(name) for name in names}  # type: ignore[attr-defined]
 
     def status(self) -> Any:
         self._enter("status")
@@ -239,6 +253,9 @@ class FakeExposure(_ScpiFake):
 
     def set(self, name: str, value: Any) -> None:
         self._cmd("set", {"IDLE", "READY"}, lambda: self.settings.__setitem__(name, value))
+
+    def set_many(self, values: dict[str, Any]) -> None:
+        self._cmd("set", {"IDLE", "READY"}, lambda: self.settings.update(values))
 
     def get(self, name: str) -> Any:
         self._enter("get")
@@ -321,6 +338,9 @@ class FakeEtcher(_ScpiFake):
     def oes_trace(self) -> list[float]:
         self._enter("oes_trace")
         return [1000.0, 1000.0, 400.0]
+
+    def etch_watch(self) -> tuple[Any, Any]:
+        return self.etch_status(), self.readings()
 
     def readings(self) -> Any:
         self._enter("readings")

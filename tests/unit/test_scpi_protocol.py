@@ -353,22 +353,39 @@ def gas_query(o2: bytes, cf4: bytes) -> tuple[bytes, bytes]:
     return (b"GAS:O2?;:GAS:CF4?\n", o2 + b";" + cf4 + b"\r\n")
 
 
-RECIPE_TAIL = [*ok(b"PRES:SET 200.0\n"), *ok(b"RF:POW 300.0\n"), *ok(b"ETCH:TIME 180\n"),
-               *ok(b"ETCH:OVER 30\n"), *ok(b"ETCH:ENDP 1\n"), *ok(b"ETCH:TARG 8.0\n")]
+RECIPE_TAIL = b";:PRES:SET 200.0;:RF:POW 300.0;:ETCH:TIME 180;:ETCH:OVER 30;:ETCH:ENDP 1;" \
+    b":ETCH:TARG 8.0\n"
 
 
 def test_apply_recipe_lowers_cf4_first_when_it_decreases() -> None:
-    script = [gas_query(b"90.0", b"30.0"), *ok(b"GAS:CF4 5.0\n"), *ok(b"GAS:O2 20.0\n"),
-              *RECIPE_TAIL]
+    script = [gas_query(b"90.0", b"30.0"), *ok(b"GAS:CF4 5.0;:GAS:O2 20.0" + RECIPE_TAIL)]
     with expected_protocol(PlasmaEtcher, script) as tool:
         tool.apply_recipe(20.0, 5.0, 200.0, 300.0, 180, 30, True, 8.0)
 
 
 def test_apply_recipe_raises_o2_first_when_cf4_increases() -> None:
-    script = [gas_query(b"20.0", b"5.0"), *ok(b"GAS:O2 90.0\n"), *ok(b"GAS:CF4 30.0\n"),
-              *RECIPE_TAIL]
+    script = [gas_query(b"20.0", b"5.0"), *ok(b"GAS:O2 90.0;:GAS:CF4 30.0" + RECIPE_TAIL)]
     with expected_protocol(PlasmaEtcher, script) as tool:
         tool.apply_recipe(90.0, 30.0, 200.0, 300.0, 180, 30, True, 8.0)
+
+
+def test_a_write_the_tool_refuses_mid_line_raises_its_error() -> None:
+    line = b"GAS:O2 90.0;:GAS:CF4 30.0" + RECIPE_TAIL
+    script = [gas_query(b"20.0", b"5.0"), refused(line),
+              (b"SYST:ERR?\n", b'-221,"Settings conflict"\n'), (b"SYST:ERR?\n", OK)]
+    with expected_protocol(PlasmaEtcher, script) as tool, pytest.raises(ToolRejected) as err:
+        tool.apply_recipe(90.0, 30.0, 200.0, 300.0, 180, 30, True, 8.0)
+    assert err.value.code == -221 and "ETCH:TARG 8.0" in str(err.value.command)
+
+
+def test_exposure_settings_go_out_on_one_line_after_the_reticle_catalogue() -> None:
+    script = [(b"RET:CAT?\n", b"VIA-200,VIA-150\n"),
+              *ok(b"EXP:DOSE 320.0;:EXP:FOC -0.5;:DEV:TIME 90;:RET:SEL VIA-200\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        tool.set_many({"dose": 320.0, "focus": -0.5, "develop_time": 90, "reticle": "VIA-200"})
+    with expected_protocol(ExposureTool, [(b"RET:CAT?\n", b"VIA-200\n")]) as tool, \
+            pytest.raises(ValidationError):  # nothing sent when one value is wrong
+        tool.set_many({"dose": 320.0, "reticle": "VIA-999"})
 
 
 def test_apply_recipe_sends_nothing_when_any_value_is_wrong() -> None:
@@ -393,3 +410,51 @@ def test_subclass_settings_tables_are_separate() -> None:
                                           "fields", "intensity", "film"}
     assert "dose" not in PlasmaEtcher.settings
     assert ScpiInstrument.settings == {}
+
+
+# ------------------------------------------------------------ records and read-back
+def test_job_records_are_one_line_with_the_wafers_count_when_named() -> None:
+    script = [(b"SYST:BOOT?;:JOB:LAST?;:JOB:COUN? W-01\n",
+               b"4711;3,W-01,EXPOSE,DONE,320.0,12.5;2\n"),
+              (b"SYST:BOOT?;:JOB:LAST?\n", b"4711;0,NONE,NONE,NONE,0.0,-1\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        rec = tool.records("W-01")
+        assert (rec.boot, rec.last.job_no, rec.last.kind, rec.count) == (4711, 3, "EXPOSE", 2)
+        bare = tool.records()
+        assert (bare.boot, bare.last.job_no, bare.count) == (4711, 0, None)
+
+
+def test_etcher_records_parse_its_own_job_line_and_a_short_reply_is_out_of_step() -> None:
+    script = [(b"SYST:BOOT?;:JOB:LAST?;:JOB:COUN? W-02\n", b"17;5,W-02,DONE,12.5;1\n"),
+              (b"SYST:BOOT?;:JOB:LAST?;:JOB:COUN? W-02\n", b"17;5,W-02,DONE,12.5\n")]
+    with expected_protocol(PlasmaEtcher, script) as tool:
+        rec = tool.records("W-02")
+        assert (rec.boot, rec.last.job_no, rec.last.status, rec.count) == (
+            17, 5, JobStatus.DONE, 1)
+        with pytest.raises(CommsError):  # a reply short of a part: never read on from it
+            tool.records("W-02")
+
+
+def test_records_refuse_an_illegal_wafer_id_before_sending() -> None:
+    with expected_protocol(ExposureTool, []) as tool, pytest.raises(ValidationError):
+        tool.records("W;01")
+
+
+def test_settings_are_read_back_from_one_line() -> None:
+    script = [(b"EXP:DOSE?;:EXP:FOC?;:DEV:TIME?;:RET:SEL?\n", b"320.0;-0.5;90;VIA-200\n")]
+    with expected_protocol(ExposureTool, script) as tool:
+        got = tool.get_many(["dose", "focus", "develop_time", "reticle"])
+    assert got == {"dose": 320.0, "focus": -0.5, "develop_time": 90, "reticle": "VIA-200"}
+
+
+def test_a_condition_and_an_etch_poll_are_one_line_each() -> None:
+    script = [(b"SYST:STAT?;:ALAR?\n", b"ALARM;RF_FAULT,DOOR_OPEN\n"),
+              (b"ETCH:STAT?;:PRES?;:RF:FORW?;:RF:REFL?;:GAS:FLOW?;:OES:CO?;:OES:O?\n",
+               b"ETCHING,42.0,-1;200.1;299.5;1.2;90.0,10.0;1234.0;567.0\n")]
+    with expected_protocol(PlasmaEtcher, script) as tool:
+        state, alarms = tool.condition()
+        assert state is EtcherState.ALARM and alarms == ("RF_FAULT", "DOOR_OPEN")
+        line, readings = tool.etch_watch()
+    assert line.state is EtcherState.ETCHING and line.elapsed_s == 42.0
+    assert line.endpoint_s is None
+    assert readings.rf_forward_w == 299.5 and readings.oes_o == 567.0

@@ -39,9 +39,9 @@ def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any,
 async def check_job_records(ctx: StepContext, h: ToolHandle[ScpiJobTool], w: Substrate) -> None:
     """StepFailed("hold") if the tool reports starts of ``w`` this journal does not know."""
     model, what, _ = MODELS[h.kind]
-    boot = await h.q(h.driver.boot_id)
-    count = int(await h.q(h.driver.job_count, w.wafer_id))
-    known = known_starts(ctx, h.name, w.wafer_id, boot, h.kind)
+    rec = await h.q(h.driver.records, w.wafer_id)  # boot id and count from one instant
+    count = int(rec.count)
+    known = known_starts(ctx, h.name, w.wafer_id, rec.boot, h.kind)
     if count > known:
         unknown = count - known
         noun = {"exposure": ("exposure", "exposures"), "etch": ("etch", "etches")}[what][
@@ -61,11 +61,9 @@ def _same(sent: Any, read: Any) -> bool:
 async def check_readback(h: ToolHandle[ScpiJobTool], wanted: dict[str, Any]) -> None:
     """Every setting of ``wanted`` read back from the tool; StepFailed("hold") naming the
     first ones that differ (setting, sent, read)."""
-    wrong = []
-    for name, sent in wanted.items():
-        read = await h.q(h.driver.get, name)
-        if not _same(sent, read):
-            wrong.append(f"{name} sent {sent}, tool reads {read}")
+    got = await h.q(h.driver.get_many, list(wanted))  # one line: one round trip
+    wrong = [f"{name} sent {sent}, tool reads {got[name]}" for name, sent in wanted.items()
+             if not _same(sent, got[name])]
     if wrong:
         raise StepFailed("hold", f"held for disposition: setting read-back on the {h.name} "
                                  f"before the start: {'; '.join(wrong)}")

@@ -60,10 +60,8 @@ async def _run(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
     if due(w, "setup", PHASES):
         await ensure_idle(ctx, h)
         await h.q(h.driver.remote)
-        await h.q(h.driver.set, "dose", r.dose_mj_cm2)
-        await h.q(h.driver.set, "focus", r.focus_um)
-        await h.q(h.driver.set, "develop_time", int(r.develop_s))
-        await h.q(h.driver.set, "reticle", r.reticle)
+        await h.q(h.driver.set_many, {"dose": r.dose_mj_cm2, "focus": r.focus_um,
+                                      "develop_time": int(r.develop_s), "reticle": r.reticle})
         w.data.dose = float(r.dose_mj_cm2)
         ctx.mark([w], "setup")
     await load_wafer(ctx, h, w, PHASES, TIMING["load_s"], "load")

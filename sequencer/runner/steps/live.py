@@ -63,9 +63,10 @@ class LiveReadings:
 
 
 class EtchWatch:
-    """The etch wait's poll (``ETCH:STATus?``, and every :data:`OES_STEP_S` the readings),
-    its O 777.4 nm trace and its ``reading`` events. ``poll`` runs on the tool's worker
-    thread; ``observe`` on the loop, after each poll."""
+    """The etch wait's poll (``ETCH:STATus?`` and the readings on one line; kept every
+    :data:`OES_STEP_S` and at each change of state), its O 777.4 nm trace and its
+    ``reading`` events. ``poll`` runs on the tool's worker thread; ``observe`` on the
+    loop, after each poll."""
 
     def __init__(self, ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate, *,
                  stabilize_s: float, main_s: float, overetch_pct: float, vent_s: float,
@@ -83,11 +84,11 @@ class EtchWatch:
     def poll(self) -> Any:
         """The status line (what the wait decides on); the readings when due, and at each
         change of state (so the first reading of ETCHING is the RF's)."""
-        line = self.h.driver.etch_status()
+        line, readings = self.h.driver.etch_watch()  # one line: a poll is one round trip
         now, state = self.ctx.clock.now(), state_name(line.state)
         if now >= self._next_read or state != self._state:
             self._state = state
-            self.readings = self.h.driver.readings()
+            self.readings = readings
             self._next_read = now + OES_STEP_S
             if state in _RF_ON and self.readings.rf_forward_w > 0:
                 self.o_trace.append([float(line.elapsed_s), float(self.readings.oes_o)])

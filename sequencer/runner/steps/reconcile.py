@@ -53,11 +53,12 @@ async def read_before(h: ToolHandle[Any], command: str, wafer_ids: list[str]) ->
         oven: ToolHandle[OvenProto] = h
         return {"tool_batch": int(await oven.q(oven.driver.batch_no))}
     scpi: ToolHandle[ScpiJobTool] = h
-    before: dict[str, Any] = {"boot": await scpi.q(scpi.driver.boot_id),
-                              "job_no": _job_no(await scpi.q(scpi.driver.last_job))}
+    start = command in ("START_EXPOSURE", "START_ETCH")
+    rec = await scpi.q(scpi.driver.records, wafer_ids[0] if start else None)  # one line
+    before: dict[str, Any] = {"boot": rec.boot, "job_no": _job_no(rec.last)}
     h.boot = before["boot"]  # a later failure compares with it: did the tool reboot?
-    if command in ("START_EXPOSURE", "START_ETCH"):
-        before["count"] = int(await scpi.q(scpi.driver.job_count, wafer_ids[0]))
+    if start:
+        before["count"] = int(rec.count)
     return before
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from drivers.errors import InterlockError, ToolError
-from sequencer.runner.protocols import ScpiJobTool
+from sequencer.runner.protocols import ScpiJobTool, state_name
 from sequencer.runner.steps import (
     StepContext,
     StepFailed,
@@ -45,8 +45,8 @@ async def ensure_idle(ctx: StepContext, h: ScpiHandle, idle: str = "IDLE") -> No
     (ToolHeld, naming the alarm): nothing is cleared here. Busy past the bound: ToolDown."""
     deadline = ctx.clock.now() + ctx.config.tool_down_s
     while True:
-        st = await h.state()
-        active = holding(h.kind, tuple(await h.q(h.driver.alarms)))
+        state, alarms = await h.q(h.driver.condition)  # one line: one instant
+        st, active = state_name(state), holding(h.kind, tuple(alarms))
         if st == idle and not active:
             return
         if active or st == "ALARM":
