@@ -124,18 +124,19 @@ def _device(path: str) -> str:
     return f"serial:{os.path.realpath(path)}" if path.startswith("/") else f"serial:{path}"
 
 
-def tool_address(tool: str, entry: dict[str, Any]) -> str:
-    """The tool's normalised address from its tools.yaml mapping, e.g. ``tcp:loopback:5020``.
+def tool_address(kind: str, entry: dict[str, Any]) -> str:
+    """A tool's normalised address from its tools.yaml mapping, e.g. ``tcp:loopback:5020``,
+    read as its ``kind`` reads it (``exposure-2`` is an exposure cell):
 
     exposure ``resource`` (VISA), etcher ``url`` (pyserial), oven ``host``/``port`` for
     tcp or ``serial_port`` for rtu; a form not understood is kept as written.
     """
-    if tool == "oven":
+    if kind == "oven":
         if str(entry.get("transport", "tcp")).lower() == "rtu":
             return _device(str(entry.get("serial_port")))
         host = normal_host(str(entry.get("host", "127.0.0.1")))
         return f"tcp:{host}:{int(entry.get('port', 502))}"
-    if tool == "exposure":
+    if kind == "exposure":
         res = str(entry.get("resource", "")).strip()
         if m := _VISA_SOCKET.match(res):
             return f"tcp:{normal_host(m[1])}:{int(m[2])}"
@@ -166,9 +167,9 @@ def lock_dir() -> Path:
     return d
 
 
-def tool_lock_path(tool: str, entry: dict[str, Any]) -> Path:
+def tool_lock_path(kind: str, entry: dict[str, Any]) -> Path:
     """``<lock dir>/<address, sanitised>-<hash>.lock`` (the hash keeps distinct ones apart)."""
-    address = tool_address(tool, entry)
+    address = tool_address(kind, entry)
     safe = re.sub(r"[^A-Za-z0-9.-]+", "_", address).strip("_")[:80]
     digest = hashlib.sha1(address.encode()).hexdigest()[:8]
     return lock_dir() / f"{safe}-{digest}.lock"
@@ -345,9 +346,9 @@ def claim_line(cfg: ToolsConfig, journal: Path, command: str,
         steps.append(("journal", journal_lock_path(real), f"the journal {real}"))
     for tool in cfg.kinds:
         if tool in cfg.entries:
-            entry = cfg.entries[tool]
-            steps.append((tool, tool_lock_path(tool, entry),
-                          f"the {tool} ({tool_address(tool, entry)})"))
+            entry, kind = cfg.entries[tool], cfg.kinds[tool]
+            steps.append((tool, tool_lock_path(kind, entry),
+                          f"the {tool} ({tool_address(kind, entry)})"))
     return _start(LineClaim(_owner(command, real, url)), steps)
 
 
@@ -355,7 +356,7 @@ def tool_owner(cfg: ToolsConfig, tool: str) -> Owner | None:
     """Who holds ``tool``'s lock now (None: nobody; this process's own claim counts)."""
     if tool not in cfg.entries:
         return None
-    return _locked_by(tool_lock_path(tool, cfg.entries[tool]))
+    return _locked_by(tool_lock_path(cfg.kinds.get(tool, tool), cfg.entries[tool]))
 
 
 def manual_claim(cfg: ToolsConfig, tool: str, command: str | None = None) -> LineClaim:
@@ -364,7 +365,7 @@ def manual_claim(cfg: ToolsConfig, tool: str, command: str | None = None) -> Lin
     Raises :class:`LineOwned` at once if another process (a run, a daemon, another manual
     command) holds the tool; the lock is released when the ``with`` ends.
     """
-    entry = cfg.entry(tool)
+    entry, kind = cfg.entry(tool), cfg.kinds.get(tool, tool)
     return _start(LineClaim(_owner(command or f"viaform tool {tool}")),
-                  [(tool, tool_lock_path(tool, entry),
-                    f"the {tool} ({tool_address(tool, entry)})")])
+                  [(tool, tool_lock_path(kind, entry),
+                    f"the {tool} ({tool_address(kind, entry)})")])

@@ -192,3 +192,25 @@ def test_a_sigkilled_owner_releases_everything(tmp_path: Path) -> None:
     with claim_line(cfg, tmp_path / "j.db", "viaform run L3") as claim:
         assert "L3" in journal_lock_path(tmp_path / "j.db").read_text()
         assert claim.owner.pid == os.getpid()
+
+
+def test_tools_of_a_kind_are_each_read_as_their_kind_and_locked_apart(tmp_path: Path) -> None:
+    """``exposure-2`` and ``oven-2`` are read as an exposure cell and an oven (their own
+    addresses), so a 2-2-2 line is claimed whole, and each extra tool is its own lock."""
+    classic = cfg_for(tmp_path)
+    cfg = ToolsConfig(path=classic.path, time_scale=1.0, journal=classic.journal, entries={
+        **classic.entries,
+        "exposure-2": {"kind": "exposure", "resource": "TCPIP0::127.0.0.1::5035::SOCKET"},
+        "oven-2": {"kind": "oven", "transport": "tcp", "host": "127.0.0.1", "port": 5030},
+        "etcher-2": {"kind": "etcher", "url": "socket://127.0.0.1:5036"}})
+    assert cfg.kinds["oven-2"] == "oven"
+    with claim_line(cfg, tmp_path / "j.db", "viaform daemon"):
+        for tool, address in (("exposure-2", "tcp:loopback:5035"),
+                              ("oven-2", "tcp:loopback:5030")):
+            owner = tool_owner(cfg, tool)
+            assert owner is not None and owner.command == "viaform daemon"
+            assert tool_address(cfg.kinds[tool], cfg.entries[tool]) == address
+        with pytest.raises(LineOwned, match="oven-2"):
+            manual_claim(cfg, "oven-2")
+    with manual_claim(cfg, "oven-2"):
+        assert tool_owner(cfg, "oven") is None  # the other oven is free
