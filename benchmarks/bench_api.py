@@ -46,7 +46,7 @@ _SIMS = """
 import sys, time, yaml
 from simulators.runner import SimThread
 from sequencer.line.simhost import tools_config_for
-with SimThread(time_scale={scale}, seed=5) as sims:
+with SimThread(time_scale={scale}, seed=5, line={line!r}) as sims:
     cfg = tools_config_for(sims.endpoints, {scale}, journal={db!r})
     doc = {{"time_scale": {scale}, "journal": {db!r}, "handling": "sim",
            **cfg.entries, "sim_control": cfg.sim_control}}
@@ -86,11 +86,14 @@ def _wait(pred: Any, timeout_s: float, what: str) -> Any:
 class Line:
     """The simulators and the daemon, each in its own process."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, scale: float = SCALE,
+                 line: dict[str, str] | None = None) -> None:
+        """``line``: tool name → kind (default the classic three), one simulator each."""
         db, tools = tmp / "journal.db", tmp / "tools.yaml"
         env = {**os.environ, "VIAFORM_TOKENS": ""}
         self.sims = subprocess.Popen(
-            [sys.executable, "-c", _SIMS.format(scale=SCALE, db=str(db), tools=str(tools))],
+            [sys.executable, "-c", _SIMS.format(scale=scale, db=str(db), tools=str(tools),
+                                                line=line)],
             stdin=subprocess.PIPE, cwd=REPO, env=env)
         _wait(tools.exists, 20.0, "the simulators")
         err = tmp / "daemon.err"

@@ -107,7 +107,7 @@ class Line(bench_api.Line):
         env = {**os.environ, "VIAFORM_TOKENS": ""}
         self.sims = subprocess.Popen(
             [sys.executable, "-c", _SIMS.format(scale=SCALE, db=str(self.db),
-                                                 tools=str(tools))],
+                                                 tools=str(tools), line=None)],
             stdin=subprocess.PIPE, cwd=REPO, env=env)
         _wait(tools.exists, 20.0, "the simulators")
         _wait(lambda: tools.read_text().strip(), 5.0, "tools.yaml")
