@@ -257,3 +257,30 @@ def test_the_etcher_cards_endpoint_follows_the_etch_steps_readings() -> None:
     steps.observe(reading("ALARM", None))
     assert present.endpoint_text(steps.last_reading["etcher"]) == \
         "W1: none (the etch stopped in ALARM)"
+
+
+def test_pages_woken_by_one_burst_share_one_rendering_of_their_live_parts() -> None:
+    """A fragment made after the event a page last heard (X-Viaform-Seen) is served to it
+    even when later events came; a page that heard a later one gets a fresh rendering."""
+    import time
+
+    line = FakeLine()
+    line._tools["etcher"].step = "etch"  # the tool's view: a step on it
+    frag = {"X-Viaform-Fragment": "1"}
+
+    def running(text: str) -> bool:  # the card's step clock: from the step_start event
+        card = text.split('id="tool-etcher"', 1)[1].split("</article>", 1)[0]
+        return ", running " in card
+
+    with TestClient(create_app(line, AuthConfig(), AuditLog(":memory:"))) as client:
+        assert not running(client.get("/", headers=frag).text)  # made: no step_start yet
+        line._emit("step_start", tool="etcher", wafer_id="W1", step="etch", lot_id="L1")
+        deadline = time.monotonic() + 5.0  # another path's fragment: fresh at each event
+        while not running(client.get("/?probe", headers=frag).text):
+            assert time.monotonic() < deadline, "the step_start never reached the screen"
+            time.sleep(0.02)
+        # heard only an early event: the copy made before step_start will do
+        assert not running(client.get("/", headers={**frag, "X-Viaform-Seen": "1"}).text)
+        # heard a later one (and without the header: everything published): made afresh
+        assert running(client.get("/", headers={**frag, "X-Viaform-Seen": "999999"}).text)
+        assert running(client.get("/", headers=frag).text)

@@ -1,9 +1,9 @@
 """What the screen keeps of the line's life beside the contract's views: two daemon faces.
 
 * ``StepClock`` hears every line event (the daemon's pump): when the step now running
-  on each tool began, the last ``reading`` event of each tool's latest step (the etch's
-  endpoint is in it, not in the status snapshot the engine keeps), and ``generation``,
-  the count of events, which dates the cached fragments (shell.py).
+  on each tool began, its step's time left, and the last ``reading`` event of each
+  tool's latest step (the etch's endpoint is in it, not in the status snapshot the
+  engine keeps).
 * ``ReadingsTicker``: a tool's gauges (PV, O2, pressure, RF …) change with no line
   event. Every ``TICK_S`` it reads each tool's last status from memory
   (``LineControl.tool_readings``: what the engine's own polls saw; nothing is asked of
@@ -31,12 +31,10 @@ READINGS = "readings"
 @dataclass
 class StepClock:
     """When the step now running on each tool began (unix time), from the line's events
-    (a cure batch's 25 starts count from the first); and ``generation``, the count of
-    events seen, which dates the cached fragments."""
+    (a cure batch's 25 starts count from the first)."""
 
     started: dict[str, float] = field(default_factory=dict)
     running: dict[str, set[str]] = field(default_factory=dict)
-    generation: int = 0
     #: tool → (unix time of the step's last reading, tool seconds it said were left)
     left: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: tool → the last ``reading`` event of its latest step, kept after the step ends
@@ -59,7 +57,6 @@ class StepClock:
         return None
 
     def observe(self, event: LineEvent) -> None:
-        self.generation += 1
         if event.kind == "reading" and event.tool is not None:
             expected, elapsed = event.data.get("expected_s"), event.data.get("elapsed_s")
             if isinstance(expected, int | float) and isinstance(elapsed, int | float):
@@ -82,8 +79,8 @@ class StepClock:
 
 
 class ReadingsTicker:
-    def __init__(self, core: DaemonCore, steps: StepClock) -> None:
-        self.core, self.steps = core, steps
+    def __init__(self, core: DaemonCore) -> None:
+        self.core = core
         self.last: dict[str, dict[str, float]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -117,8 +114,6 @@ class ReadingsTicker:
                 changed.append(tool)
                 self.core.hub.publish(LineEvent(kind=READINGS, t=self.core.clock(),
                                                 tool=tool, data=dict(now)))
-        if changed:
-            self.steps.generation += 1
         return changed
 
     async def _run(self) -> None:

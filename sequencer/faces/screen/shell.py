@@ -9,6 +9,14 @@ Rendering: a page is one template extending ``base.html``. A request with the
 ``X-Viaform-Fragment`` header gets only the page's live parts (the alarm banner,
 ``_banner.html``, and the page's ``live`` block), which the page's script swaps in
 when the event stream says something changed (``static/screen.js``).
+
+Fragments are shared: the pages of one path and role get one rendering, dated by the
+event hub's ``last_id`` when it was made. A page says which event it has last heard
+(``X-Viaform-Seen``, the stream's event id): a rendering made after that event was
+published shows it, so it is served even if later events came meanwhile (the page
+hears those too, and asks again). Without the header, only a rendering made since the
+latest event is served. Ten pages woken by one burst so cost one rendering, not one
+per event that lands between their requests.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from sequencer.faces.screen.live import ReadingsTicker, StepClock
 from sequencer.faces.screen.plots import Plots
 
 FRAGMENT_HEADER = "x-viaform-fragment"
+SEEN_HEADER = "x-viaform-seen"
 #: stands for the session's CSRF token in a cached fragment (every session has its own)
 CSRF_SLOT = "\x00csrf\x00"
 FragmentKey = tuple[str, str, bool]
@@ -59,7 +68,7 @@ class Screen:
         self.sessions = SessionStore()
         self.plots = Plots(core.journal)
         self.steps = StepClock()
-        self.ticker = ReadingsTicker(core, self.steps)
+        self.ticker = ReadingsTicker(core)
         #: the faces the daemon's pump feeds (and starts and stops with the line)
         self.faces = (self.steps, self.ticker)
         self.env = Environment(loader=PackageLoader("sequencer.faces.screen", "templates"),
@@ -69,16 +78,20 @@ class Screen:
         self._fragments: dict[FragmentKey, tuple[int, str]] = {}
 
     # --- fragments: every open page asks for its live parts after each event burst; the
-    # pages of one path and role share one rendering until the next event ------------
+    # pages of one path and role share one rendering (module docstring) ---------------
     def _key(self, request: Request, v: Viewer) -> FragmentKey:
         return (request.url.path, request.url.query, v.may(Role.TECHNICIAN, self.core.auth))
 
     def cached(self, request: Request, v: Viewer) -> Response | None:
-        """The fragment this request wants, if rendered since the last event."""
+        """The fragment this request wants, if a rendering shows what the page has heard
+        of (or, without ``X-Viaform-Seen``, everything published so far)."""
         if not request.headers.get(FRAGMENT_HEADER):
             return None
         hit = self._fragments.get(self._key(request, v))
-        if hit is None or hit[0] != self.steps.generation:
+        if hit is None:
+            return None
+        seen = request.headers.get(SEEN_HEADER, "")
+        if hit[0] < (int(seen) if seen.isdigit() else self.core.hub.last_id):
             return None
         return self._respond(request, v, hit[1].replace(CSRF_SLOT, v.session.csrf), 200)
 
@@ -116,7 +129,7 @@ class Screen:
         context = {**self.common(request, v), **ctx}
         template = self.env.get_template(name)
         if request.headers.get(FRAGMENT_HEADER):
-            generation = self.steps.generation
+            made = self.core.hub.last_id
             context["csrf"] = CSRF_SLOT
             banner = self.env.get_template("_banner.html").render(context)
             live = "".join(template.blocks["live"](template.new_context(context))) \
@@ -127,7 +140,7 @@ class Screen:
             if status == 200:
                 if len(self._fragments) >= MAX_FRAGMENTS:
                     self._fragments.clear()
-                self._fragments[self._key(request, v)] = (generation, html)
+                self._fragments[self._key(request, v)] = (made, html)
             html = html.replace(CSRF_SLOT, v.session.csrf)
         else:
             html = template.render(context)

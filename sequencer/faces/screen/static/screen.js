@@ -2,14 +2,15 @@
 // On an event, the page's live parts (#banner, #live) are fetched again as a fragment
 // (header X-Viaform-Fragment) and swapped in: at most one fetch in flight, at most one
 // every 2 s (a lot's events come in bursts; the screen is for people, not a log), except
-// that an alarm is fetched at once. The stream
+// that an alarm is fetched at once. Each fetch says the id of the last event heard
+// (X-Viaform-Seen), so the pages woken by one burst share one rendering. The stream
 // reconnects by itself after a daemon restart; the page then refreshes once.
 (function () {
   "use strict";
   var kinds = (document.body.dataset.events || "").split(",").filter(Boolean);
   var link = document.getElementById("link");
   var source = null, timer = null, busy = false, again = false, down = false;
-  var retryMs = 1000, last = 0;
+  var retryMs = 1000, last = 0, seen = "";
   var SETTLE_MS = 150, EVERY_MS = 2000;
 
   function show(text, ok) {
@@ -59,8 +60,10 @@
     if (busy) { again = true; return; }
     busy = true;
     last = Date.now();
+    var headers = {"X-Viaform-Fragment": "1"};
+    if (seen) headers["X-Viaform-Seen"] = seen;  // a copy made since then will do
     fetch(location.pathname + location.search, {
-      headers: {"X-Viaform-Fragment": "1"}, credentials: "same-origin", cache: "no-store"
+      headers: headers, credentials: "same-origin", cache: "no-store"
     }).then(function (r) {
       if (r.status === 401) { location.reload(); return null; }
       if (!r.ok && r.status !== 404) throw new Error("fragment: HTTP " + r.status);
@@ -90,6 +93,7 @@
   // every event, also as a DOM event "viaform-event" on the document (its detail is the
   // event's data), for whatever else on the page wants it (bench_screen times delivery)
   function onEvent(event) {
+    if (event.lastEventId) seen = event.lastEventId;
     schedule(event);
     try {
       document.dispatchEvent(new CustomEvent("viaform-event",
@@ -102,6 +106,7 @@
     source = new EventSource(url, {withCredentials: true});
     source.addEventListener("hello", function () {
       show("live", true);
+      seen = "";  // a restarted daemon counts its events from 1 again
       retryMs = 1000;
       if (down) { down = false; schedule(); }
     });
