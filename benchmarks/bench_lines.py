@@ -14,7 +14,10 @@ predicts the same run first. Printed per shape and lot count:
   oven j cannot start before j lots are exposed. Where it is above the issue's bound
   by more than 5 % (several ovens, 4 lots), no schedule of full batches can reach 0.95
   of the issue's bound, and the line says so;
-- the planner's wall time for the shape and its makespan error against the run;
+- the planner's wall time for the shape and its makespan error against the run (target
+  within ±2 % on 1-1-1 and 1-1-2, the issue's planner-vs-runner lines; information on
+  the others, where the exposure cells' real cycle at this time scale, ~40 % above the
+  manual's, holds several ovens back and the planner does not model it);
 - the sequencer's CPU per wafer (``time.process_time`` of this process), target ≤ 10 ms.
 
 Not here: the 12-tool daemon at time scale 300 (``bench_big_line``).
@@ -42,6 +45,7 @@ TIME_SCALE = 2000.0
 RATIO_TARGET = 0.95
 CPU_TARGET_MS = 10.0
 PLANNER_TARGET_S = 1.0  # 4 × 25 on 1-1-1
+PLANNER_ERROR, PLANNER_SHAPES = 0.02, ((1, 1, 1), (1, 1, 2))  # the issue's planner test
 FILL_MIN, CURE_MIN, ETCH_MIN = 65.0, 210.0, 135.0  # PROCESS.md, per lot of 25
 DEMO = Path(__file__).resolve().parent.parent / "configs" / "lots" / "demo.yaml"
 
@@ -124,8 +128,12 @@ def _report(shape: tuple[int, int, int], n: int, m: dict[str, float]) -> bool:
           f"a run of full batches can reach against the issue's bound: {reach:.3f}"
           + (" (below the target: unreachable for this shape)" if reach < RATIO_TARGET else ""))
     error = (m["predicted"] - m["makespan"]) / m["makespan"]
+    judged = shape in PLANNER_SHAPES  # the issue's planner-vs-run lines
+    close = abs(error) <= PLANNER_ERROR
     print(f"  planner: {m['plan_wall']:.3f} s wall, predicted {m['predicted'] / 3600:.2f} h, "
-          f"error {error:+.2%}")
+          f"error {error:+.2%}" + (f" (target within ±{PLANNER_ERROR:.0%}) "
+                                   f"{'PASS' if close else 'FAIL'}" if judged else " (info)"))
+    good &= close or not judged
     cpu_ok = m["cpu_ms"] <= CPU_TARGET_MS
     print(f"  sequencer CPU {m['cpu_ms']:.1f} ms/wafer (target ≤ {CPU_TARGET_MS:g}) "
           f"{'PASS' if cpu_ok else 'FAIL'}")

@@ -27,7 +27,7 @@ SECS/GEM front end sees an ordinary IN_PROCESS / NEEDS_PROCESSING substrate agai
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from transitions import Machine
@@ -88,6 +88,8 @@ class WaferData:
     reason: str = ""
 
 
+_DATA_FIELDS = tuple(f.name for f in fields(WaferData))
+
 StateListener = Callable[["Substrate", str, str, str], None]  # (wafer, src, dst, reason)
 
 
@@ -147,7 +149,11 @@ class Substrate:
         self.data = WaferData(**{k: v for k, v in data.items() if k in names})
 
     def data_dict(self) -> dict[str, Any]:
-        return asdict(self.data)
+        """The data as a fresh dict (what ``dataclasses.asdict`` gives for these flat
+        fields, ``ran`` copied, at a fifth of its cost: it runs at every journaled step)."""
+        out = {name: getattr(self.data, name) for name in _DATA_FIELDS}
+        out["ran"] = dict(self.data.ran)
+        return out
 
     def __repr__(self) -> str:
         return f"Substrate({self.wafer_id!r}, {self.state})"

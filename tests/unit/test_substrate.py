@@ -68,3 +68,15 @@ def test_transitions_are_journaled_and_restored_with_set_state(tmp_path) -> None
     assert heard == []  # set_state runs no callbacks
     assert j.transitions("W") == [("NEEDS_PROCESSING", "IN_PROCESS", ""),
                                   ("IN_PROCESS", "STOPPED", "held for disposition: x")]
+
+
+def test_data_dict_is_what_asdict_gives_and_a_copy() -> None:
+    """The journal's copy of a wafer's data: every field, and ``ran`` not shared."""
+    from dataclasses import asdict
+
+    w = Substrate("W1", "L1", 1)
+    w.data.ran, w.data.dose, w.data.step = {"etch": "etcher-2"}, 320.0, "etch"
+    out = w.data_dict()
+    assert out == asdict(w.data)
+    out["ran"]["etch"] = "etcher"
+    assert w.data.ran == {"etch": "etcher-2"}
