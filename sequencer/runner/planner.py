@@ -13,8 +13,10 @@ durations around these figures (±10 %). The planner does not import the simulat
 :class:`Decision` records each step started, in order: the runner records the same
 (``Scheduler.decisions``), so a test compares the two sequences.
 
-Not modelled: the time a poll takes to see a step's end (the runner polls every
-``poll_s``), handling moves (instant on the simulators), the tools' ±10 % spread.
+Not modelled: the time a poll takes to see a step's end (polling is dense around the
+expected end: ``steps/polling.py``), handling moves (instant on the simulators), the
+tools' ±10 % spread, and the runner's own time between waits (round trips, journal
+syncs), which only a high time scale makes visible.
 """
 
 from __future__ import annotations
