@@ -41,3 +41,9 @@ def test_no_poll_waits_past_the_end_window_or_longer_than_the_sparse_period() ->
 
 def test_a_step_shorter_than_a_dense_period_is_polled_densely() -> None:
     assert next_poll_s(POLL, 0.0, 2.0) == pytest.approx(DENSE)
+
+
+def test_a_wait_whose_polls_are_records_keeps_its_period_while_the_end_is_far() -> None:
+    """The cure: every poll is a point of the profile and a look for an excursion."""
+    assert next_poll_s(POLL, 0.0, EXPECTED, sparse=False) == pytest.approx(POLL)
+    assert next_poll_s(POLL, EXPECTED, EXPECTED, sparse=False) == pytest.approx(DENSE)

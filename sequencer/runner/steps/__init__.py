@@ -246,10 +246,12 @@ class ToolHandle(Generic[D]):
     async def wait(self, poll: Callable[[], V], done: Iterable[str], expected_s: float,
                    what: str, *, read: Callable[[V], str] | None = None,
                    fail: Iterable[str] = ("ALARM",),
-                   on_poll: Callable[[V], None] | None = None) -> V:
+                   on_poll: Callable[[V], None] | None = None, sparse: bool = True) -> V:
         """Poll ``poll`` (a driver method, through ``q``) until its state is in ``done``;
         ToolAlarm on ``fail``, WaitTimeout after ``limit(expected_s)``. Returns the last
-        reading. ``read`` names the state of a reading (default: ``state_name``)."""
+        reading. ``read`` names the state of a reading (default: ``state_name``). Polls
+        follow the expected end (``steps/polling.py``); ``sparse`` False: every period
+        while the end is far (each poll is a record, as a cure's profile)."""
         done, fail = set(done), set(fail)
         clock, cfg = self.ctx.clock, self.ctx.config
         began = clock.now()
@@ -269,7 +271,8 @@ class ToolHandle(Generic[D]):
             if polled_at > deadline:
                 raise WaitTimeout(f"{self.name}: {what}: still {st} after "
                                   f"{cfg.limit(expected_s):.0f} s")
-            await clock.sleep(next_poll_s(self.poll_s, clock.now() - began, expected_s))
+            await clock.sleep(next_poll_s(self.poll_s, clock.now() - began, expected_s,
+                                          sparse=sparse))
 
     def close(self) -> None:
         self.worker.close()

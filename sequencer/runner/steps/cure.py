@@ -277,7 +277,7 @@ async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRec
     try:
         await h.wait(h.driver.status, {"COMPLETE"}, expected,
                      f"cure batch {batch}", read=lambda s: state_name(s.state),
-                     fail={"ABORTED", "IDLE"}, on_poll=record)
+                     fail={"ABORTED", "IDLE"}, on_poll=record, sparse=False)  # a profile
     finally:
         ctx.journal.trace(f"batch-{batch}", "oven_profile", profile)
         ctx.journal.trace(f"batch-{batch}", "cure_watch", watch.record())

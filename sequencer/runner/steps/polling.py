@@ -14,9 +14,10 @@ same figure its time limit and the planner are built from. So it polls
   within a dense period of when it comes, not up to a period late;
 - every period again for a step later than its window (slow, or stuck until its limit).
 
-So a step is seen ending sooner and costs fewer polls than one every period. The oven's
-cure does not poll through here: each of its polls is a point of the batch's
-temperature profile (``steps.cure``), so it keeps its period.
+So a step is seen ending sooner and costs fewer polls than one every period. A wait
+whose every poll is also a record (the oven's cure: each poll is a point of the
+batch's temperature profile and a look for an excursion, ``steps.cure``) is never
+sparse: ``sparse=False`` keeps its period while the end is far.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ DENSE_MIN_S = 0.5  # tool s: no denser than this
 EARLY, LATE = 0.15, 0.15  # the end window, as fractions of the expected duration
 
 
-def next_poll_s(poll_s: float, elapsed_s: float, expected_s: float) -> float:
+def next_poll_s(poll_s: float, elapsed_s: float, expected_s: float, *,
+                sparse: bool = True) -> float:
     """Tool seconds from now to the next poll of a step ``elapsed_s`` into its expected
-    ``expected_s`` (see the module docstring)."""
+    ``expected_s`` (see the module docstring; ``sparse`` False: every period while the
+    end is far)."""
     dense = max(DENSE_MIN_S, poll_s * DENSE_FRACTION)
     window = expected_s * (1.0 - EARLY)
     if elapsed_s < window - dense:
-        return max(dense, min(SPARSE_POLLS * poll_s, window - elapsed_s))
+        far = SPARSE_POLLS * poll_s if sparse else poll_s
+        return max(dense, min(far, window - elapsed_s))
     if elapsed_s <= expected_s * (1.0 + LATE) + poll_s:
         return dense
     return poll_s
