@@ -22,6 +22,7 @@ syncs), which only a high time scale makes visible.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -118,6 +119,8 @@ class _Line:
     busy: dict[str, float] = field(default_factory=dict)  # tool → when its step ends
     since: dict[str, float] = field(default_factory=dict)  # tool → when its step began
     cure_expected: dict[str, float] = field(default_factory=dict)  # oven → expected s
+    #: oven → (when its last batch ended, the unload temperature it ended at)
+    oven_left: dict[str, tuple[float, float]] = field(default_factory=dict)
     cycles: list[float] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     rows: list[StepRow] = field(default_factory=list)
@@ -240,8 +243,9 @@ def _decide(line: _Line, s: policy.LineState, tool: str, kind: str,
         if decision.batch is None:  # as the runner's oven worker: at the due time
             return decision.wake_at
         ws = tuple(index[i] for i in decision.batch.wafer_ids)
-        cure = expected_cure_s(ws[0].flow.cure, line.config)
-        line.cure_expected[tool] = cure
+        recipe = ws[0].flow.cure
+        line.cure_expected[tool] = expected_cure_s(recipe, line.config)  # as the runner's
+        cure = expected_cure_s(recipe, line.config, _chamber_c(line, tool))  # the model's
         _start(line, tool, "cure", ws, cure)
         return cure, None, ws
     wid = policy.next_etch(s, tool)
@@ -251,6 +255,17 @@ def _decide(line: _Line, s: policy.LineState, tool: str, kind: str,
     dur = etch_s(w.flow)
     _start(line, tool, "etch", (w,), dur)
     return dur, None, (w,)
+
+
+def _chamber_c(line: _Line, oven: str) -> float | None:
+    """The oven's chamber now: cooling toward ambient (its time constant) from the unload
+    temperature its last batch ended at; None (ambient) before its first batch. The
+    policy's estimate stays the cold one, as the runner's; this is the model's."""
+    if oven not in line.oven_left:
+        return None
+    ended, unload_c = line.oven_left[oven]
+    amb, tau = line.config.ambient_c, line.config.oven_tau_s
+    return amb + (unload_c - amb) * math.exp(-(line.now - ended) / tau)
 
 
 def _start(line: _Line, tool: str, step: str, ws: tuple[PlanWafer, ...], dur: float) -> None:
@@ -271,6 +286,8 @@ def _finish(line: _Line, what: str, tool: str, ws: tuple[PlanWafer, ...]) -> Non
     step = ws[0].step
     if step == "expose":
         line.cycles.append(line.now - line.since[tool])
+    if step == "cure":
+        line.oven_left[tool] = (line.now, float(ws[0].flow.cure.unload_c))
     for w in ws:
         w.step = w.tool = ""
         if step == "cure":

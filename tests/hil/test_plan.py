@@ -4,7 +4,7 @@ One policy, two clocks: the planner (``sequencer.runner.planner``) runs the poli
 a virtual clock with the manuals' timings; the runner runs it against the tools. Given
 the same line and lots they must make the same decisions in the same order (which
 wafers each exposure, batch and etch takes, in turn), and the predicted makespan must
-be close to the run's (within ``TOLERANCE``; the issue's 2 % holds on a quiet machine).
+be close to the run's (within ``TOLERANCE``, the issue's 2 %).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from simulators.runner import SimThread
 from .flowkit import InProcessRun, assert_world_sound, world_snapshot, write_lot, write_recipe
 
 SCALE = 400.0
-TOLERANCE = 0.05  # see the end of the test
+TOLERANCE = 0.02  # the issue's
 LINES = {"1-1-1": {"exposure": "exposure", "oven": "oven", "etcher": "etcher"},
          "1-1-2": {"exposure": "exposure", "oven": "oven", "etcher": "etcher",
                    "etcher-2": "etcher"}}
@@ -76,10 +76,8 @@ def test_the_planner_and_the_runner_make_the_same_decisions(tmp_path: Path,
     error = abs(predicted.makespan_s - report.makespan_s) / report.makespan_s
     print(f"{shape}: predicted {predicted.makespan_s:.0f} s, ran {report.makespan_s:.0f} s, "
           f"error {error:.2%}")
-    # The issue's target is 2 %: met on a quiet machine (0.9 % and 1.2 % measured), but at
-    # time scale 1000 every 10 ms the sequencer waits for a core is 10 tool s, and on a
-    # loaded machine the run itself varies by ~3 % (2.5 % / 3.2 % measured there). The
-    # bound here is what the run's own spread allows; bench_lines prints the error.
+    # The issue's 2 %: 0.42 % and 0.68 % measured with the cure modelled from the chamber's
+    # own start (a hot oven's next batch ramps from what it cooled to during the purge).
     assert error <= TOLERANCE, (predicted.makespan_s, report.makespan_s)
 
 

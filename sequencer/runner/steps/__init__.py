@@ -116,7 +116,8 @@ class SequencerConfig:
     reconnect_backoff_wall: float = 0.5  # first back-off, doubling, wall seconds
     reconnect_backoff_max_wall: float = 5.0
     expose_cycle_s: float = 155.0  # estimate for the oven's fill decision (PROCESS.md)
-    oven_purge_s: float = 600.0  # estimate of the O2 purge (manual: aborts after 60 min)
+    #: the oven's chamber gas volume (est.): the purge c(t) = c0·e^(−Q·t/V) of PROCESS.md
+    oven_volume_l: float = 80.0
     oven_tau_s: float = 900.0  # chamber time constant (PROCESS.md, est.)
     ambient_c: float = 25.0
     band_c: float = 3.0  # "at temperature" = within ±3 °C of the final target

@@ -47,16 +47,38 @@ def high_limit(recipe: CureRecipe) -> float:
     return max(s.target_c for s in recipe.segments) + 25.0
 
 
-def expected_cure_s(recipe: CureRecipe, ctx_config: SequencerConfig) -> float:
-    """Expected program duration (tool s): purge, ramps, band waits, soaks, cooling."""
-    t, temp = ctx_config.oven_purge_s, ctx_config.ambient_c
+#: O2 in air (ppm), what the chamber holds at START; the CV-25's purge floor (manual)
+O2_AIR_PPM, O2_FLOOR_PPM = 209_000.0, 2.0
+PURGE_TIMEOUT_S = 3600.0  # the manual: a purge that has not reached the limit ABORTs
+
+
+def purge_s(recipe: CureRecipe, cfg: SequencerConfig) -> float:
+    """The O2 purge from air to the recipe's limit at its N2 flow (PROCESS.md's
+    c(t) = c0·e^(−Q·t/V) above the floor), at most the manual's 60 min."""
+    limit, flow = float(recipe.o2_limit_ppm), float(recipe.n2_flow_slm)
+    if limit <= O2_FLOOR_PPM or flow <= 0:
+        return PURGE_TIMEOUT_S
+    tau_s = 60.0 * cfg.oven_volume_l / flow
+    return min(PURGE_TIMEOUT_S, tau_s * math.log((O2_AIR_PPM - O2_FLOOR_PPM)
+                                                 / (limit - O2_FLOOR_PPM)))
+
+
+def expected_cure_s(recipe: CureRecipe, ctx_config: SequencerConfig,
+                    start_c: float | None = None) -> float:
+    """Expected program duration (tool s) from START with the chamber at ``start_c``
+    (default: ambient): the purge (heaters off: the chamber cools toward ambient with
+    the oven's time constant meanwhile), each segment's ramp at its rate and its soak,
+    then cooling to the unload temperature. The chamber follows a ramping setpoint, so
+    a soak begins as its ramp ends (measured on the simulator: within one poll)."""
+    cfg, amb = ctx_config, ctx_config.ambient_c
+    t = purge_s(recipe, cfg)
+    temp = amb + ((start_c if start_c is not None else amb) - amb) * math.exp(
+        -t / cfg.oven_tau_s)
     for seg in recipe.segments:
         t += abs(seg.target_c - temp) / seg.ramp_c_per_min * 60.0 + seg.hold_min * 60.0
-        t += ctx_config.oven_tau_s / 3  # settling into the ±3 °C band
         temp = seg.target_c
-    amb = ctx_config.ambient_c
     if temp > recipe.unload_c > amb:
-        t += ctx_config.oven_tau_s * math.log((temp - amb) / (recipe.unload_c - amb))
+        t += cfg.oven_tau_s * math.log((temp - amb) / (recipe.unload_c - amb))
     return t
 
 
