@@ -13,10 +13,12 @@ durations around these figures (±10 %). The planner does not import the simulat
 :class:`Decision` records each step started, in order: the runner records the same
 (``Scheduler.decisions``), so a test compares the two sequences.
 
-Not modelled: the time a poll takes to see a step's end (polling is dense around the
-expected end: ``steps/polling.py``), handling moves (instant on the simulators), the
-tools' ±10 % spread, and the runner's own time between waits (round trips, journal
-syncs), which only a high time scale makes visible.
+Modelled beside the manuals' figures: the sequencer's own wall time in a one-wafer
+step (``SequencerConfig.step_overhead_wall_s``, times the time scale: only a high time
+scale makes it visible) and an oven's next batch starting from the chamber as its last
+batch left it. Not modelled: the time a poll takes to see a step's end (polling is
+dense around the expected end: ``steps/polling.py``), handling moves (instant on the
+simulators), the tools' ±10 % spread.
 """
 
 from __future__ import annotations
@@ -70,21 +72,29 @@ class Plan:
                            "end_s": round(r.end, 1)} for r in self.steps]}
 
 
-def expose_s(flow: Flow) -> tuple[float, float]:
+def overhead_s(cfg: SequencerConfig) -> float:
+    """The sequencer's own time in a one-wafer step, tool s (its wall time × time scale)."""
+    return cfg.step_overhead_wall_s * cfg.time_scale
+
+
+def expose_s(flow: Flow, cfg: SequencerConfig) -> tuple[float, float]:
     """(the whole exposure step, its develop end from the step's start), tool s: load,
-    fields × (dose / intensity + stepping), develop, measure, then the unload."""
+    fields × (dose / intensity + stepping), develop, measure, then the unload; and the
+    sequencer's own time (three quarters of it before the develop ends)."""
     t = EXPOSE_TIMING
     developed = (t["load_s"] + t["fields"] * (flow.exposure.dose_mj_cm2 / INTENSITY_MW_CM2
                                               + t["step_s"])
                  + flow.exposure.develop_s + t["measure_s"])
-    return developed + t["unload_s"], developed
+    extra = overhead_s(cfg)
+    return developed + t["unload_s"] + extra, developed + 0.75 * extra
 
 
-def etch_s(flow: Flow) -> float:
-    """Load + pump-down, stabilise, the expected main etch with its overetch, vent."""
+def etch_s(flow: Flow, cfg: SequencerConfig) -> float:
+    """Load + pump-down, stabilise, the expected main etch with its overetch, vent, and
+    the sequencer's own time."""
     t = ETCH_TIMING
     main = flow.main_etch_s() * (1 + flow.etch.overetch_pct / 100.0)
-    return t["load_s"] + t["stabilize_s"] + main + t["vent_s"]
+    return t["load_s"] + t["stabilize_s"] + main + t["vent_s"] + overhead_s(cfg)
 
 
 @dataclass
@@ -232,7 +242,7 @@ def _decide(line: _Line, s: policy.LineState, tool: str, kind: str,
         if wait > 0:
             return line.now + wait
         w = index[wid]
-        dur, dev = expose_s(w.flow)
+        dur, dev = expose_s(w.flow, line.config)
         _start(line, tool, "expose", (w,), dur)
         return dur, dev, (w,)
     if kind == "oven":
@@ -252,7 +262,7 @@ def _decide(line: _Line, s: policy.LineState, tool: str, kind: str,
     if wid is None:
         return None
     w = index[wid]
-    dur = etch_s(w.flow)
+    dur = etch_s(w.flow, line.config)
     _start(line, tool, "etch", (w,), dur)
     return dur, None, (w,)
 
@@ -322,14 +332,14 @@ def plan_from(wafers: Iterable[PlanWafer], running: Iterable[Running], kinds: di
         if not mine or r.tool not in kinds:
             continue
         if r.step == "expose":
-            dur, dev = expose_s(mine[0].flow)
+            dur, dev = expose_s(mine[0].flow, config)
             if not mine[0].developed:
                 first.append((max(now, r.since + dev), "developed", r.tool, mine))
         elif r.step == "cure":
             dur = expected_cure_s(mine[0].flow.cure, config)
             line.cure_expected[r.tool] = dur
         else:
-            dur = etch_s(mine[0].flow)
+            dur = etch_s(mine[0].flow, config)
         end = max(now, r.since + dur)
         line.busy[r.tool], line.since[r.tool] = end, r.since
         line.busy_s[r.tool] = end - now

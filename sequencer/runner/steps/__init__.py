@@ -129,6 +129,14 @@ class SequencerConfig:
     #: scales a few ms of host jitter are minutes of tool time, and must never be
     #: taken for a hung tool (at time scale 1 it is a second on a minutes-long step)
     min_wall_margin_s: float = 1.0
+    #: tool s per wall s (tools.yaml's ``time_scale``): the planner scales by it the
+    #: sequencer's own wall time in a step, ``step_overhead_wall_s``
+    time_scale: float = 1.0
+    #: the sequencer's own wall time in a one-wafer step, between and around its waits
+    #: (round trips, journal syncs, moves): measured 26 ms an exposure and 30 ms an etch,
+    #: 2 cores, simulators at time scale 2000 (bench_lines prints the planner's error
+    #: with it). Nothing at time scale 1; ~55 tool s a step at 2000
+    step_overhead_wall_s: float = 0.028
 
     def limit(self, expected_s: float) -> float:
         return expected_s * self.limit_factor + self.margin_s
@@ -140,11 +148,11 @@ class SequencerConfig:
     @classmethod
     def from_tools(cls, tools: Any, **overrides: Any) -> SequencerConfig:
         """From a ``sequencer.line.config.ToolsConfig``: each tool's ``poll_s`` (its kind's
-        default where the entry has none)."""
+        default where the entry has none) and the line's time scale."""
         kinds = {**{k: k for k in POLL_DEFAULT}, **tools.kinds}
         poll = {t: float(tools.entries.get(t, {}).get("poll_s", POLL_DEFAULT.get(k, 1.0)))
                 for t, k in kinds.items()}
-        return cls(poll_s=poll, **overrides)
+        return cls(**{"poll_s": poll, "time_scale": float(tools.time_scale), **overrides})
 
 
 class ToolHandle(Generic[D]):
