@@ -47,7 +47,7 @@ log = structlog.get_logger("viaform.daemon.engine")
 
 RECONNECT_FOR_EVER = 10**9  # reconnect attempts once serving (the back-off is bounded)
 #: the driver reads whose reply is noted as the tool's last reported state
-NOTED = frozenset({"state", "status", "etch_status"})
+NOTED = frozenset({"state", "status", "etch_status", "condition"})
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -74,6 +74,11 @@ class ServeHandle(ToolHandle[D]):
         return value
 
     def note(self, method: str, value: Any) -> None:
+        if method == "condition":  # (state, alarms) from one line: both are the tool's now
+            state, alarms = value
+            self.last_state = state_name(state)
+            self.last_alarms = tuple(str(a) for a in alarms)
+            return
         st = getattr(value, "state", value)
         self.last_state = state_name(st) if st is not None else "NONE"
         if method == "status":

@@ -136,7 +136,7 @@ async def _run(ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate,
                           vent_s=TIMING["vent_s"], endpoint=plan.endpoint)
         line = await h.wait(watch.poll, {"COMPLETE"}, expected, "etch",
                             read=lambda v: state_name(v.state), fail={"ALARM", "IDLE"},
-                            on_poll=watch.observe)
+                            on_poll=watch.observe, sparse=False)  # each poll: an O point
         res = await h.q(h.driver.result)
         trace = list(await h.q(h.driver.oes_trace))
         w.data.removed_um = float(res.removed_um)

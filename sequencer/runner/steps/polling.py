@@ -15,9 +15,12 @@ same figure its time limit and the planner are built from. So it polls
 - every period again for a step later than its window (slow, or stuck until its limit).
 
 So a step is seen ending sooner and costs fewer polls than one every period. A wait
-whose every poll is also a record (the oven's cure: each poll is a point of the
-batch's temperature profile and a look for an excursion, ``steps.cure``) is never
-sparse: ``sparse=False`` keeps its period while the end is far.
+whose every poll is also a record is never sparse (``sparse=False`` keeps its period
+while the end is far): the oven's cure, where each poll is a point of the batch's
+temperature profile and a look for an excursion (``steps.cure``), and the main etch,
+where each poll is a point of the O 777.4 nm trace the PE-200 keeps none of
+(``steps.live.EtchWatch``). Sparse polls are for the rest: loads, exposures, develops,
+unloads, vents.
 """
 
 from __future__ import annotations
