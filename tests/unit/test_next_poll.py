@@ -47,15 +47,3 @@ def test_a_wait_whose_polls_are_records_keeps_its_period_while_the_end_is_far() 
     """The cure: every poll is a point of the profile and a look for an excursion."""
     assert next_poll_s(POLL, 0.0, EXPECTED, sparse=False) == pytest.approx(POLL)
     assert next_poll_s(POLL, EXPECTED, EXPECTED, sparse=False) == pytest.approx(DENSE)
-
-
-def test_a_long_steps_end_window_is_a_few_periods_wide_not_a_fraction_of_it() -> None:
-    """A 3.5 h cure polled every 40 s: dense only WINDOW_POLLS periods each side."""
-    from sequencer.runner.steps.polling import WINDOW_POLLS
-
-    poll, cure = 40.0, 12_600.0
-    edge = WINDOW_POLLS * poll
-    assert next_poll_s(poll, cure - edge - 100.0, cure, sparse=False) == pytest.approx(poll)
-    assert next_poll_s(poll, cure - edge + 1.0, cure, sparse=False) == pytest.approx(
-        poll * DENSE_FRACTION)
-    assert next_poll_s(poll, cure + edge + poll + 1.0, cure, sparse=False) == pytest.approx(poll)

@@ -10,10 +10,8 @@ same figure its time limit and the planner are built from. So it polls
   alarm on their own, the sequencer's poll only has to notice it;
 - **densely** across the end window, from ``EARLY`` before to ``LATE`` after the
   expected end (the tools' durations spread about ±10 % around the manual's figures),
-  but no wider than ``WINDOW_POLLS`` periods each side (a 3.5 h cure's 15 % would be
-  30 min of dense polls), every ``DENSE_FRACTION`` of a period (at least
-  ``DENSE_MIN_S``), so an end is seen within a dense period of when it comes, not up
-  to a period late;
+  every ``DENSE_FRACTION`` of a period (at least ``DENSE_MIN_S``), so an end is seen
+  within a dense period of when it comes, not up to a period late;
 - every period again for a step later than its window (slow, or stuck until its limit).
 
 So a step is seen ending sooner and costs fewer polls than one every period. A wait
@@ -31,7 +29,6 @@ SPARSE_POLLS = 4.0  # poll periods between polls while the end is far
 DENSE_FRACTION = 0.25  # of a poll period, across the end window
 DENSE_MIN_S = 0.5  # tool s: no denser than this
 EARLY, LATE = 0.15, 0.15  # the end window, as fractions of the expected duration
-WINDOW_POLLS = 4.0  # ... and at most this many poll periods each side of the end
 
 
 def next_poll_s(poll_s: float, elapsed_s: float, expected_s: float, *,
@@ -40,11 +37,10 @@ def next_poll_s(poll_s: float, elapsed_s: float, expected_s: float, *,
     ``expected_s`` (see the module docstring; ``sparse`` False: every period while the
     end is far)."""
     dense = max(DENSE_MIN_S, poll_s * DENSE_FRACTION)
-    cap = WINDOW_POLLS * poll_s
-    window = expected_s - min(expected_s * EARLY, cap)
+    window = expected_s * (1.0 - EARLY)
     if elapsed_s < window - dense:
         far = SPARSE_POLLS * poll_s if sparse else poll_s
         return max(dense, min(far, window - elapsed_s))
-    if elapsed_s <= expected_s + min(expected_s * LATE, cap) + poll_s:
+    if elapsed_s <= expected_s * (1.0 + LATE) + poll_s:
         return dense
     return poll_s
