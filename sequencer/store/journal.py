@@ -1,4 +1,4 @@
-"""The journal: SQLite (stdlib ``sqlite3``, WAL, ``synchronous=FULL``).
+"""The journal: SQLite (stdlib ``sqlite3``, WAL; its commits synced off the loop, see below).
 
 Written before a command that changes a tool (an INTENT row) and after it (its
 OUTCOME), so that after a crash every command in flight is known and can be
