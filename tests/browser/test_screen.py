@@ -469,9 +469,19 @@ def test_a_technician_switches_the_gem_control_state_from_the_header(
         page.click("form[action='/ui/logout'] button")
         page.wait_for_url("**/ui/login**")
         login(page, d, "technician")
+        # a second tab on the audit page (whose stream carries no tool readings, which would
+        # refresh it anyway): its header must follow, unreloaded
+        other = console.watch(context.new_page())
+        other.goto(d.url + "/ui/audit")
+        other.evaluate("window.__marker = 'no reload'")
+        assert "E30: ONLINE REMOTE" in other.locator("#e30").inner_text()
+        time.sleep(2.5)  # past the refresh the tab's stream makes when it connects (≤ 2 s)
         page.click("#e30-local")
         wait_until(lambda: "ONLINE LOCAL" in page.locator("#e30").inner_text(), 10.0,
                    "the header showing ONLINE LOCAL")
+        wait_until(lambda: "ONLINE LOCAL" in other.locator("#e30").inner_text(), 10.0,
+                   "the other tab's header showing ONLINE LOCAL")
+        assert other.evaluate("window.__marker") == "no reload"
         with d.api() as c:
             assert c.get("/gem").json()["control_state"] == "ONLINE_LOCAL"  # the face's own
             audit = [(e["tool"], e["command"], e["outcome"], e["who"])

@@ -155,6 +155,8 @@ class GemEquipment(E30Handlers, secsgem.gem.GemEquipmentHandler):
                 "REMOTE" if self._control_state.current == ControlState.ONLINE_REMOTE
                 else self._control_state._online_control_state)
             self.store.put("e30.control", {"state": name, "online": sub})
+            # every open screen redraws its header (a host's S1F15/S1F17, another page's switch)
+            self.ctx.publish("gem_control", {"state": name, "online": sub})
         log.info("gem: control state %s", self._control_state.current.name)
         if event:
             self.model.fire(event, {})
