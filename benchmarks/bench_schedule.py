@@ -31,6 +31,9 @@ import yaml
 from sequencer.line.assemble import run_lot_objects
 from sequencer.line.simhost import SimControlClient, tools_config_for
 from sequencer.process.lots import load_lot
+from sequencer.runner.steps import SequencerConfig
+
+OVERHEAD_WALL_S = SequencerConfig.step_overhead_wall_s  # the planner's figure
 
 LOTS = 4
 WAFERS_PER_LOT = 25
@@ -175,9 +178,9 @@ def main() -> bool:
     fill, cure, drain = NOMINAL_H
     nominal = fill + LOTS * cure + drain
     print(f"  (info: PROCESS.md's nominal figures give LB {nominal:.2f} h, ratio "
-          f"{nominal * 3600 / m['makespan']:.3f}; the measured fill and drain are longer "
-          f"because polls come every {cfg.entries['exposure']['poll_s']:g} tool s "
-          f"at this time scale)")
+          f"{nominal * 3600 / m['makespan']:.3f}; the measured fill and drain are longer: "
+          f"at time scale {TIME_SCALE:g} the sequencer's own few ms a step (round trips, "
+          f"journal syncs) are ~{OVERHEAD_WALL_S * TIME_SCALE:.0f} tool s)")
     if processed != n_wafers:
         print(f"FAIL: {n_wafers - processed} wafers not processed")
     return ok
