@@ -30,3 +30,11 @@ def test_demo_refuses_a_bad_lot_file_before_starting_anything(tmp_path) -> None:
     assert result.exit_code == 2
     assert "is not a valid lot" in result.output
     assert "starting the simulators" not in result.output
+
+
+def test_a_missing_lot_file_is_one_line_and_exit_2(tmp_path) -> None:
+    missing = tmp_path / "nope.yaml"
+    result = CliRunner().invoke(app, ["plan", str(missing)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"viaform: {missing} is not a valid lot: file: no such file"], result.output

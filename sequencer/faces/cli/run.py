@@ -46,7 +46,10 @@ def _lots(paths: list[Path]) -> list[Lot]:
         try:
             lots.append(load_lot(path))
         except RecipeError as exc:
-            problems = "\n".join(f"  {path}: {p}" for p in exc.problems) or f"  {exc}"
+            if len(exc.problems) <= 1:  # one problem: one line
+                raise _fail(f"{path} is not a valid lot: "
+                            f"{exc.problems[0] if exc.problems else exc}", 2) from None
+            problems = "\n".join(f"  {path}: {p}" for p in exc.problems)
             raise _fail(f"{path} is not a valid lot:\n{problems}", 2) from None
         except OSError as exc:
             raise _fail(f"{path}: {exc.strerror or exc}", 2) from None
