@@ -31,6 +31,7 @@ from sequencer.faces.gem.tables import build
 from sequencer.faces.http.auth import CLIENT_HEADER, CLIENT_VALUE
 from tests.hil.flowkit import REPO, wait_for, write_tools_yaml
 from tests.hil.test_daemon_sigterm import _healthy
+from tests.sqlitekit import connected
 
 SCALE = 3000.0  # tool seconds per wall second: a lot of a few wafers in seconds
 TOOLS = ["exposure", "oven", "etcher"]  # line.tools(): the per-tool SV and ALID index
@@ -206,9 +207,8 @@ def host_transitions(host: RecordingHost) -> list[tuple[str, str, str]]:
 
 
 def journal_transitions(db: Path, subjects: set[str]) -> list[tuple[str, str, str]]:
-    import sqlite3
 
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+    with connected(f"file:{db}?mode=ro", uri=True) as con:
         rows = con.execute("SELECT subject, src, dst FROM transitions WHERE kind IN "
                            "('wafer', 'job') ORDER BY id").fetchall()
     return [(s, a, b) for s, a, b in rows if s in subjects and a]

@@ -11,7 +11,6 @@ processed exactly once and back in the stocker) and the tools' own job counters.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from sequencer.faces.gem.variables import parse_clock
 from simulators.runner import SimThread
 from tests.hil.flowkit import assert_world_sound, scpi, tool_state, wait_for, world_snapshot
 from tests.hil.test_daemon_engine import quick_flow
+from tests.sqlitekit import connected
 
 from .gemkit import (
     HEADERS,
@@ -52,7 +52,7 @@ def start_params(lot: str, ppid: str, wafers: str) -> dict[str, Any]:
 
 
 def journal_data(db: Path, wafer: str) -> dict[str, Any]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+    with connected(f"file:{db}?mode=ro", uri=True) as con:
         row = con.execute("SELECT data FROM wafers WHERE wafer_id=?", (wafer,)).fetchone()
     return dict(json.loads(row[0]))
 

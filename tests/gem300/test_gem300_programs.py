@@ -10,7 +10,6 @@ using it is refused too. The host's terminal text lands in the daemon's S10 log.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from sequencer.faces.gem.terminal import ascii_text
 from simulators.runner import SimThread
 from tests.hil.flowkit import RECIPES, wait_for
 from tests.hil.test_daemon_engine import EventTap
+from tests.sqlitekit import connected
 
 from .gem300kit import bench, ceid, create_cj, create_pj, proceed
 
@@ -45,7 +45,7 @@ GOOD = (RECIPES / "ETCH-OPEN-01.yaml").read_bytes().replace(b"ETCH-OPEN-01", b"E
 
 
 def _versions(db: Path, ppid: str) -> list[dict[str, object]]:
-    with sqlite3.connect(db) as con:
+    with connected(db) as con:
         row = con.execute("SELECT value FROM gem_state WHERE key = ?", (f"pp.{ppid}",)
                           ).fetchone()
     return [] if row is None else list(json.loads(row[0])["versions"])

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from sequencer.runner.alarms import Event
 from sequencer.runner.run_report import RunReport
 from sequencer.states.substrate import FINAL
 from simulators.runner import SimThread
+from tests.sqlitekit import connected
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "configs" / "recipes"
@@ -229,8 +231,8 @@ def assert_world_sound(world: dict[str, Any], wafer_ids: Iterable[str], *,
 
 
 # ---------------------------------------------------------------- the journal
-def _db(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+def _db(path: Path) -> AbstractContextManager[sqlite3.Connection]:
+    return connected(f"file:{path}?mode=ro", uri=True, timeout=5.0)
 
 
 def journal_states(db: Path) -> dict[str, tuple[str, str]]:
@@ -258,7 +260,7 @@ def journal_phase(db: Path, wafer_id: str) -> str | None:
 def rewind_phase(db: Path, wafer_id: str, phase: str) -> None:
     """Set the wafer's journaled phase back to ``phase``: the journal as a crash between
     a command's OUTCOME write and its phase write leaves it."""
-    with sqlite3.connect(db, timeout=5.0) as con:
+    with connected(db, timeout=5.0) as con:
         (raw,) = con.execute("SELECT data FROM wafers WHERE wafer_id=?", (wafer_id,)).fetchone()
         data = {**json.loads(raw), "phase": phase}
         con.execute("UPDATE wafers SET data=? WHERE wafer_id=?", (json.dumps(data), wafer_id))

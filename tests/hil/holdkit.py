@@ -12,6 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from sequencer.faces.cli import app
+from tests.sqlitekit import connected
 
 
 def active_holds(db: Path, tool: str) -> list[tuple[int, str]]:
@@ -19,7 +20,7 @@ def active_holds(db: Path, tool: str) -> list[tuple[int, str]]:
     if not db.exists():
         return []
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5.0) as con:
+        with connected(f"file:{db}?mode=ro", uri=True, timeout=5.0) as con:
             return [(int(i), str(t)) for i, t in con.execute(
                 "SELECT id, text FROM alarms WHERE tool=? AND kind='TOOL_HELD' AND "
                 "cleared_t IS NULL ORDER BY id", (tool,)).fetchall()]

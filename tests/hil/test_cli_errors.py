@@ -17,7 +17,6 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import yaml
 
 from sequencer.store.journal import Journal
 from simulators.runner import SimThread
+from tests.sqlitekit import connected
 
 from .flowkit import REPO, scpi, tool_state, world_snapshot, write_lot, write_tools_yaml
 
@@ -193,7 +193,8 @@ def test_a_lot_reusing_wafer_ids_of_another_lot(site) -> None:
     assert line == (f"viaform: lot LOT-E: wafer ids E01, E02 already belong to lot LOT-OLD in "
                     f"journal {db}; use new wafer ids (nothing was sent to the tools)")
     assert_nothing_sent(sims)
-    rows = sqlite3.connect(db).execute("SELECT lot_id FROM lots").fetchall()
+    with connected(db) as con:
+        rows = con.execute("SELECT lot_id FROM lots").fetchall()
     assert rows == [("LOT-OLD",)], "the refused lot must not be journaled"
 
 
@@ -241,7 +242,8 @@ def test_unreachable_tools_at_start_are_one_line(tmp_path) -> None:
                     f"127.0.0.1:{entries['oven']['port']}"):
         assert address in line
     assert line.endswith("nothing was sent to the tools")
-    rows = sqlite3.connect(tmp_path / "j.db").execute("SELECT * FROM lots").fetchall()
+    with connected(tmp_path / "j.db") as con:
+        rows = con.execute("SELECT * FROM lots").fetchall()
     assert rows == [], "nothing may be journaled for a run that never started"
 
 

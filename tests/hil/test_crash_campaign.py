@@ -6,7 +6,6 @@ and judged from the tools' own job counts and states and the simulated world.
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 import sequencer.store.crashpoint as crashpoint
 from benchmarks import bench_crash
+from tests.sqlitekit import connected
 
 POINTS = 8
 SEED = 11
@@ -58,7 +58,7 @@ def test_hook_ends_the_process_before_the_nth_write(tmp_path: Path) -> None:
     assert proc.returncode == crashpoint.CRASH_EXIT_CODE, proc.stderr
     assert "ran to the end" not in proc.stdout
     assert _rows(log) == rows[:n]  # the crashing write is listed, nothing after it
-    with sqlite3.connect(db) as con:
+    with connected(db) as con:
         assert con.execute("SELECT count(*) FROM commands").fetchone() == (0,)
         assert con.execute("SELECT wafer_id FROM wafers").fetchall() == [("W1",)]
 

@@ -24,6 +24,7 @@ import sequencer.runner.workers as workers_mod
 from sequencer.runner.steps import ToolHeld
 from sequencer.store.history import record_ack
 from simulators.runner import SimThread
+from tests.sqlitekit import connected
 
 from .flowkit import (
     InProcessRun,
@@ -45,7 +46,7 @@ WAFERS = ["X01", "X02", "X03"]
 
 
 def _profile(db: Path, batch: int = 1) -> list[list[Any]]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+    with connected(f"file:{db}?mode=ro", uri=True) as con:
         (data,) = con.execute("SELECT data FROM traces WHERE subject=? AND kind='oven_profile'",
                               (f"batch-{batch}",)).fetchone()
     return json.loads(data)
@@ -78,7 +79,7 @@ def _oven_held_alarm(db: Path, run: InProcessRun) -> int:
     """The id of the TOOL_HELD alarm the scheduler raises for the oven (waited for)."""
     def find() -> int | None:
         try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            with connected(f"file:{db}?mode=ro", uri=True) as con:
                 row = con.execute("SELECT id FROM alarms WHERE tool='oven' AND "
                                   "kind='TOOL_HELD' AND cleared_t IS NULL").fetchone()
         except sqlite3.OperationalError:
@@ -91,7 +92,7 @@ def _oven_held_alarm(db: Path, run: InProcessRun) -> int:
 
 def _ack_as_person(db: Path, alarm_id: int, who: str = "tech") -> None:
     """What `viaform alarms --ack ID` writes into the journal file under a run."""
-    with sqlite3.connect(db, timeout=5.0) as con:
+    with connected(db, timeout=5.0) as con:
         con.execute("UPDATE alarms SET cleared_t=? WHERE id=?", (time.time(), alarm_id))
         record_ack(con, alarm_id, time.time(), who)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from sequencer.faces.cli import app
 from sequencer.runner.scheduler import run_lots
 from sequencer.states.substrate import Substrate, dispose, disposition_refusal, held_from
 from sequencer.store.journal import Journal
+from tests.sqlitekit import connected
 from tests.unit.seq_fakes import fast_config, flow, line, lot
 
 pytestmark = pytest.mark.timeout(30)
@@ -53,7 +53,7 @@ def _held_journal(path: Path, clock_now: float) -> None:
 
 
 def _states(path: Path) -> dict[str, tuple[str, dict]]:
-    with sqlite3.connect(path) as con:
+    with connected(path) as con:
         return {w: (st, json.loads(d)) for w, st, d in
                 con.execute("SELECT wafer_id, state, data FROM wafers")}
 
@@ -107,7 +107,7 @@ def test_release_and_scrap_on_the_journal_then_the_next_run_resumes(tmp_path: Pa
     code, out = _cli("scrap", "L1-03", "--reason", "again", "--db", str(db))
     assert code == 2 and "L1-03 is REJECTED, not held" in out, out
 
-    with sqlite3.connect(db) as con:
+    with connected(db) as con:
         reasons = dict(con.execute("SELECT subject, reason FROM transitions WHERE kind='wafer' "
                                    "AND src='STOPPED'").fetchall())
         audit = con.execute("SELECT who, role, tool, command, args, outcome FROM audit "
