@@ -10,6 +10,7 @@ from sequencer.runner.steps.polling import (
     EARLY,
     LATE,
     SPARSE_POLLS,
+    WINDOW_POLLS,
     next_poll_s,
 )
 
@@ -47,3 +48,22 @@ def test_a_wait_whose_polls_are_records_keeps_its_period_while_the_end_is_far() 
     """The cure: every poll is a point of the profile and a look for an excursion."""
     assert next_poll_s(POLL, 0.0, EXPECTED, sparse=False) == pytest.approx(POLL)
     assert next_poll_s(POLL, EXPECTED, EXPECTED, sparse=False) == pytest.approx(DENSE)
+
+
+def test_a_long_wait_whose_polls_are_records_has_a_window_of_a_few_periods() -> None:
+    """A 3.5 h cure polled every 40 s: dense only within WINDOW_POLLS periods of its
+    expected end (the ±15 % would be ±31 min), every period before and after; a sparse
+    wait of the same length keeps the ±15 %."""
+    poll, cure = 40.0, 12600.0
+    dense = poll * DENSE_FRACTION
+    edge = WINDOW_POLLS * poll
+    assert next_poll_s(poll, cure * (1 - EARLY), cure, sparse=False) == pytest.approx(poll)
+    assert next_poll_s(poll, cure - edge, cure, sparse=False) == pytest.approx(dense)
+    assert next_poll_s(poll, cure + edge + poll - 1, cure, sparse=False) == pytest.approx(dense)
+    assert next_poll_s(poll, cure + edge + poll + 1, cure, sparse=False) == pytest.approx(poll)
+    assert next_poll_s(poll, cure * (1 - EARLY), cure) == pytest.approx(dense)
+    polls, t = 0, 0.0
+    while t < cure:
+        t += next_poll_s(poll, t, cure, sparse=False)
+        polls += 1
+    assert polls <= cure / poll + 2 * WINDOW_POLLS / DENSE_FRACTION  # 315 + 32, not 504
