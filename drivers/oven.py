@@ -34,6 +34,7 @@ from .oven_map import (
     Kind,
     Register,
     decode_program,
+    decode_readings,
     decode_status,
     program_words,
 )
@@ -44,6 +45,7 @@ from .oven_types import (
     Command,
     OvenAlarm,
     OvenProgram,
+    OvenReadings,
     OvenState,
     OvenStatus,
     Segment,
@@ -51,7 +53,8 @@ from .oven_types import (
 )
 
 __all__ = [
-    "CureOven", "Identity", "OvenAlarm", "OvenProgram", "OvenState", "OvenStatus", "Segment",
+    "CureOven", "Identity", "OvenAlarm", "OvenProgram", "OvenReadings", "OvenState", "OvenStatus",
+    "Segment",
     "SegmentPhase",
 ]
 
@@ -129,6 +132,16 @@ class CureOven:
             coil = self._link.read_coils(DOOR_LOCK.address, 1)[0]
         try:
             return decode_status(inputs, discretes, coil)
+        except ValueError as exc:  # a state/phase no CV-25 reports: garbled
+            raise CommsError(f"unexpected status values: {exc}", tool=TOOL) from None
+
+    def readings(self) -> OvenReadings:
+        """Input registers 0–15 alone, one request: state, temperatures, O2, N2 and the
+        alarm word (door open, O2 high, N2 low and over-temperature among its bits). What a
+        cure's every poll needs; ``status`` adds the discrete inputs and the lock coil."""
+        inputs = self._link.read_input(*INPUT_BLOCK)
+        try:
+            return decode_readings(inputs)
         except ValueError as exc:  # a state/phase no CV-25 reports: garbled
             raise CommsError(f"unexpected status values: {exc}", tool=TOOL) from None
 

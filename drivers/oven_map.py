@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .errors import ValidationError
-from .oven_types import OvenAlarm, OvenProgram, OvenState, OvenStatus, Segment, SegmentPhase
+from .oven_types import (
+    OvenAlarm,
+    OvenProgram,
+    OvenReadings,
+    OvenState,
+    OvenStatus,
+    Segment,
+    SegmentPhase,
+)
 
 TOOL = "oven"
 MAX_SEGMENTS = 8
@@ -300,16 +308,15 @@ def decode_program(words: tuple[int, ...] | list[int]) -> OvenProgram:
     return OvenProgram(tuple(segs), int(o2), float(n2), float(high), float(unload), int(batch))
 
 
-def decode_status(inputs: list[int], discretes: list[bool], coil: bool) -> OvenStatus:
-    """Input registers 0–15 + discrete inputs 0–4 + coil 0 → OvenStatus.
+def decode_readings(inputs: list[int]) -> OvenReadings:
+    """Input registers 0–15 → OvenReadings.
 
     Raises ValueError for a value no CV-25 reports (an unknown state or phase):
     the driver treats that as a garbled reply.
     """
     v = {r.name: r.decode(tuple(inputs[r.address:r.address + r.words])) for r in INPUTS}
-    d = {r.name: bool(discretes[r.address]) for r in DISCRETES}
     seg = int(v["segment"])
-    return OvenStatus(
+    return OvenReadings(
         chamber_c=float(v["chamber_c"]),
         setpoint_c=float(v["setpoint_c"]),
         heater_pct=float(v["heater_pct"]),
@@ -323,6 +330,11 @@ def decode_status(inputs: list[int], discretes: list[bool], coil: bool) -> OvenS
         wafer_c=float(v["wafer_c"]),
         since_end_s=int(v["since_end_s"]),
         phase=SegmentPhase(int(v["phase"])),
-        lock_requested=bool(coil),
-        **d,
     )
+
+
+def decode_status(inputs: list[int], discretes: list[bool], coil: bool) -> OvenStatus:
+    """Input registers 0–15 + discrete inputs 0–4 + coil 0 → OvenStatus (raises
+    ValueError as ``decode_readings``)."""
+    d: dict[str, object] = {r.name: bool(discretes[r.address]) for r in DISCRETES}
+    return OvenStatus(**{**vars(decode_readings(inputs)), **d, "lock_requested": bool(coil)})

@@ -91,8 +91,9 @@ class OvenProgram:
 
 
 @dataclass(frozen=True)
-class OvenStatus:
-    """One snapshot: input registers 0–15, discrete inputs 0–4 and coil 0."""
+class OvenReadings:
+    """Input registers 0–15 from one request (FC 04): state, temperatures, O2, N2 and the
+    alarm word, whose bits carry the door, O2, N2 and over-temperature alarms."""
 
     chamber_c: float
     setpoint_c: float
@@ -107,6 +108,13 @@ class OvenStatus:
     wafer_c: float
     since_end_s: int
     phase: SegmentPhase
+
+
+@dataclass(frozen=True)
+class OvenStatus(OvenReadings):
+    """One snapshot: input registers 0–15, discrete inputs 0–4 and coil 0 (three requests,
+    under the link's lock)."""
+
     door_closed: bool
     door_locked: bool
     contactor_closed: bool

@@ -101,6 +101,8 @@ class EtcherProto(ScpiJobTool, Protocol):
 
 
 class OvenProto(ToolDriver, Protocol):
+    def readings(self) -> Any: ...  # input registers alone: what a cure's poll needs
+
     def upload(self, program: Any) -> None: ...
 
     def start(self) -> None: ...

@@ -109,6 +109,8 @@ def test_full_program_runs_to_complete(oven: CureOven, fault_sims: Any) -> None:
     st = oven.status()
     assert st.state in (OvenState.PURGING, OvenState.RUNNING)
     assert st.batch_no == 4242 == oven.batch_no()
+    rd = oven.readings()  # what a cure polls: the input registers, one request
+    assert rd.batch_no == 4242 and rd.state in (OvenState.PURGING, OvenState.RUNNING)
     with pytest.raises(ToolRejected) as err:  # program registers are locked while running
         oven.set("seg0_target", 60.0)
     assert err.value.code == 4 and "state is" in err.value.text

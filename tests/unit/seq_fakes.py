@@ -384,8 +384,15 @@ class FakeOven(_Faulty):
             return "COMPLETE"
         return "PURGING" if f < 0.1 else "RUNNING" if f < 0.8 else "COOLING"
 
+    def readings(self) -> Any:  # the CV-25's input registers: every cure poll
+        self._enter("readings")
+        return self._snapshot()
+
     def status(self) -> Any:
         self._enter("status")
+        return self._snapshot()
+
+    def _snapshot(self) -> Any:
         st = self._st()
         target = self.program.segments[-1][0] if self.program else 25.0
         f = self._frac()

@@ -12,6 +12,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import fields
 
 import pytest
 from hypothesis import given
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from drivers.errors import CommsError, InterlockError, ToolRejected, ValidationError
 from drivers.oven import CureOven
 from drivers.oven_map import INPUTS, SETTINGS, Register, decode_program, program_words
-from drivers.oven_types import OvenAlarm, OvenProgram, OvenState, Segment
+from drivers.oven_types import OvenAlarm, OvenProgram, OvenReadings, OvenState, Segment
 
 NUMERIC = [r for r in SETTINGS.values() if not r.is_bool]
 
@@ -307,6 +308,23 @@ def test_status_is_three_requests_and_decodes(fake: FakeOven, oven: CureOven) ->
     assert st_.alarms.names() == ("DOOR_OPEN",) and st_.n2_flow_slm == 50.0
     assert st_.door_closed and st_.door_locked and st_.cassette_present
     assert not st_.contactor_closed and st_.lock_requested
+
+
+@pytest.mark.timeout(10)
+def test_readings_are_one_request_with_the_status_fields(fake: FakeOven, oven: CureOven) -> None:
+    """A cure polls ``readings``: FC 04 on registers 0-15 alone, the same values as the
+    status's (the alarm word's door bit included), no discrete input nor coil read."""
+    fake.inputs[:] = [1503, 0xFFF6, 455, 3, 2, 1, 0, 90, 0b10, 500, 0, 7, 1480, 0, 0, 2]
+    fake.frames.clear()
+    rd = oven.readings()
+    assert _pdus(fake) == [bytes([4, 0, 0, 0, 16])]
+    st_ = oven.status()
+    assert type(rd) is OvenReadings and isinstance(st_, OvenReadings)
+    assert all(getattr(rd, f.name) == getattr(st_, f.name) for f in fields(OvenReadings))
+    assert rd.state is OvenState.RUNNING and rd.alarms.names() == ("DOOR_OPEN",)
+    fake.inputs[4] = 99  # no CV-25 state: garbled, as for a status
+    with pytest.raises(CommsError, match="unexpected status values"):
+        oven.readings()
 
 
 @pytest.mark.timeout(10)

@@ -88,19 +88,19 @@ def test_restart_mid_cure_follows_the_running_batch(tmp_path) -> None:
     ln = line(cure_s=600.0)
     lots = [lot("L1", 2, flow(batch_size=2))]
     calls = {"n": 0}
-    orig = ln.oven.status
+    orig = ln.oven.readings
 
-    def status_then_crash():
+    def readings_then_crash():
         # the second poll once the batch runs: however few polls a loaded machine makes
         # in the (scaled) 600 s cure, the crash comes while the oven is still curing
         if ln.oven.t0 is not None:
             calls["n"] += 1
         if calls["n"] >= 2:
-            ln.oven.status = orig  # type: ignore[method-assign]
-            raise Crash("status")
+            ln.oven.readings = orig  # type: ignore[method-assign]
+            raise Crash("readings")
         return orig()
 
-    ln.oven.status = status_then_crash  # type: ignore[method-assign]
+    ln.oven.readings = readings_then_crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
         run(ln, tmp_path / "j.db", lots)
     rep = run(ln, tmp_path / "j.db", lots)

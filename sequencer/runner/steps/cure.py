@@ -232,8 +232,7 @@ async def _run(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRecipe
     first = wafers[0]
     if due(first, "in", PHASES):
         await _oven_ready(ctx, h, float(r.unload_c))
-        await ctx.move(wafers, h.name)
-        ctx.mark(wafers, "in")
+        await ctx.move(wafers, h.name, phase="in")
     if due(first, "upload", PHASES):
         late = [(w, why) for w in wafers if (why := develop_cure_breach(ctx, w))]
         if late:
@@ -264,14 +263,15 @@ async def _run(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRecipe
         await _follow(ctx, h, wafers, r, batch, watch)
         ctx.mark(wafers, "cured")
     if due(first, "out", PHASES):
-        await ctx.move(wafers, "stocker")
-        ctx.mark(wafers, "out")
+        await ctx.move(wafers, "stocker", phase="out")
     return wafers
 
 
 async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRecipe, batch: int,
                   watch: CureWatch) -> None:
-    """Poll to COMPLETE. Every reading goes into the profile (a header row naming the
+    """Poll to COMPLETE, with the oven's input registers alone (``readings``: one Modbus
+    request, where a full status is three; the alarm word carries door open, O2, N2 and
+    over-temperature). Every reading goes into the profile (a header row naming the
     columns, then one row per poll: ``PROFILE_COLUMNS``) and through the excursion
     watch, which raises CURE_EXCURSION as each kind is detected and journals it on the
     wafers (``cure_excursion``) at once, so a restart mid-cure still holds the batch."""
@@ -297,7 +297,7 @@ async def _follow(ctx: StepContext, h: Oven, wafers: list[Substrate], r: CureRec
                                        "batch_no": batch}, mark=mark)
 
     try:
-        await h.wait(h.driver.status, {"COMPLETE"}, expected,
+        await h.wait(h.driver.readings, {"COMPLETE"}, expected,
                      f"cure batch {batch}", read=lambda s: state_name(s.state),
                      fail={"ABORTED", "IDLE"}, on_poll=record, sparse=False)  # a profile
     finally:
