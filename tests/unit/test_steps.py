@@ -14,6 +14,7 @@ from sequencer.runner.steps import ToolHeld
 from sequencer.runner.steps.cure import cure_batch
 from sequencer.runner.steps.etch import etch_plan, etch_wafer
 from sequencer.runner.steps.expose import expose_wafer
+from sequencer.runner.steps.polling import next_poll_s
 from sequencer.store.journal import Journal
 from tests.unit.seq_fakes import Line, fast_config, flow, line, lot
 
@@ -329,3 +330,28 @@ def test_the_type_checker_follows_a_tool_call_to_the_drivers_protocol(tmp_path: 
     lines = [ln.split(": error: ")[0].rsplit(":", 1)[1] for ln in mine]
     assert status == 1 and lines == ["7", "8", "9", "10"], out  # one error per wrong call
     assert "'dosage'" in mine[0] and "Missing positional arguments" in mine[1]
+
+
+def test_a_wait_right_after_its_start_does_not_poll_a_tool_that_can_only_be_busy() -> None:
+    """After LOAD, DEVELOP:STARt and UNLOAD the first state poll comes when the schedule's
+    second would (``ToolHandle.wait(just_started=True)``), not at once: a reading then
+    could only say LOADING / DEVELOPING / UNLOADING. Checked on the fake's own call log."""
+    ln = line()
+    sched = setup(ln)
+    seen: list[tuple[str, float]] = []
+    for name in ("state", "load", "start_develop", "unload"):
+        real = getattr(ln.exposure, name)
+
+        def logged(*a: Any, _real: Any = real, _name: str = name) -> Any:
+            seen.append((_name, ln.clock.now()))
+            return _real(*a)
+
+        setattr(ln.exposure, name, logged)
+    assert expose(sched) is True
+    recipe = sched.flows["L1"].exposure
+    nominal = {"load": 20.0, "start_develop": float(recipe.develop_s) + 10.0, "unload": 15.0}
+    for start, expected in nominal.items():
+        i = next(i for i, (n, _) in enumerate(seen) if n == start)
+        t_poll = next(t for n, t in seen[i + 1:] if n == "state")
+        first = next_poll_s(sched.ctx.exposure().poll_s, 0.0, expected)  # 20 s or less
+        assert t_poll - seen[i][1] >= 0.9 * first > 5.0, (start, t_poll - seen[i][1])

@@ -128,6 +128,30 @@ def test_a_wafer_the_tool_already_exposed_is_held_never_exposed_again() -> None:
     assert rep.rows[1].state == "PROCESSED"
 
 
+def test_an_exposure_the_journal_does_not_know_found_at_the_start_is_held_not_sent() -> None:
+    """The count is read again in the intent's own reading (``steps.start``): an exposure
+    of the wafer made at the tool after it was loaded (by hand, say) holds it there, and
+    EXPOSURE:STARt is never sent."""
+    ln = line()
+    orig_load = ln.exposure.load
+
+    def load_then_exposed_by_hand(wafer_id: str) -> Any:
+        out = orig_load(wafer_id)
+        ln.exposure.counts[wafer_id] = 1
+        return out
+
+    ln.exposure.load = load_then_exposed_by_hand  # type: ignore[method-assign]
+    journal = Journal(":memory:", now=ln.clock.now)
+    sched = _sched(ln, 1, journal)
+    rep = asyncio.run(sched.run())
+    assert rep.rows[0].state == "STOPPED"
+    assert "the LX-365 reports 1 exposure of L1-01 that this journal does not know" in \
+        sched.wafers[0].data.reason
+    assert "start_exposure" not in ln.exposure.calls
+    assert "START_EXPOSURE" not in [c.command for c in journal.commands("exposure")]
+    assert ln.exposure.wafer is None  # made safe: unloaded, back in the stocker
+
+
 def test_a_setting_that_reads_back_different_refuses_the_start() -> None:
     ln = line()
     orig_load = ln.exposure.load

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
@@ -255,17 +256,25 @@ class ToolHandle(Generic[D]):
     async def wait(self, poll: Callable[[], V], done: Iterable[str], expected_s: float,
                    what: str, *, read: Callable[[V], str] | None = None,
                    fail: Iterable[str] = ("ALARM",),
-                   on_poll: Callable[[V], None] | None = None, sparse: bool = True) -> V:
+                   on_poll: Callable[[V], None] | None = None, sparse: bool = True,
+                   just_started: bool = False) -> V:
         """Poll ``poll`` (a driver method, through ``q``) until its state is in ``done``;
         ToolAlarm on ``fail``, WaitTimeout after ``limit(expected_s)``. Returns the last
         reading. ``read`` names the state of a reading (default: ``state_name``). Polls
         follow the expected end (``steps/polling.py``); ``sparse`` False: every period
-        while the end is far (each poll is a record, as a cure's profile)."""
+        while the end is far (each poll is a record, as a cure's profile).
+
+        ``just_started``: the step's command was sent a moment ago (not a resumed wait),
+        so a reading now could only say busy: the first poll comes when the schedule's
+        second would (an alarm is still seen within the sparse spacing). A resumed wait
+        polls at once: the step may have ended while nobody watched."""
         done, fail = set(done), set(fail)
         clock, cfg = self.ctx.clock, self.ctx.config
         began = clock.now()
         deadline = (clock.now() + cfg.limit(expected_s)
                     + cfg.min_wall_margin_s * clock.time_scale)
+        if just_started:
+            await clock.sleep(next_poll_s(self.poll_s, 0.0, expected_s, sparse=sparse))
         while True:
             polled_at = clock.now()  # a timeout needs a reading taken after the deadline
             value = await self.q(poll)
@@ -338,15 +347,29 @@ class StepContext:
     def save(self, w: Substrate) -> None:
         self.journal.save_wafer(w.wafer_id, w.state, w.data_dict())
 
-    def mark(self, wafers: Iterable[Substrate], phase: str) -> None:
-        """Journal ``phase`` as the last one done for each wafer."""
-        for w in wafers:
-            w.data.phase = phase
-            self.save(w)
+    def _one_commit(self, wafers: list[Substrate]) -> AbstractContextManager[None]:
+        """One transaction for the saves of several wafers (a batch: one commit, not 25);
+        a single wafer's save commits alone."""
+        return self.journal.atomic() if len(wafers) > 1 else nullcontext()
 
-    async def move(self, wafers: list[Substrate], to: Location) -> None:
+    def mark(self, wafers: list[Substrate], phase: str) -> None:
+        """Journal ``phase`` as the last one done for each wafer (one transaction)."""
+        with self._one_commit(wafers):
+            for w in wafers:
+                w.data.phase = phase
+                self.save(w)
+
+    async def move(self, wafers: list[Substrate], to: Location, *,
+                   phase: str | None = None) -> None:
+        """Move ``wafers`` to ``to`` under a journaled INTENT/OUTCOME. The OUTCOME, each
+        wafer's new location and ``phase`` (when given: the step's phase the move
+        completes) are one transaction, so a restart sees all of them or an open intent
+        (which it re-issues: a move to where the wafers are is a no-op). Wafers already
+        at ``to`` (a resumed step) are only marked."""
         ids = [w.wafer_id for w in wafers]
         if all(w.data.location == to for w in wafers):
+            if phase is not None:
+                self.mark(wafers, phase)
             return
         iid = self.journal.intent("handling", "MOVE", wafer_ids=ids,
                                   lot_id=wafers[0].lot_id, args={"to": to})
@@ -356,31 +379,36 @@ class StepContext:
             self.journal.outcome(iid, "FAILED", str(exc))
             raise StepFailed("hold", f"held for disposition: move to {to} failed: {exc}") \
                 from exc
-        self.journal.outcome(iid, "OK")
-        for w in wafers:
-            w.data.location = to
-            self.save(w)
+        with self.journal.atomic():
+            self.journal.outcome(iid, "OK")
+            for w in wafers:
+                w.data.location = to
+                if phase is not None:
+                    w.data.phase = phase
+                self.save(w)
 
-    def begin(self, wafers: Iterable[Substrate], step: str, tool: str) -> None:
+    def begin(self, wafers: list[Substrate], step: str, tool: str) -> None:
         """The step begins (or resumes) on ``tool``: journaled on each wafer (``data.tool``;
         ``data.ran[step]`` keeps which tool ran each step)."""
-        for w in wafers:
-            if w.state == "NEEDS_PROCESSING":
-                w.start()
-            if w.data.step != step or w.data.tool != tool:
-                w.data.step, w.data.phase = step, "" if w.data.step != step else w.data.phase
-                w.data.tool = tool
-                w.data.ran = {**w.data.ran, step: tool}
-                self.save(w)
-            self.emit(Event("step_start", self.clock.now(), lot_id=w.lot_id,
-                            wafer_id=w.wafer_id, tool=tool, step=step))
+        with self._one_commit(wafers):
+            for w in wafers:
+                if w.state == "NEEDS_PROCESSING":
+                    w.start()
+                if w.data.step != step or w.data.tool != tool:
+                    w.data.step, w.data.phase = step, "" if w.data.step != step else w.data.phase
+                    w.data.tool = tool
+                    w.data.ran = {**w.data.ran, step: tool}
+                    self.save(w)
+                self.emit(Event("step_start", self.clock.now(), lot_id=w.lot_id,
+                                wafer_id=w.wafer_id, tool=tool, step=step))
 
-    def end(self, wafers: Iterable[Substrate], step: str, tool: str, ok: bool) -> None:
-        for w in wafers:
-            w.data.step, w.data.phase, w.data.tool = "", "", ""
-            self.save(w)
-            self.emit(Event("step_end", self.clock.now(), lot_id=w.lot_id,
-                            wafer_id=w.wafer_id, tool=tool, step=step, data={"ok": ok}))
+    def end(self, wafers: list[Substrate], step: str, tool: str, ok: bool) -> None:
+        with self._one_commit(wafers):
+            for w in wafers:
+                w.data.step, w.data.phase, w.data.tool = "", "", ""
+                self.save(w)
+                self.emit(Event("step_end", self.clock.now(), lot_id=w.lot_id,
+                                wafer_id=w.wafer_id, tool=tool, step=step, data={"ok": ok}))
 
 
 def due(w: Substrate, phase: str, order: tuple[str, ...]) -> bool:

@@ -1,7 +1,9 @@
 """Checks before a start: the tool's own job records, and every recipe setting read back.
 
 - **Job records are the truth.** Before a wafer goes onto the exposure cell (or the
-  etcher), ``JOB:COUNt? <wafer>`` is compared with the starts this journal knows for
+  etcher), and again in the reading taken for the intent of its EXPOSURE:STARt /
+  ETCH:STARt (``steps.start``), ``JOB:COUNt? <wafer>`` is compared with the starts this
+  journal knows for
   that wafer since the tool's current boot (START_EXPOSURE / START_ETCH journaled as
   made). A tool that reports more than the journal knows (a lot rerun with a fresh
   journal, a wafer id reused under another lot) holds the wafer for disposition; it is
@@ -37,17 +39,25 @@ def known_starts(ctx: StepContext, tool: str, wafer_id: str, boot: Any,
 
 
 async def check_job_records(ctx: StepContext, h: ToolHandle[ScpiJobTool], w: Substrate) -> None:
-    """StepFailed("hold") if the tool reports starts of ``w`` this journal does not know."""
-    model, what, _ = MODELS[h.kind]
+    """StepFailed("hold") if the tool reports starts of ``w`` this journal does not know
+    (read now: before the wafer goes onto the tool)."""
     rec = await h.q(h.driver.records, w.wafer_id)  # boot id and count from one instant
-    count = int(rec.count)
-    known = known_starts(ctx, h.name, w.wafer_id, rec.boot, h.kind)
+    check_job_count(ctx, h, w.wafer_id, int(rec.count), rec.boot)
+
+
+def check_job_count(ctx: StepContext, h: ToolHandle[Any], wafer_id: str, count: int,
+                    boot: Any) -> None:
+    """StepFailed("hold") if ``count`` starts of ``wafer_id`` (read from the tool with boot
+    id ``boot``) are more than this journal made since that boot. ``steps.start`` checks
+    each START_EXPOSURE / START_ETCH with the reading its intent keeps."""
+    model, what, _ = MODELS[h.kind]
+    known = known_starts(ctx, h.name, wafer_id, boot, h.kind)
     if count > known:
         unknown = count - known
         noun = {"exposure": ("exposure", "exposures"), "etch": ("etch", "etches")}[what][
             unknown != 1]
-        raise StepFailed("hold", f"{w.wafer_id}: the {model} reports {unknown} {noun} of "
-                                 f"{w.wafer_id} that this journal does not know: held")
+        raise StepFailed("hold", f"{wafer_id}: the {model} reports {unknown} {noun} of "
+                                 f"{wafer_id} that this journal does not know: held")
 
 
 def _same(sent: Any, read: Any) -> bool:

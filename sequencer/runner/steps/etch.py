@@ -118,13 +118,11 @@ async def _run(ctx: StepContext, h: ToolHandle[EtcherProto], w: Substrate,
         w.data.etch_time_s = plan.expected_s
         ctx.mark([w], "recipe")
     if due(w, "in", PHASES):
-        await ctx.move([w], h.name)
-        ctx.mark([w], "in")
+        await ctx.move([w], h.name, phase="in")
     await load_wafer(ctx, h, w, PHASES, TIMING["load_s"], "load + pump-down")
     if due(w, "start_etch", PHASES):
         if why := queue_time_breach(ctx, w):
             raise StepFailed("hold", why)
-        await check_job_records(ctx, h, w)
         await check_readback(h, plan.settings())
         w.data.etch_start = ctx.clock.now()
         await send_start(ctx, h, "START_ETCH", [w], h.driver.start_etch, record=plan.record(),

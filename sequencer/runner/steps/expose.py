@@ -55,8 +55,7 @@ async def _run(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
     if due(w, "in", PHASES):
         await ensure_idle(ctx, h)
         await check_job_records(ctx, h, w)
-        await ctx.move([w], h.name)
-        ctx.mark([w], "in")
+        await ctx.move([w], h.name, phase="in")
     if due(w, "setup", PHASES):
         await ensure_idle(ctx, h)
         await h.q(h.driver.remote)
@@ -65,8 +64,8 @@ async def _run(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
         w.data.dose = float(r.dose_mj_cm2)
         ctx.mark([w], "setup")
     await load_wafer(ctx, h, w, PHASES, TIMING["load_s"], "load")
-    if due(w, "start_exposure", PHASES):
-        await check_job_records(ctx, h, w)
+    exposing = due(w, "start_exposure", PHASES)
+    if exposing:
         await check_readback(h, {"dose": float(r.dose_mj_cm2), "focus": float(r.focus_um),
                                  "develop_time": int(r.develop_s), "reticle": r.reticle})
         await send_start(ctx, h, "START_EXPOSURE", [w], h.driver.start_exposure,
@@ -76,14 +75,15 @@ async def _run(ctx: StepContext, h: ToolHandle[ExposureProto], w: Substrate,
         intensity = float(getattr(st, "intensity", 0) or intensity)
         expose_s = TIMING["fields"] * (float(r.dose_mj_cm2) / intensity + TIMING["step_s"])
         await h.wait(h.driver.state, {"EXPOSED"}, expose_s, "exposure",
-                     fail={"ALARM", "IDLE"})
+                     fail={"ALARM", "IDLE"}, just_started=exposing)
         ctx.mark([w], "exposed")
-    if due(w, "start_develop", PHASES):
+    developing = due(w, "start_develop", PHASES)
+    if developing:
         await send_start(ctx, h, "START_DEVELOP", [w], h.driver.start_develop,
                          phase="start_develop")
     if due(w, "developed", PHASES):
         await h.wait(h.driver.state, {"COMPLETE"}, float(r.develop_s) + TIMING["measure_s"],
-                     "develop", fail={"ALARM", "IDLE"})
+                     "develop", fail={"ALARM", "IDLE"}, just_started=developing)
         res = await h.q(h.driver.result)
         w.data.depth_um = float(res.depth_um)
         w.data.residual_um = float(res.residual_um)

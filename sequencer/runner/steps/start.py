@@ -13,9 +13,13 @@ from typing import Any
 
 from drivers.errors import CommsError, ToolError
 from sequencer.runner.steps import StepContext, StepFailed, ToolDown, ToolHandle, due, log
+from sequencer.runner.steps.checks import check_job_count
 from sequencer.runner.steps.reconcile import Verdict, read_before, reconcile
 from sequencer.states.substrate import Substrate
 from sequencer.store.journal import Intent
+
+#: the starts a tool counts in its job records (``JOB:COUNt? <wafer>``)
+JOB_STARTS = ("START_EXPOSURE", "START_ETCH")
 
 
 async def send_start(ctx: StepContext, h: ToolHandle[Any], command: str,
@@ -32,12 +36,19 @@ async def send_start(ctx: StepContext, h: ToolHandle[Any], command: str,
     same journal transaction as the OUTCOME, so a crash can never leave a start
     journaled as made while the wafer's phase says it is still to be made.
 
+    A START_EXPOSURE / START_ETCH (``JOB_STARTS``) is first checked against the tool's
+    job records, from the reading its intent keeps (``steps.checks.check_job_count``):
+    a tool that reports starts of the wafer this journal does not know holds it, and
+    nothing is sent.
+
     ``send`` is the driver's bound method, its arguments bound with it
     (``partial(h.driver.load, wafer_id)``): it runs once per attempt, through ``h.cmd``.
     """
     ids = [w.wafer_id for w in wafers]
     for _ in range(2):
         seen = await read_before(h, command, ids)
+        if command in JOB_STARTS:  # the tool's job records first: the same reading
+            check_job_count(ctx, h, ids[0], int(seen["count"]), seen["boot"])
         iid = ctx.journal.intent(h.name, command, wafer_ids=ids, lot_id=wafers[0].lot_id,
                                  args=record or {}, before={**seen, **(before or {})})
         try:
@@ -91,10 +102,12 @@ async def load_wafer(ctx: StepContext, h: ToolHandle[Any], w: Substrate,
                      phases: tuple[str, ...], load_s: float, what: str) -> None:
     """The LOAD both SCPI steps share: LOAD (journaled, never blind), then READY within
     ``load_s`` (ALARM or IDLE instead fails the step); each phase marked."""
-    if due(w, "load", phases):
+    sent = due(w, "load", phases)
+    if sent:
         await send_start(ctx, h, "LOAD", [w], partial(h.driver.load, w.wafer_id), phase="load")
     if due(w, "loaded", phases):
-        await h.wait(h.driver.state, {"READY"}, load_s, what, fail={"ALARM", "IDLE"})
+        await h.wait(h.driver.state, {"READY"}, load_s, what, fail={"ALARM", "IDLE"},
+                     just_started=sent)
         ctx.mark([w], "loaded")
 
 
@@ -102,11 +115,11 @@ async def unload_and_out(ctx: StepContext, h: ToolHandle[Any], w: Substrate,
                          phases: tuple[str, ...], unload_s: float, what: str) -> None:
     """The tail both SCPI steps share: UNLOAD (journaled, never blind), wait for IDLE
     within ``unload_s``, take the wafer back to the stocker; each phase marked."""
-    if due(w, "unload", phases):
+    sent = due(w, "unload", phases)
+    if sent:
         await send_start(ctx, h, "UNLOAD", [w], h.driver.unload, phase="unload")
     if due(w, "unloaded", phases):
-        await h.wait(h.driver.state, {"IDLE"}, unload_s, what)
+        await h.wait(h.driver.state, {"IDLE"}, unload_s, what, just_started=sent)
         ctx.mark([w], "unloaded")
     if due(w, "out", phases):
-        await ctx.move([w], "stocker")
-        ctx.mark([w], "out")
+        await ctx.move([w], "stocker", phase="out")
