@@ -14,8 +14,8 @@ commits with ``synchronous=NORMAL`` and its fsyncs run on the ``journal-sync`` t
 (:mod:`sequencer.store.walsync`), so a slow disk does not stall the event loop. An INTENT is
 the exception: :meth:`Journal.intent` returns only once it (and every write before it)
 is on the disk, so the command it announces can never reach a tool first. Other writes
-are durable within one fsync, and before the next intent or :meth:`Journal.close`
-returns; :meth:`Journal.flush` waits for them where a caller needs to.
+are durable within ``walsync.GATHER_S`` (20 ms) and one fsync, and before the next intent
+or :meth:`Journal.close` returns; :meth:`Journal.flush` waits for them where a caller needs to.
 """
 
 from __future__ import annotations

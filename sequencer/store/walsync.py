@@ -9,6 +9,12 @@ checkpoints (the journal's connection has ``wal_autocheckpoint=0``), every
 ``CHECKPOINT_EVERY`` commits, on a connection of its own: a checkpoint syncs the WAL and
 the database file.
 
+Commits nobody waits for are gathered: the thread, woken by the first, waits up to
+``GATHER_S`` for more (or for a waiter: an INTENT is synced at once) and covers them all
+with one fsync. A burst of commits (a batch of 25 wafers saved, a step's phase, outcome
+and results) is then one fsync and one wake-up of this thread, not one each; a commit is
+on the disk within ``GATHER_S`` plus an fsync.
+
 A commit is durable once :meth:`WalSync.wait` for its ticket returns. Commits reach
 the file in order and a WAL's recovery stops at its first missing frame, so a power cut
 loses at most a suffix of the commits not yet waited for; a process crash loses none
@@ -22,6 +28,7 @@ import sqlite3
 import threading
 
 CHECKPOINT_EVERY = 250  # commits (each writes one page or more: SQLite's default is 1000 pages)
+GATHER_S = 0.02  # wall s: how long a sync nobody waits for gathers the commits that follow
 
 
 class WalSyncError(OSError):
@@ -39,6 +46,8 @@ class WalSync:
         self._requested = 0
         self._durable = 0
         self._closing = False
+        self._idle = False  # the thread sleeps until a commit asks for a sync
+        self._waiters = 0  # callers blocked in wait(): sync now, gather nothing
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="journal-sync", daemon=True)
         self._thread.start()
@@ -47,14 +56,20 @@ class WalSync:
         """Ask for a sync covering every commit made so far; the ticket to wait for."""
         with self._cond:
             self._requested += 1
-            self._cond.notify_all()
+            if self._idle:  # else the thread is gathering or syncing: it will see this one
+                self._cond.notify_all()
             return self._requested
 
     def wait(self, ticket: int) -> None:
         """Block until the sync of ``ticket`` is done; :class:`WalSyncError` if it failed."""
         with self._cond:
-            while self._durable < ticket and self._error is None:
-                self._cond.wait()
+            self._waiters += 1
+            self._cond.notify_all()  # a gathering sync goes at once
+            try:
+                while self._durable < ticket and self._error is None:
+                    self._cond.wait()
+            finally:
+                self._waiters -= 1
             if self._error is not None:
                 raise WalSyncError(f"journal {self.path}: fsync failed ({self._error}); "
                                    "its last writes may not be on the disk") from self._error
@@ -77,10 +92,14 @@ class WalSync:
         try:
             while True:
                 with self._cond:
+                    self._idle = True
                     while self._durable == self._requested and not self._closing:
                         self._cond.wait()
+                    self._idle = False
                     if self._durable == self._requested:
                         return
+                    self._cond.wait_for(lambda: self._waiters > 0 or self._closing,
+                                        timeout=GATHER_S)
                     target = self._requested
                 try:
                     fd = self._fsync(fd)

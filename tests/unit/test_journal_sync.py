@@ -105,3 +105,29 @@ def test_a_failed_sync_fails_the_next_intent(tmp_path, monkeypatch) -> None:
         j.intent("etcher", "START_ETCH", wafer_ids=["W1"])
     assert disk.syncs == []
     j.close()
+
+
+def test_a_burst_of_commits_is_gathered_into_few_syncs_and_an_intent_is_not_kept_waiting(
+        tmp_path, monkeypatch) -> None:
+    """A fast disk: 40 commits nobody waits for (a batch's wafers saved one by one) share a
+    few fsyncs, gathered for up to ``GATHER_S``, yet reach the disk without being asked;
+    an intent that follows is synced at once, not after the gathering."""
+    monkeypatch.setattr(walsync, "GATHER_S", 1.0)  # longer than the burst by far
+    disk = Disk(monkeypatch)
+    db = tmp_path / "j.db"
+    j = Journal(db)
+    for n in range(40):
+        j.result(f"W{n}", "etch", {"removed_um": n})
+    t0 = time.perf_counter()
+    j.intent("etcher", "START_ETCH", wafer_ids=["W1"], lot_id="L")
+    assert time.perf_counter() - t0 < 0.5  # the waiting intent cut the gathering short
+    assert disk.synced_size() >= wal_size(db)
+    assert len(disk.syncs) <= 2, disk.syncs  # the burst and the intent: one sync or two
+    for n in range(3):
+        j.result(f"X{n}", "etch", {"removed_um": n})
+    size = wal_size(db)
+    deadline = time.monotonic() + 5.0
+    while disk.synced_size() < size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert disk.synced_size() >= size  # gathered, then synced unasked
+    j.close()
