@@ -16,8 +16,8 @@ predicts the same run first. Printed per shape and lot count:
   of the issue's bound, and the line says so;
 - the planner's wall time for the shape and its makespan error against the run (target
   within ±2 % on 1-1-1 and 1-1-2, the issue's planner-vs-runner lines; information on
-  the others). At this time scale the sequencer's own few ms a step are ~55 tool s (an
-  exposure takes ~230 tool s against the manual's ~165): the planner models them
+  the others). At this time scale the sequencer's own few ms a step are ~48 tool s (an
+  exposure cycle takes ~204 tool s against the manual's 164.5): the planner models them
   (``SequencerConfig.step_overhead_wall_s`` × time scale);
 - the sequencer's CPU per wafer (``time.process_time`` of this process), target ≤ 10 ms.
 

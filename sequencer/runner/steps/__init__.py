@@ -134,10 +134,11 @@ class SequencerConfig:
     #: sequencer's own wall time in a step, ``step_overhead_wall_s``
     time_scale: float = 1.0
     #: the sequencer's own wall time in a one-wafer step, between and around its waits
-    #: (round trips, journal syncs, moves): measured 26 ms an exposure and 30 ms an etch,
-    #: 2 cores, simulators at time scale 2000 (bench_lines prints the planner's error
-    #: with it). Nothing at time scale 1; ~55 tool s a step at 2000
-    step_overhead_wall_s: float = 0.028
+    #: (round trips, journal syncs, moves): 24 ms, 2 cores, simulators at time scale 2000,
+    #: the figure that centres the planner's error on 1-1-1 and 1-1-2 (4 and 10 lots:
+    #: +0.56, +0.01, -0.14, -0.80 %; bench_lines prints it). 28 ms before the steps'
+    #: exchanges were trimmed (2026-12-01). Nothing at time scale 1; ~48 tool s at 2000
+    step_overhead_wall_s: float = 0.024
 
     def limit(self, expected_s: float) -> float:
         return expected_s * self.limit_factor + self.margin_s
