@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY, t REAL, tool TEXT, ki
 CREATE TABLE IF NOT EXISTS batches (batch_no INTEGER PRIMARY KEY, t REAL, recipe TEXT,
     wafer_ids TEXT, state TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL);
+-- the check before each start reads one tool's commands of one kind (Journal.commands):
+-- without it, a scan of every command (3000 rows at 10 lots: 227 us a check, 4 a wafer)
+CREATE INDEX IF NOT EXISTS commands_by_tool ON commands (tool, command);
 """
 
 

@@ -74,3 +74,26 @@ def test_a_reader_converts_times_with_the_scale_the_journal_was_written_at(tmp_p
     assert abs(created - time.time()) < 60
     legacy = History(tmp_path / "old.db", time_scale=400.0).lots()[0].created
     assert abs(legacy - time.time()) < 60
+
+
+def test_the_check_before_a_start_reads_one_tools_commands_through_an_index(tmp_path) -> None:
+    """``commands(tool, command, wafer)`` runs before every start (the job-count check):
+    an index on (tool, command) keeps it to that tool's commands of that kind, not a scan
+    of the journal, which grows ~12 commands a wafer. A journal of an older version gets
+    the index when it is opened."""
+    db = tmp_path / "j.db"
+    j = Journal(db)
+    j.db.execute("DROP INDEX commands_by_tool")  # as a file written before the index
+    with j.atomic():
+        for n in range(50):
+            for tool, cmd in (("exposure", "LOAD"), ("exposure", "START_EXPOSURE"),
+                              ("etcher", "START_ETCH"), ("handling", "MOVE")):
+                j.outcome(j.intent(tool, cmd, wafer_ids=[f"W{n:02d}"], lot_id="L"), "OK")
+    j.close()
+    j = Journal(db)
+    plan = " ".join(str(r) for r in j.db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM commands WHERE tool=? AND command=? "
+        "AND instr(wafer_ids, ?) ORDER BY id", ("exposure", "START_EXPOSURE", '"W07"')))
+    assert "USING INDEX commands_by_tool" in plan, plan
+    assert [c.wafer_ids for c in j.commands("exposure", "START_EXPOSURE", "W07")] == [("W07",)]
+    j.close()
