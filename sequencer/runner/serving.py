@@ -47,7 +47,7 @@ log = structlog.get_logger("viaform.daemon.engine")
 
 RECONNECT_FOR_EVER = 10**9  # reconnect attempts once serving (the back-off is bounded)
 #: the driver reads whose reply is noted as the tool's last reported state
-NOTED = frozenset({"state", "status", "etch_status", "condition"})
+NOTED = frozenset({"state", "status", "readings", "etch_status", "condition"})
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -63,7 +63,9 @@ class ServeHandle(ToolHandle[D]):
         self.sched = sched
         self.last_state: str | None = None
         self.last_alarms: tuple[str, ...] = ()
-        self.last_status: Any = None  # the last full status snapshot (gauges for GEM SVs)
+        #: the last status snapshot (gauges for GEM SVs and the cards): a ``status``, or
+        #: the oven's ``readings`` (its input registers: what a cure polls)
+        self.last_status: Any = None
         self.recovery: asyncio.Future[dict[str, Any]] | None = None
 
     async def q(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -79,9 +81,11 @@ class ServeHandle(ToolHandle[D]):
             self.last_state = state_name(state)
             self.last_alarms = tuple(str(a) for a in alarms)
             return
+        if method == "readings" and not hasattr(value, "state"):
+            return  # the etcher's gauges alone (no state): not a snapshot of the tool
         st = getattr(value, "state", value)
         self.last_state = state_name(st) if st is not None else "NONE"
-        if method == "status":
+        if method in ("status", "readings"):  # the oven's readings: a cure's every poll
             self.last_status = value
             alarms = getattr(value, "alarms", ())
             names = alarms.names() if hasattr(alarms, "names") else alarms

@@ -14,6 +14,11 @@ same figure its time limit and the planner are built from. So it polls
   within a dense period of when it comes, not up to a period late;
 - every period again for a step later than its window (slow, or stuck until its limit).
 
+A wait that begins right after its own start (``ToolHandle.wait(just_started=True)``:
+after LOAD, EXPOSURE:STARt, DEVELOP:STARt, UNLOAD) makes its first poll where the
+schedule's second would be, not at once: a reading a moment after the start could only
+say busy. A resumed wait (a restart) polls at once.
+
 So a step is seen ending sooner and costs fewer polls than one every period. A wait
 whose every poll is also a record is never sparse (``sparse=False`` keeps its period
 while the end is far): the oven's cure, where each poll is a point of the batch's
