@@ -56,7 +56,9 @@ class BatchPolicy:
         return str(self.flows[w.lot_id].cure.name)
 
     def _line_state(self) -> policy.LineState:
-        """The line now, as the policy reads it."""
+        """The line now, as the policy reads it: the live wafers, less the repeats that
+        ``policy.queued`` lets it leave out (a waiting wafer behind another of its family:
+        most of a queue of lots, and built at every decision)."""
         cfg, now = self.ctx.config, self.clock.now()
         families = {}
         for flow in {id(f): f for f in self.flows.values()}.values():
@@ -64,11 +66,21 @@ class BatchPolicy:
                                                      cfg.batch_size(flow.cure.batch_size),
                                                      expected_cure_s(flow.cure, cfg))
         taken = {id(x) for b in self.busy.values() for x in b.wafers}  # ``_taken``, once
-        wafers = tuple(policy.Wafer(  # a final wafer is left out: the policy ignores it
-            w.wafer_id, self._family(w), w.data.developed, w.data.cured, w.data.etched,
-            w.data.step, self._tool_of(w) if w.data.step else "", w.data.develop_end,
-            w.data.cure_end, True, self._may_run(w), id(w) in taken)
-            for w in self.wafers if not w.final)
+        waiting: set[str] = set()  # families whose first waiting wafer is in
+        rows = []
+        for w in self.wafers:
+            if w.final:  # the policy ignores it
+                continue
+            d, family, may_run, is_taken = w.data, self._family(w), self._may_run(w), \
+                id(w) in taken
+            if not d.developed and not d.step and not is_taken and may_run:  # queued
+                if family in waiting:
+                    continue
+                waiting.add(family)
+            rows.append(policy.Wafer(w.wafer_id, family, d.developed, d.cured, d.etched,
+                                     d.step, self._tool_of(w) if d.step else "",
+                                     d.develop_end, d.cure_end, True, may_run, is_taken))
+        wafers = tuple(rows)
         ovens = tuple(sum(self.oven_busy[t]) if t in self.oven_busy else now
                       for t in self.ctx.of_kind("oven") if t not in self.down)
         return policy.LineState(

@@ -69,7 +69,14 @@ class Family:
 
 @dataclass(frozen=True)
 class LineState:
-    """The line as the policy sees it. ``wafers`` are in lot order."""
+    """The line as the policy sees it. ``wafers`` are in lot order.
+
+    ``wafers`` may leave out any wafer that :func:`queued` calls a repeat: a waiting
+    wafer behind another waiting wafer of its family. No rule reads one (the exposure
+    takes the first waiting wafer; the oven asks only whether one of a family is still
+    to come), so the answers are the same; the runner leaves them out because it builds
+    this state at every decision, and a line with lots queued is mostly such wafers.
+    """
 
     now: float
     wafers: tuple[Wafer, ...]
@@ -102,6 +109,13 @@ class OvenDecision:
     #: with no batch: the tool time at which the answer changes if nothing else happens
     #: (a partial batch becomes due), None if only an event can change it
     wake_at: float | None = None
+
+
+def queued(w: Wafer) -> bool:
+    """A waiting wafer: live, not developed, no step in progress, not taken, and free to
+    run. Of the waiting wafers of one family only the first (in lot order) is read by the
+    rules below; the rest may be left out of a :class:`LineState`."""
+    return w.live and not w.developed and not w.step and not w.taken and w.may_run
 
 
 def next_exposure(s: LineState, tool: str) -> str | None:
@@ -146,12 +160,12 @@ def exposure_wait(s: LineState) -> float:
     return 0.0 if early <= 0 else min(early, GATE_MAX_WAIT_S)
 
 
-def can_still_come(s: LineState, family: str) -> int:
-    """Wafers of ``family`` that may still be developed."""
-    if not s.exposure_open:
-        return 0
-    return sum(1 for w in s.wafers if w.live and w.family == family and w.may_run
-               and (not w.developed or w.step == "expose"))
+def still_to_come(s: LineState, family: str) -> bool:
+    """May a wafer of ``family`` still be developed? (Whether one may, not how many: a
+    state may leave repeats out, see :class:`LineState`.)"""
+    return s.exposure_open and any(w.live and w.family == family and w.may_run
+                                   and (not w.developed or w.step == "expose")
+                                   for w in s.wafers)
 
 
 def pick_batch(s: LineState, oven_poll_s: float) -> OvenDecision:
@@ -170,7 +184,7 @@ def pick_batch(s: LineState, oven_poll_s: float) -> OvenDecision:
     for name, ws in groups.items():
         size = s.families[name].batch_size
         ids = tuple(w.wafer_id for w in ws)
-        if len(ws) >= size or can_still_come(s, name) == 0:
+        if len(ws) >= size or not still_to_come(s, name):
             return OvenDecision(late, Batch(ids[:size], name))
         deadline = (ws[0].develop_end or 0.0) + s.q_develop_cure_s
         if fill_eta + s.margin_s + oven_poll_s >= deadline:
