@@ -22,7 +22,7 @@ from simulators.runner import SimThread
 
 from .flowkit import InProcessRun, assert_world_sound, world_snapshot, write_lot, write_recipe
 
-SCALE = 400.0
+SCALE = 800.0  # the planner models the sequencer's own time a step at any scale
 TOLERANCE = 0.02  # the issue's
 LINES = {"1-1-1": {"exposure": "exposure", "oven": "oven", "etcher": "etcher"},
          "1-1-2": {"exposure": "exposure", "oven": "oven", "etcher": "etcher",
@@ -76,8 +76,10 @@ def test_the_planner_and_the_runner_make_the_same_decisions(tmp_path: Path,
     error = abs(predicted.makespan_s - report.makespan_s) / report.makespan_s
     print(f"{shape}: predicted {predicted.makespan_s:.0f} s, ran {report.makespan_s:.0f} s, "
           f"error {error:.2%}")
-    # The 2 %: 0.42 % and 0.68 % measured with the cure modelled from the chamber's
-    # own start (a hot oven's next batch ramps from what it cooled to during the purge).
+    # The 2 %: at time scale 800, 0.08-0.30 % (1-1-1) and 0.92-1.05 % (1-1-2) in
+    # three runs (0.42 and 0.68 % at 400, twice as long a test); the cure is modelled from
+    # the chamber's own start (a hot oven's next batch ramps from what it cooled to during
+    # the purge).
     assert error <= TOLERANCE, (predicted.makespan_s, report.makespan_s)
 
 
