@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import socket
 import threading
 import time
@@ -58,6 +57,7 @@ from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ExceptionResponse, ModbusPDU
 
+from .descriptors import check_selectable, readable
 from .errors import CommsError, ToolRejected
 
 # pymodbus logs connection failures at ERROR through stdlib logging; with no
@@ -129,10 +129,9 @@ def _peer_gone(client: Client) -> bool:
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        return readable(sock, 0)  # an idle Modbus link has nothing to read: EOF or junk
     except (OSError, ValueError):
         return True
-    return bool(readable)  # an idle Modbus link has nothing to read: EOF or junk
 
 
 def _is_pty(path: str) -> bool:
@@ -176,6 +175,13 @@ class ModbusLink:
             sock = _tcp_socket(client)
             if sock is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            handle = sock if sock is not None else getattr(client, "socket", None)
+            try:  # pymodbus's recv and pyserial's read wait with select()
+                if handle is not None:
+                    check_selectable(handle.fileno(), tool=self.tool, target=str(self.endpoint))
+            except CommsError:
+                client.close()  # type: ignore[no-untyped-call]
+                raise
             self._client = client
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import serial
 
+from drivers.descriptors import check_selectable
 from drivers.socket_transport import SocketTransport
 from drivers.transport import CommsTimeout, LineTransport, log
 
@@ -44,6 +45,7 @@ class SerialTransport(LineTransport):
         self._rx.clear()
         self._ser = serial.Serial(self.target, baudrate=self.baudrate, timeout=self.timeout_s,
                                   write_timeout=self.timeout_s, exclusive=True)
+        check_selectable(self._ser.fileno(), tool=self.tool, target=self.target)  # read()
 
     def _close_raw(self) -> None:
         ser, self._ser = self._ser, None

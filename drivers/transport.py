@@ -29,7 +29,6 @@ the next command; the next call reconnects (and probes) first.
 
 from __future__ import annotations
 
-import select
 import socket
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import Any
 import serial
 import structlog
 
+from drivers.descriptors import readable
 from drivers.errors import CommsError
 
 log = structlog.get_logger("viaform.drivers")
@@ -217,8 +217,7 @@ class LineTransport(ABC):
         left = deadline - time.perf_counter()
         if left <= 0:
             return False
-        ready, _, _ = select.select([fd], [], [], left)
-        return bool(ready)
+        return readable(fd, left)
 
     # ------------------------------------------------------ per-implementation
     @abstractmethod
@@ -252,8 +251,7 @@ def _is_timeout(exc: BaseException) -> bool:
 
 def socket_peer_gone(sock: socket.socket, tool: str) -> bool:
     """Peek an idle socket: EOF or reset → gone; stray bytes → drained and logged."""
-    ready, _, _ = select.select([sock], [], [], 0)
-    if not ready:
+    if not readable(sock, 0):
         return False
     try:
         data = sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)

@@ -30,6 +30,7 @@ import sequencer.faces.cli.run as run
 import sequencer.faces.cli.sim as sim
 import sequencer.faces.cli.tool as tool
 import sequencer.faces.cli.wafer as wafer
+from drivers.descriptors import cap_open_files
 from sequencer.line.config import ConfigError
 from sequencer.store.journal import JournalError
 
@@ -56,6 +57,7 @@ DEBUG_ENV = "VIAFORM_DEBUG"
 
 
 def main() -> None:
+    cap_open_files()  # a tool's connection must get a descriptor select() can watch
     try:
         app()
     except SystemExit:
